@@ -1,0 +1,220 @@
+"""Load a video file or a folder of images into a FrameStore, plus image read/write helpers
+that work with non-ASCII paths (cv2.imread/imwrite do not on some platforms)."""
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+
+import cv2
+import numpy as np
+
+from inference_core.store import DEFAULT_MEMORY_BUDGET, FrameStore
+from util.errors import UserError
+
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+
+
+def natural_key(name):
+    """Sort key that orders 'frame2' before 'frame10' (case-insensitive)."""
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r'(\d+)', str(name))]
+
+
+def list_image_files(folder):
+    """Image files (jpg/jpeg/png/bmp/webp, any case) in `folder`, natural-sorted full paths.
+    Hidden files (dot-files such as macOS '._x.jpg') are skipped."""
+    folder = str(folder)
+    if not os.path.exists(folder):
+        raise UserError(f'folder not found: {folder}')
+    if not os.path.isdir(folder):
+        raise UserError(f'not a folder: {folder}')
+    names = [n for n in os.listdir(folder)
+             if not n.startswith('.') and os.path.splitext(n)[1].lower() in IMAGE_EXTS
+             and os.path.isfile(os.path.join(folder, n))]
+    names.sort(key=natural_key)
+    return [os.path.join(folder, n) for n in names]
+
+
+# ---------------------------------------------------------------------------- image I/O
+def read_image(path, flags=cv2.IMREAD_COLOR):
+    """Decode an image file (any path, including non-ASCII). With the default flags returns
+    RGB uint8 (H,W,3); with IMREAD_UNCHANGED returns what cv2 decodes (BGR order for colour).
+    Raises UserError when the file is missing or cannot be decoded."""
+    path = str(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise UserError(f'file not found: {path}') from None
+    except OSError as e:
+        raise UserError(f'cannot read {path}: {e.strerror or e}') from None
+    img = cv2.imdecode(data, flags) if data.size else None
+    if img is None:
+        raise UserError(f'cannot decode image (corrupt or unsupported): {path}')
+    if flags == cv2.IMREAD_COLOR:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+def encode_image(img_rgb, ext='.png', params=()):
+    """Encode an RGB (H,W,3) or single-channel uint8 image to bytes."""
+    img = img_rgb
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(ext, img, list(params))
+    if not ok:
+        raise UserError(f'cannot encode image as {ext}')
+    return buf.tobytes()
+
+
+def image_size(path):
+    """(h, w) of an image file without decoding pixels when Pillow can read the header."""
+    try:
+        from PIL import Image
+        with Image.open(str(path)) as im:
+            w, h = im.size
+            return h, w
+    except Exception:
+        img = read_image(path, cv2.IMREAD_UNCHANGED)
+        return img.shape[:2]
+
+
+# ---------------------------------------------------------------------------- resizing
+def processing_size(h, w, resolution):
+    """(h, w) after resizing so the shorter side equals `resolution` (-1: unchanged)."""
+    if resolution is None or resolution == -1:
+        return h, w
+    s = resolution / min(h, w)
+    return max(1, int(round(h * s))), max(1, int(round(w * s)))
+
+
+def resize_frame(frame, h, w):
+    """Resize an RGB frame: area interpolation when shrinking, bicubic when enlarging."""
+    if frame.shape[:2] == (h, w):
+        return frame
+    shrink = h * w < frame.shape[0] * frame.shape[1]
+    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def _check_resolution(resolution):
+    try:
+        r = int(resolution)
+    except (TypeError, ValueError):
+        raise UserError(f'resolution must be an integer (-1 keeps the original size), got {resolution!r}') from None
+    if r != -1 and r < 16:
+        raise UserError(f'resolution must be -1 (original size) or at least 16, got {resolution}')
+    return r
+
+
+# ---------------------------------------------------------------------------- loading
+def open_frames(path, resolution=480, storage='auto', progress=None, should_cancel=None,
+                memory_budget=DEFAULT_MEMORY_BUDGET):
+    """Load a video file or an image folder into a FrameStore.
+
+    Frames are resized so that the SHORTER side equals `resolution` (MiVOS default 480;
+    -1 keeps the original size); the original size is kept in store.orig_height/orig_width.
+    A folder is read in natural order (frame2 before frame10); store.frame_names holds the file
+    stems (00000, 00001 ... for a video). A single image file loads as a one-frame video.
+    Returns None when `should_cancel()` turns True.
+    """
+    resolution = _check_resolution(resolution)
+    if storage not in ('auto', 'memory', 'disk'):
+        raise UserError(f"storage must be 'auto', 'memory' or 'disk', got {storage!r}")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UserError(f'path not found: {path}')
+    if os.path.isdir(path):
+        files = list_image_files(path)
+        if not files:
+            raise UserError(f'no images ({", ".join(e[1:] for e in IMAGE_EXTS)}) in folder: {path}')
+        return _open_image_files(files, path, resolution, storage, progress, should_cancel,
+                                 memory_budget)
+    if os.path.splitext(path)[1].lower() in IMAGE_EXTS:
+        return _open_image_files([path], path, resolution, storage, progress, should_cancel,
+                                 memory_budget)
+    return _open_video(path, resolution, storage, progress, should_cancel, memory_budget)
+
+
+def _open_image_files(files, source, resolution, storage, progress, should_cancel, budget):
+    names = [os.path.splitext(os.path.basename(f))[0] for f in files]
+    seen = {}
+    for f, n in zip(files, names):
+        if n in seen:
+            raise UserError(f'two images share the name {n!r} ({os.path.basename(seen[n])}, '
+                            f'{os.path.basename(f)}): exports would overwrite each other')
+        seen[n] = f
+    first = read_image(files[0])
+    oh, ow = first.shape[:2]
+    ph, pw = processing_size(oh, ow, resolution)
+
+    def frames():
+        for i, f in enumerate(files):
+            img = first if i == 0 else read_image(f)
+            if img.shape[:2] != (oh, ow):
+                raise UserError(f'frames have different sizes: {os.path.basename(f)} is '
+                                f'{img.shape[1]}x{img.shape[0]}, {os.path.basename(files[0])} '
+                                f'is {ow}x{oh}')
+            yield resize_frame(img, ph, pw)
+
+    return FrameStore.from_frame_iter(frames(), num_frames=len(files), orig_size=(oh, ow),
+                                      storage=storage, source=source, frame_names=names,
+                                      memory_budget=budget, progress=progress,
+                                      should_cancel=should_cancel)
+
+
+@contextlib.contextmanager
+def _cv2_openable_path(path):
+    """Yield a path cv2.VideoCapture can open. Non-ASCII paths fail with some backends (Windows):
+    then fall back to a hard link / symlink / copy under an ASCII temp name."""
+    if path.isascii() or os.name != 'nt':
+        yield path
+        return
+    tmp = tempfile.mkdtemp(prefix='ivos_video_')
+    alias = os.path.join(tmp, 'video' + os.path.splitext(path)[1].encode('ascii', 'ignore').decode())
+    try:
+        for make in (os.link, os.symlink, shutil.copyfile):
+            try:
+                make(path, alias)
+                break
+            except OSError:
+                continue
+        yield alias
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _open_video(path, resolution, storage, progress, should_cancel, budget):
+    if not os.access(path, os.R_OK):
+        raise UserError(f'cannot read video (permission denied): {path}')
+    with _cv2_openable_path(path) as cv_path:
+        cap = cv2.VideoCapture(cv_path)
+        try:
+            if not cap.isOpened():
+                raise UserError(f'cannot open video (unsupported or corrupt): {path}')
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0)
+            ok, bgr = cap.read()
+            if not ok or bgr is None:
+                raise UserError(f'cannot decode any frame of video (corrupt or unsupported): {path}')
+            oh, ow = bgr.shape[:2]
+            ph, pw = processing_size(oh, ow, resolution)
+
+            def frames():
+                nonlocal bgr
+                while bgr is not None:
+                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    yield resize_frame(rgb, ph, pw)
+                    ok, bgr = cap.read()
+                    if not ok:
+                        bgr = None
+                    elif bgr.shape[:2] != (oh, ow):
+                        raise UserError(f'video changes frame size mid-stream: {path}')
+
+            store = FrameStore.from_frame_iter(
+                frames(), num_frames=count if count > 0 else None, orig_size=(oh, ow),
+                storage=storage, source=path, frame_names=None, memory_budget=budget,
+                progress=progress, should_cancel=should_cancel)
+        finally:
+            cap.release()
+    if store is not None and 0 < fps < 1000:
+        store.fps = fps
+    return store
