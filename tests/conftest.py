@@ -3,6 +3,7 @@
 Tests that need `../shared` (DAVIS data, MiVOS reference fixtures) skip cleanly when it is absent,
 as it is in a user's fresh clone.
 """
+import functools
 import os
 import sys
 from pathlib import Path
@@ -37,7 +38,13 @@ def davis16():
 
 
 def load_det_state_dict(name):
-    """Deterministic reference weights for keys/<name>.txt as torch tensors."""
+    """Deterministic reference weights for keys/<name>.txt as torch tensors (a fresh dict each call)."""
+    return dict(_det_state_dict_cached(name))
+
+
+@functools.lru_cache(maxsize=None)
+def _det_state_dict_cached(name):
+    # Generating the weights takes seconds per network; several test files need the same ones.
     import importlib.util
     import torch
     spec = importlib.util.spec_from_file_location('det_init', MIVOS_REF / 'det_init.py')
