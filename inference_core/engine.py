@@ -1,0 +1,415 @@
+"""PropagationEngine: MiVOS (STCN branch) InferenceCore behaviour over a FrameStore.
+
+What it reproduces (see ../shared/reference/mivos/README.md §4.7):
+  * frames are ImageNet-normalised and zero-padded to a multiple of 16 (after normalisation);
+  * the stored probability of a never-touched frame is background 1e-7, objects 0;
+  * `interact(t, mask)`: mask diff = mask - stored prob (incl. background, taken before the
+    overwrite), the mask becomes the stored prob of t, t's key/value go to the permanent memory,
+    then a forward and a backward pass;
+  * a pass stops before the nearest other interacted frame (or at the clip end); memory = the
+    permanent entries + a temporary frame every `mem_freq` frames (never the last frame of the
+    pass), values encoded from the UNFUSED result; when the pass is bounded by another
+    interacted frame tc the result is fused with the stored prob using the attention of the
+    latest mask diff and dist = (|tc-ti|, |tr-ti|) / |tc-tr|.
+
+Beyond MiVOS: frames are read from the store one at a time (no float copy of the video); key
+features live in a bounded LRU; soft probabilities live in a ProbabilityCache (compact dtype,
+byte budget, fallback to the one-hot of the store's labels); `max_memory_frames` caps the
+memory of a pass; objects may be added (channels are padded) or removed between interactions;
+AMP on CUDA; progress and cancellation between frames (each frame's labels are written
+atomically, so a cancelled run leaves every frame either old or new).
+"""
+import contextlib
+import threading
+
+import numpy as np
+import torch
+
+from inference_core.aggregate import aggregate_wbg
+from inference_core.memory_bank import FeatureCache, MemoryBank, ProbabilityCache
+from inference_core.padding import pad_amount, pad_divide_by, unpad
+from util.errors import UserError
+from util.tensor_util import normalize_frames
+
+DIRECTIONS = ('both', 'forward', 'backward')
+DEFAULT_FEATURE_CACHE_BYTES = 1 << 30
+DEFAULT_PROB_CACHE_BYTES = 1 << 30
+
+
+def argmax0(x):
+    """Index of the largest channel along dim 0 (first one on ties, like torch.argmax);
+    max().indices is ~10x faster than argmax over the leading dim on the CPU."""
+    return x.max(dim=0).indices
+
+
+def amp_dtype(amp, device):
+    """Resolve an `amp` setting to a torch dtype or None (AMP is used on CUDA only).
+
+    amp: False/None/'off' -> None; True/'fp16'/'float16' -> float16; 'bf16'/'bfloat16' -> bfloat16.
+    """
+    if amp in (None, False, 'off', 'none', 'fp32'):
+        return None
+    if torch.device(device).type != 'cuda':
+        return None
+    if amp in (True, 'fp16', 'float16', 'on', 'auto'):
+        return torch.float16
+    if amp in ('bf16', 'bfloat16'):
+        return torch.bfloat16
+    raise UserError(f'unknown amp setting {amp!r} (use off, fp16 or bf16)')
+
+
+class PropagationEngine:
+    """Propagates interacted masks through the video held by a FrameStore.
+
+    networks: an object with `.propagation`, `.fusion` (nn.Modules, see docs/ARCHITECTURE.md)
+    and optionally `.device`. `prob_dtype`/`prob_cache_bytes` configure the ProbabilityCache
+    (use 'float32' and None for bit-level MiVOS behaviour), `feature_cache_bytes` the key
+    feature LRU. `frame_loader(t) -> (1,3,H,W) float32` optionally replaces reading +
+    normalising store.frame(t) (e.g. to feed pre-normalised reference images).
+    """
+
+    def __init__(self, networks, store, mem_freq=5, top_k=20, max_memory_frames=None, amp=False,
+                 device=None, prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
+                 feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, frame_loader=None):
+        if int(mem_freq) < 1:
+            raise UserError(f'mem_freq must be >= 1, got {mem_freq}')
+        if max_memory_frames is not None and int(max_memory_frames) < 1:
+            raise UserError(f'max_memory_frames must be >= 1, got {max_memory_frames}')
+        self.store = store
+        self.prop_net = networks.propagation
+        self.fuse_net = getattr(networks, 'fusion', None)
+        if device is None:
+            device = getattr(networks, 'device', None)
+            if device is None:
+                device = next(self.prop_net.parameters()).device
+        self.device = torch.device(device)
+        self.mem_freq = int(mem_freq)
+        self.top_k = int(top_k)
+        self.amp_dtype = amp_dtype(amp, self.device)
+        self._frame_loader = frame_loader
+
+        self.h, self.w = store.height, store.width
+        self.pad = pad_amount(self.h, self.w, 16)
+        self.nh = self.h + self.pad[2] + self.pad[3]
+        self.nw = self.w + self.pad[0] + self.pad[1]
+
+        self.memory = MemoryBank(max_memory_frames)
+        self.probs = ProbabilityCache(prob_dtype, prob_cache_bytes)
+        self.features = FeatureCache(feature_cache_bytes)
+        self.interacted = frozenset()    # replaced, never mutated: safe to read from other threads
+        self.num_objects = store.num_objects
+        self.before_write = None         # optional fn(t) called before frame t's labels are written
+        self.last_mask_diff = None
+        self.peak_memory_frames = 0
+        self._lock = threading.RLock()
+        self._set_top_k()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def max_memory_frames(self):
+        return self.memory.max_frames
+
+    @property
+    def memory_size(self):
+        """Number of frames in the memory of the pass in progress (0 between passes)."""
+        return self.memory.size
+
+    def interact(self, frame_idx, mask, direction='both', end=None, progress=None,
+                 should_cancel=None):
+        """Commit `mask` at `frame_idx` and propagate from it.
+
+        mask: probabilities with background (K+1, 1, H, W) (tensor or array, H, W = store size),
+        or a label map (H, W) of ids 0..K. `direction`: 'both' | 'forward' | 'backward'.
+        `end`: optional last frame to process; it bounds the pass on its side of frame_idx (a
+        pass still stops before the nearest other interacted frame). Labels are written into the
+        store frame by frame. Returns True when finished, False when cancelled.
+        """
+        if direction not in DIRECTIONS:
+            raise UserError(f'direction must be one of {", ".join(DIRECTIONS)}, got {direction!r}')
+        with self._lock, torch.inference_mode():
+            t = self._check_frame(frame_idx)
+            if end is not None:
+                end = self._check_frame(end)
+            ranges = self.pass_ranges(t, direction, end)    # validates before any change
+            self.commit(t, mask, _diff=True)
+            total = sum(len(r[0]) for r in ranges)
+            done = [0]
+            self.memory.reset_peak()
+            for frames, bound in ranges:
+                if not self._do_pass(t, frames, bound, done, total, progress, should_cancel):
+                    return False
+            return True
+
+    def commit(self, frame_idx, mask, _diff=False):
+        """Add an interacted frame to the permanent memory without propagating (its mask also
+        becomes the frame's stored probability and labels)."""
+        with self._lock, torch.inference_mode():
+            t = self._check_frame(frame_idx)
+            if self.store.num_objects < 1:
+                raise UserError('there are no objects to propagate: add an object first')
+            self._sync_objects()
+            mask = self._mask_to_prob(mask)
+            if _diff:
+                prev = self._prob(t)
+                diff = mask - prev
+                self.last_mask_diff = diff
+                self._pos_diff = diff.clamp(0, 1)
+                self._neg_diff = (-diff).clamp(0, 1)
+            self.interacted = self.interacted | {t}
+            self.probs.put(t, mask)
+            self._write_labels(t, mask, edited=None, only_if_changed=True)
+            self._refresh_stale_memory()
+            key, value = self._encode_memory(t, mask)
+            self.memory.set_permanent(t, key, value, self._labels_padded(mask))
+
+    def forget(self, frame_idx):
+        """Remove an interacted frame from the memory (e.g. after its edits were undone)."""
+        with self._lock:
+            t = int(frame_idx)
+            self.interacted = self.interacted - {t}
+            self.memory.remove_permanent(t)
+            self.probs.discard(t)
+
+    def invalidate(self, frames):
+        """Forget the stored soft probabilities of frames whose labels changed outside the engine."""
+        for t in frames:
+            self.probs.discard(t)
+
+    def reset(self):
+        """Forget everything (memory, interacted frames, probabilities); features are kept."""
+        with self._lock:
+            self.memory.clear()
+            self.probs.clear()
+            self.interacted = frozenset()
+            self.last_mask_diff = None
+            self.num_objects = self.store.num_objects
+
+    def clear_feature_cache(self):
+        self.features.clear()
+
+    def remove_object(self, obj_id):
+        """Drop object `obj_id` (call together with store.remove_object): its probability goes to
+        the background and ids above it shift down, as in the store."""
+        with self._lock:
+            obj_id = int(obj_id)
+            if not 1 <= obj_id <= self.num_objects:
+                return
+            self.probs.remove_channel(obj_id)
+            lut = np.arange(256, dtype=np.uint8)
+            lut[obj_id] = 0
+            lut[obj_id + 1:] = np.arange(obj_id, 255, dtype=np.uint8)
+            for e in self.memory.permanent.values():
+                if e.labels is not None:
+                    e.labels = lut[e.labels]
+                e.value = None          # "others" channels changed: re-encode before next use
+            self.num_objects -= 1
+
+    def pass_ranges(self, t, direction='both', end=None):
+        """[(frames, bound), ...] of the passes an interaction at t runs; bound is the nearest
+        other interacted frame on that side (None at the clip end): fusion happens iff not None.
+        `end` bounds the pass on its side of t; the other side (direction 'both') is unbounded."""
+        if end is not None and end != t:
+            if direction == 'forward' and end < t or direction == 'backward' and end > t:
+                raise UserError(f'end frame {end} is on the wrong side of frame {t} for '
+                                f'{direction} propagation')
+        out = []
+        T = self.store.num_frames
+        if direction in ('both', 'forward'):
+            nxt = min([f for f in self.interacted if f > t], default=None)
+            stop = T if nxt is None else nxt
+            if end is not None and end >= t:
+                stop = min(stop, end + 1)
+            out.append((list(range(t + 1, stop)), nxt))
+        if direction in ('both', 'backward'):
+            prv = max([f for f in self.interacted if f < t], default=None)
+            stop = -1 if prv is None else prv
+            if end is not None and end <= t:
+                stop = max(stop, end - 1)
+            out.append((list(range(t - 1, stop, -1)), prv))
+        return [(f, b) for f, b in out if f]
+
+    def prob(self, t):
+        """Stored probability of frame t, float32 (K+1, 1, nh, nw) padded, on the CPU."""
+        with torch.inference_mode():
+            return self._prob(int(t)).cpu()
+
+    # ------------------------------------------------------------------ passes
+    def _do_pass(self, idx, frames, bound, done, total, progress, should_cancel):
+        net = self.prop_net
+        key_idx = self.memory.permanent[idx].key
+        last = idx
+        end = frames[-1]
+        self.memory.begin_pass(idx)
+        try:
+            for ti in frames:
+                if should_cancel is not None and should_cancel():
+                    return False
+                k16, qv16, f16, f8, f4 = self._features(ti)
+                mk, mv = self.memory.memory()
+                with self._autocast():
+                    out = net.segment_with_query(mk, mv, f8, f4, k16, qv16)
+                out = aggregate_wbg(out.float(), keep_bg=True)
+                if ti != end and abs(ti - last) >= self.mem_freq and self.memory.can_add_temporary():
+                    with self._autocast():
+                        v = net.encode_value(self._image(ti), f16, out[1:])
+                    self.memory.add_temporary(ti, k16.unsqueeze(2), v)
+                    last = ti
+                self.peak_memory_frames = max(self.peak_memory_frames, self.memory.size)
+                if bound is not None and self.fuse_net is not None:
+                    result = self._fuse(bound, idx, ti, self._prob(ti), out, key_idx, k16)
+                else:
+                    result = out
+                self.probs.put(ti, result)
+                self._write_labels(ti, result, edited=False)
+                done[0] += 1
+                if progress is not None:
+                    progress(done[0], total)
+            return True
+        finally:
+            self.memory.end_pass()
+
+    def _fuse(self, tc, tr, ti, prev, curr, mk16, qk16):
+        nc = abs(tc - ti) / abs(tc - tr)
+        nr = abs(tr - ti) / abs(tc - tr)
+        dist = torch.tensor([[nc, nr]], dtype=torch.float32, device=self.device)
+        im = self._image(ti)
+        with self._autocast():
+            attn = self.prop_net.get_attention(mk16, self._pos_diff, self._neg_diff, qk16)
+            probs = []
+            for k in range(1, self.num_objects + 1):
+                logits = self.fuse_net(im, prev[k:k + 1], curr[k:k + 1], attn[k:k + 1], dist)
+                probs.append(torch.sigmoid(logits.float()).reshape(1, 1, self.nh, self.nw))
+        return aggregate_wbg(torch.cat(probs, 0), keep_bg=True)
+
+    # ------------------------------------------------------------------ helpers
+    def _check_frame(self, t):
+        try:
+            t = int(t)
+        except (TypeError, ValueError):
+            raise UserError(f'frame index must be an integer, got {t!r}') from None
+        if not 0 <= t < self.store.num_frames:
+            raise UserError(f'frame {t} is out of range (0..{self.store.num_frames - 1})')
+        return t
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type='cuda', dtype=self.amp_dtype)
+
+    def _set_top_k(self):
+        # The official net keeps top_k as an attribute (MiVOS PropagationNetwork(top_k=20)).
+        for obj in (self.prop_net, getattr(self.prop_net, 'memory', None)):
+            if obj is not None and hasattr(obj, 'top_k'):
+                obj.top_k = self.top_k
+
+    def _image(self, t):
+        """Normalised, padded frame t (1, 3, nh, nw) on the device."""
+        if self._frame_loader is not None:
+            x = torch.as_tensor(self._frame_loader(t)).float()
+            if x.dim() == 3:
+                x = x.unsqueeze(0)
+        else:
+            x = normalize_frames(np.array(self.store.frame(t)))   # writable copy for torch
+        x, _ = pad_divide_by(x.to(self.device), 16)
+        return x
+
+    def _features(self, t):
+        feats = self.features.get(t)
+        if feats is None:
+            with self._autocast():
+                feats = tuple(self.prop_net.encode_key(self._image(t)))
+            self.features.put(t, feats)
+        return feats
+
+    def _encode_memory(self, t, mask):
+        k16, _, f16, _, _ = self._features(t)
+        with self._autocast():
+            value = self.prop_net.encode_value(self._image(t), f16, mask[1:])
+        return k16.unsqueeze(2), value
+
+    def _sync_objects(self):
+        """Follow the store's object count: new objects get zero channels (probabilities are
+        padded on read; memory values are re-encoded, since every object's value depends on the
+        others). A count that shrank without remove_object() resets the soft state."""
+        k = self.store.num_objects
+        if k == self.num_objects:
+            return
+        if k < self.num_objects:
+            self.probs.clear()
+            for e in self.memory.permanent.values():
+                e.labels = self._labels_padded(self._onehot(self.store.get_mask(e.frame), k))
+        for e in self.memory.permanent.values():
+            e.value = None
+        self.num_objects = k
+
+    def _refresh_stale_memory(self):
+        for e in self.memory.stale_entries():
+            labels = torch.from_numpy(e.labels.astype(np.int64)).to(self.device)
+            k = self.num_objects
+            onehot = torch.zeros((k + 1, 1, self.nh, self.nw), dtype=torch.float32, device=self.device)
+            onehot.scatter_(0, labels.clamp(max=k)[None, None], 1.0)
+            onehot = self._zero_pad_border(onehot)
+            _, e.value = self._encode_memory(e.frame, onehot)
+
+    def _zero_pad_border(self, x):
+        lw, uw, lh, uh = self.pad
+        if any(self.pad):
+            inner = unpad(x, self.pad)
+            x = torch.zeros_like(x)
+            x[..., lh:lh + self.h, lw:lw + self.w] = inner
+        return x
+
+    def _onehot(self, labels, k):
+        """One-hot (k+1, 1, nh, nw) of an unpadded label map, zero (incl. background) in the pad."""
+        lab = torch.from_numpy(np.asarray(labels).astype(np.int64))
+        if int(lab.max()) > k:
+            raise UserError(f'label map has object id {int(lab.max())} but only {k} objects exist')
+        onehot = torch.zeros((k + 1, 1, self.h, self.w), dtype=torch.float32)
+        onehot.scatter_(0, lab[None, None], 1.0)
+        return pad_divide_by(onehot, 16)[0].to(self.device)
+
+    def _mask_to_prob(self, mask):
+        k = self.num_objects
+        if isinstance(mask, np.ndarray) and mask.ndim == 2 or \
+                isinstance(mask, torch.Tensor) and mask.dim() == 2:
+            labels = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask
+            if labels.shape != (self.h, self.w):
+                raise UserError(f'mask is {labels.shape[1]}x{labels.shape[0]}, '
+                                f'the video is {self.w}x{self.h}')
+            return self._onehot(labels, k)
+        m = torch.as_tensor(mask).float().to(self.device)
+        if m.dim() == 3:
+            m = m.unsqueeze(1)
+        if m.dim() != 4 or m.shape[1] != 1 or tuple(m.shape[-2:]) != (self.h, self.w):
+            raise UserError(f'mask must be (K+1, 1, {self.h}, {self.w}) probabilities or a '
+                            f'({self.h}, {self.w}) label map, got {tuple(m.shape)}')
+        if m.shape[0] > k + 1:
+            raise UserError(f'mask has {m.shape[0] - 1} objects but only {k} exist')
+        if m.shape[0] < k + 1:
+            m = torch.cat([m, m.new_zeros((k + 1 - m.shape[0], 1, self.h, self.w))], 0)
+        return pad_divide_by(m, 16)[0]
+
+    def _prob(self, t):
+        """Stored probability (K+1, 1, nh, nw) float32 on the device. Not cached: the one-hot of
+        the store's labels, or the MiVOS initial state (background 1e-7) for an empty frame."""
+        k = self.num_objects
+        p = self.probs.get(t, k + 1, self.device)
+        if p is not None:
+            return p
+        labels = self.store.get_mask(t)
+        if labels.any():
+            return self._onehot(labels, k)
+        p = torch.zeros((k + 1, 1, self.nh, self.nw), dtype=torch.float32, device=self.device)
+        p[0] = 1e-7
+        return p
+
+    def _labels_padded(self, prob):
+        return argmax0(prob)[0].to(torch.uint8).cpu().numpy()
+
+    def _write_labels(self, t, prob, edited, only_if_changed=False):
+        labels = unpad(argmax0(prob)[0], self.pad).to(torch.uint8).cpu().numpy()
+        if only_if_changed and np.array_equal(labels, self.store.get_mask(t)):
+            return
+        if self.before_write is not None:
+            self.before_write(t)
+        self.store.set_mask(t, labels, edited=edited)

@@ -1,0 +1,164 @@
+"""Per-frame interactions: scribble-to-mask (MiVOS S2M GUI path) and free-draw helpers.
+
+ScribbleController follows the MiVOS GUI (README §4.6): for each object k the network input is
+[image(3), prev_hard_mask == k, positive = scribble == k, negative = scribble not in (k, 255)]
+(6 channels, padded to a multiple of 16), the output goes through a sigmoid, and the GUI
+aggregates the K sigmoids with aggregate_wbg(hard=True). The official S2M net and the bundled
+interaction net share this input contract.
+
+Scribble maps are uint8 (H, W) at the unpadded size: 255 = no scribble, 0 = background
+scribble, k = scribble for object k.
+"""
+import contextlib
+
+import cv2
+import numpy as np
+import torch
+
+from inference_core.aggregate import aggregate_wbg
+from inference_core.padding import pad_divide_by, unpad
+from util.errors import UserError
+
+NO_SCRIBBLE = 255
+
+
+class ScribbleController:
+    """Runs the scribble net for every object of a frame.
+
+    net: forward(x (1, 6, H, W)) -> logits (1, 1, H, W). `amp_dtype`: optional autocast dtype
+    (CUDA only).
+    """
+
+    def __init__(self, net, device=None, amp_dtype=None):
+        self.net = net
+        if device is None and net is not None:
+            device = next(net.parameters()).device
+        self.device = torch.device(device or 'cpu')
+        self.amp_dtype = amp_dtype if self.device.type == 'cuda' else None
+
+    def net_inputs(self, image, prev_labels, scr_mask, num_objects):
+        """The (K, 6, Hp, Wp) network inputs (object order 1..K).
+
+        image: (1, 3, Hp, Wp) normalised padded frame; prev_labels: padded (Hp, Wp) or
+        (1, Hp, Wp) uint8 hard labels; scr_mask: unpadded (H, W) uint8 scribble map.
+        """
+        image = torch.as_tensor(image).to(self.device)
+        prev = torch.as_tensor(np.asarray(prev_labels)).to(self.device)
+        if prev.dim() == 3:
+            prev = prev[0]
+        scr = np.asarray(scr_mask)
+        out = []
+        for k in range(1, num_objects + 1):
+            pos = (scr == k)
+            neg = (scr != k) & (scr != NO_SCRIBBLE)
+            rs = torch.from_numpy(np.stack([pos, neg], 0).astype(np.float32))[None].to(self.device)
+            rs, _ = pad_divide_by(rs, 16)
+            out.append(torch.cat([image, (prev == k).float()[None, None], rs], 1))
+        return torch.cat(out, 0)
+
+    @torch.inference_mode()
+    def interact(self, image, prev_labels, scr_mask, num_objects):
+        """Per-object sigmoid probabilities (K, 1, Hp, Wp) (MiVOS S2MController.interact)."""
+        if self.net is None:
+            raise UserError('no scribble network is loaded')
+        x = self.net_inputs(image, prev_labels, scr_mask, num_objects)
+        out = []
+        ctx = torch.autocast('cuda', dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+        with ctx:
+            for k in range(num_objects):       # one object at a time, like the reference
+                out.append(torch.sigmoid(self.net(x[k:k + 1]).float()))
+        return torch.cat(out, 0)
+
+    def predict(self, image, prev_labels, scr_mask, num_objects):
+        """Probabilities with background (K+1, 1, Hp, Wp) as the GUI passes them on."""
+        return aggregate_wbg(self.interact(image, prev_labels, scr_mask, num_objects),
+                             keep_bg=True, hard=True)
+
+
+# ---------------------------------------------------------------------------------- drawing
+def _as_polylines(strokes):
+    """Accept one polyline [(x, y), ...] or a list of polylines; return list of int32 arrays."""
+    if strokes is None:
+        return []
+    if isinstance(strokes, np.ndarray) and strokes.ndim == 2 and strokes.shape[1] == 2:
+        return [strokes.astype(np.float64)]
+    strokes = list(strokes)
+    if not strokes:
+        return []
+    first = strokes[0]
+    if np.ndim(first) == 1 and len(first) == 2 and np.isscalar(first[0]):
+        strokes = [strokes]
+    out = []
+    for s in strokes:
+        a = np.asarray(s, dtype=np.float64)
+        if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
+            raise UserError('a stroke must be a list of (x, y) points')
+        out.append(a)
+    return out
+
+
+def stroke_mask(height, width, strokes, width_px=3):
+    """Rasterise polylines (image coordinates x, y) drawn with a round brush of diameter
+    `width_px` into a bool (height, width) mask. A one-point stroke draws a disk."""
+    if width_px < 1:
+        raise UserError(f'brush width must be >= 1, got {width_px}')
+    canvas = np.zeros((height, width), np.uint8)
+    thickness = max(1, int(round(width_px)))
+    for pts in _as_polylines(strokes):
+        p = np.round(pts).astype(np.int32)
+        if len(p) == 1:
+            cv2.circle(canvas, tuple(int(v) for v in p[0]), max(0, thickness // 2), 1, -1)
+        else:
+            cv2.polylines(canvas, [p.reshape(-1, 1, 2)], False, 1, thickness, lineType=cv2.LINE_8)
+            if thickness > 2:     # round caps at both ends
+                for q in (p[0], p[-1]):
+                    cv2.circle(canvas, (int(q[0]), int(q[1])), thickness // 2, 1, -1)
+    return canvas.astype(bool)
+
+
+def brush_disk(height, width, x, y, radius):
+    """Bool mask of a filled disk of `radius` pixels at (x, y)."""
+    canvas = np.zeros((height, width), np.uint8)
+    cv2.circle(canvas, (int(round(x)), int(round(y))), max(0, int(round(radius))), 1, -1)
+    return canvas.astype(bool)
+
+
+def as_region(height, width, region, brush=3):
+    """A bool mask from either a bool/0-1 array of the frame size or polylines + brush width."""
+    if region is None:
+        return np.zeros((height, width), bool)
+    if isinstance(region, np.ndarray) and region.ndim == 2 and region.shape != (1, 2) \
+            and not (region.shape[1] == 2 and region.dtype.kind == 'f'):
+        if region.shape != (height, width):
+            raise UserError(f'mask is {region.shape[1]}x{region.shape[0]}, the frame is '
+                            f'{width}x{height}')
+        return region.astype(bool)
+    return stroke_mask(height, width, region, brush)
+
+
+def paint_labels(labels, obj_id, region, erase=False):
+    """Free brush on a label map: paint `region` with obj_id, or with erase=True clear the
+    pixels of obj_id inside it (obj_id 0/None erases every object there). Returns a new map."""
+    out = np.array(labels, dtype=np.uint8, copy=True)
+    region = np.asarray(region, bool)
+    if erase:
+        if obj_id:
+            out[region & (out == obj_id)] = 0
+        else:
+            out[region] = 0
+    else:
+        out[region] = obj_id
+    return out
+
+
+def set_object_region(labels, obj_id, region):
+    """Replace object obj_id's mask by `region` (other objects under it are overwritten)."""
+    out = np.array(labels, dtype=np.uint8, copy=True)
+    out[out == obj_id] = 0
+    out[np.asarray(region, bool)] = obj_id
+    return out
+
+
+def unpad_prob(prob, pad):
+    """Crop a padded (C, 1, Hp, Wp) probability back to the frame size."""
+    return unpad(prob, pad)

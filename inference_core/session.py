@@ -1,0 +1,484 @@
+"""Session: the headless interactive-segmentation API used by the GUI, the CLIs and tests.
+
+    from inference_core.session import Session
+
+    s = Session.open('video.mp4', resolution=480)          # or Session(store, networks=...)
+    obj = s.add_object('dog')                               # object ids are 1..N
+    s.scribble(0, obj, positive=[[(120, 80), (160, 95)]])   # polylines (x, y) at processing size
+    s.scribble(0, obj, negative=[[(20, 20), (40, 30)]])     # refine; negative = background
+    s.click(0, obj, x=150, y=90)                            # or clicks (f-BRS / bundled net)
+    s.propagate(progress=lambda done, total: print(done, total))
+    s.paint(30, obj, bool_mask, erase=True)                 # fix frame 30 by hand ...
+    s.propagate(30)                                         # ... fused with frame 0's result
+    labels = s.get_mask(42)                                 # (H, W) uint8, 0 = background
+    s.undo(); s.redo()
+
+Interactions change a frame's labels at once, mark the frame as person-edited and make it
+"pending"; `propagate` commits every pending frame to the engine's permanent memory and
+propagates from one of them (default: the last one interacted with) in the requested direction,
+up to the nearest other interacted frame (fusing the results in between, as MiVOS does).
+
+Threading: `propagate` may run in a worker thread while the GUI reads masks (`get_mask`, the
+store). Edits attempted while a propagation runs raise UserError; cancel it with the
+`should_cancel` callback.
+"""
+import contextlib
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from inference_core.engine import (DEFAULT_FEATURE_CACHE_BYTES, DEFAULT_PROB_CACHE_BYTES,
+                                   DIRECTIONS, PropagationEngine, amp_dtype,
+                                   argmax0)
+from inference_core.history import Action, History
+from inference_core.interaction import (ScribbleController, as_region, paint_labels,
+                                        set_object_region)
+from inference_core.padding import pad_divide_by, unpad
+from util.errors import UserError
+from util.tensor_util import normalize_frames
+
+
+@dataclass(frozen=True)
+class _State:
+    """Session bookkeeping saved with each undo step."""
+    pending: frozenset
+    interacted: frozenset
+    last: object
+
+
+class _ScribbleState:
+    """Strokes accumulated on one frame since its labels were last changed by something else
+    (MiVOS keeps one scribble canvas and the starting mask per interaction)."""
+
+    def __init__(self, frame, prev_labels, num_objects):
+        self.frame = frame
+        self.prev_labels = prev_labels
+        self.num_objects = num_objects
+        self.scribbles = np.full(prev_labels.shape, 255, np.uint8)
+        self.labels_after = None
+
+
+class Session:
+    """Owns a FrameStore, the networks, the propagation engine, the interactions and history.
+
+    store: inference_core.store.FrameStore. networks: inference_core.networks.Networks or None
+    (load with `model` / `saves_dir` / `device`). amp: None = fp16 autocast on CUDA, off on CPU.
+    Other arguments go to PropagationEngine. `history_bytes` bounds undo/redo memory.
+    """
+
+    def __init__(self, store, networks=None, device='auto', mem_freq=5, top_k=20,
+                 max_memory_frames=None, amp=None, *, model='auto', saves_dir='saves',
+                 prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
+                 feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, history_bytes=256 << 20):
+        if networks is None:
+            from inference_core.networks import load_networks
+            networks = load_networks(model, saves_dir=saves_dir, device=device)
+        self.store = store
+        self.networks = networks
+        self.device = torch.device(networks.device)
+        if amp is None:
+            amp = 'fp16' if self.device.type == 'cuda' else False
+        self.amp = amp
+        self.engine = PropagationEngine(networks, store, mem_freq=mem_freq, top_k=top_k,
+                                        max_memory_frames=max_memory_frames, amp=amp,
+                                        device=self.device, prob_dtype=prob_dtype,
+                                        prob_cache_bytes=prob_cache_bytes,
+                                        feature_cache_bytes=feature_cache_bytes)
+        self._amp_dtype = amp_dtype(amp, self.device)
+        self.scribbler = ScribbleController(networks.interaction, self.device, self._amp_dtype)
+        self._click = None
+        self._click_state = None    # ((frame, obj, K), labels at sequence start, labels after)
+        self.history = History(history_bytes)
+        self._pending = frozenset(store.edited_frames)   # interacted, not yet committed
+        self._last = None                                # last frame interacted with
+        self._soft = {}          # t -> (prob (K+1,1,H,W) float32, labels) of the last interaction
+        self._scr = None
+        self._image_cache = (None, None)
+        self._run_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path, resolution=480, masks=None, networks=None, *, storage='auto',
+             progress=None, should_cancel=None, **kwargs):
+        """Load a video file or image folder (shorter side -> `resolution`, -1 = original), with
+        optional masks (folder / PNG / list of PNGs, see util.mask_io.load_masks). Returns None
+        when cancelled while loading."""
+        from util.frames_io import open_frames
+        store = open_frames(path, resolution=resolution, storage=storage, progress=progress,
+                            should_cancel=should_cancel)
+        if store is None:
+            return None
+        try:
+            if masks is not None:
+                from util.mask_io import load_masks
+                load_masks(store, masks)
+            return cls(store, networks=networks, **kwargs)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self):
+        self.engine.reset()
+        self.engine.clear_feature_cache()
+        self.history.clear()
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ info
+    @property
+    def num_frames(self):
+        return self.store.num_frames
+
+    @property
+    def num_objects(self):
+        return self.store.num_objects
+
+    @property
+    def objects(self):
+        return self.store.objects
+
+    @property
+    def interacted_frames(self):
+        """Frames the person interacted with (committed to memory or pending), sorted."""
+        return sorted(self.engine.interacted | self._pending)
+
+    @property
+    def pending_frames(self):
+        """Interacted frames not yet committed to the engine (they are, on the next propagate)."""
+        return sorted(self._pending)
+
+    @property
+    def busy(self):
+        """True while a propagation (or another edit) is running."""
+        return self._run_lock.locked()
+
+    def frame(self, t):
+        return self.store.frame(t)
+
+    def get_mask(self, frame):
+        """Label map (H, W) uint8 of a frame (a copy; safe during propagation)."""
+        return self.store.get_mask(self._check_frame(frame))
+
+    # ------------------------------------------------------------------ objects
+    def add_object(self, name=None, color=None):
+        """Add an object; returns its id. The engine picks the new channel up at the next
+        propagation."""
+        return self.store.add_object(name, color)
+
+    def remove_object(self, obj_id):
+        """Remove an object from every frame (ids above it shift down). Clears undo history."""
+        with self._exclusive('remove an object'):
+            obj_id = self._check_object(obj_id)
+            self.engine.remove_object(obj_id)
+            self.store.remove_object(obj_id)
+            self.history.clear()
+            self._soft.clear()
+            self._scr = None
+
+    # ------------------------------------------------------------------ interactions
+    def scribble(self, frame, obj_id, positive=None, negative=None, brush=3):
+        """Scribble-to-mask on a frame. positive/negative: polylines [(x, y), ...] (or a list of
+        them) drawn with a `brush`-pixel brush, or bool masks of the frame size. Positive strokes
+        belong to obj_id, negative ones to the background. Strokes accumulate on the frame until
+        its labels are changed by something else. Returns the new label map."""
+        t = self._check_frame(frame)
+        obj_id = self._check_object(obj_id)
+        h, w = self.store.height, self.store.width
+        pos = as_region(h, w, positive, brush)
+        neg = as_region(h, w, negative, brush)
+        if not pos.any() and not neg.any():
+            raise UserError('empty scribble: draw at least one stroke inside the frame')
+        with self._exclusive('scribble'):
+            cur = self.store.get_mask(t)
+            k = self.store.num_objects
+            st = self._scr
+            if (st is None or st.frame != t or st.num_objects != k
+                    or st.labels_after is None or not np.array_equal(st.labels_after, cur)):
+                st = _ScribbleState(t, cur, k)
+            st.scribbles[neg] = 0
+            st.scribbles[pos] = obj_id
+            image, pad = self._image(t)
+            prev = pad_divide_by(torch.from_numpy(st.prev_labels)[None, None], 16)[0][0, 0]
+            prob = self.scribbler.predict(image, prev.numpy(), st.scribbles, k)
+            prob = unpad(prob, pad).float().cpu()
+            labels = argmax0(prob)[0].to(torch.uint8).numpy()
+            self._apply(t, labels, 'scribble', soft=prob)
+            st.labels_after = labels
+            self._scr = st
+            return labels
+
+    def click(self, frame, obj_id, x, y, positive=True):
+        """A positive/negative click at (x, y) for obj_id (f-BRS with the official weights, the
+        bundled interaction net otherwise). Clicks accumulate on the frame like scribbles.
+        Returns the new label map."""
+        t = self._check_frame(frame)
+        obj_id = self._check_object(obj_id)
+        if not (0 <= x < self.store.width and 0 <= y < self.store.height):
+            raise UserError(f'click ({x}, {y}) is outside the {self.store.width}x'
+                            f'{self.store.height} frame')
+        with self._exclusive('click'):
+            from inference_core.click import compose_click_probs
+            ctrl = self._click_controller()
+            cur = self.store.get_mask(t)
+            k = self.store.num_objects
+            st = self._click_state
+            if (st is None or st[0] != (t, obj_id, k) or not np.array_equal(st[2], cur)
+                    or ctrl.num_clicks == 0):
+                ctrl.reset()
+                st = ((t, obj_id, k), cur, None)
+            image, _ = self._image(t)
+            obj_prob = ctrl.click(image, float(x), float(y), bool(positive), prev_labels=st[1],
+                                  obj_id=obj_id, num_objects=k, frame=t)
+            # MiVOS: the object's channel becomes the click mask, the other objects keep their
+            # hard masks from before the click sequence, aggregate_sbg(hard=True).
+            prob = compose_click_probs(st[1], obj_id, obj_prob, k)
+            labels = argmax0(prob)[0].to(torch.uint8).numpy()
+            self._apply(t, labels, 'click', soft=prob, keep_click=True)
+            self._click_state = (st[0], st[1], labels)
+            return labels
+
+    def paint(self, frame, obj_id, mask, erase=False, brush=3):
+        """Free brush: paint `mask` (bool array or polylines drawn with `brush`) with obj_id, or
+        with erase=True remove obj_id there (obj_id 0 erases every object). Returns labels."""
+        t = self._check_frame(frame)
+        if not (erase and not obj_id):
+            obj_id = self._check_object(obj_id)
+        region = as_region(self.store.height, self.store.width, mask, brush)
+        with self._exclusive('paint'):
+            labels = paint_labels(self.store.get_mask(t), obj_id, region, erase)
+            self._apply(t, labels, 'erase' if erase else 'paint')
+            return labels
+
+    def set_object_mask(self, frame, obj_id, mask):
+        """Replace obj_id's mask on a frame by a bool mask of the frame size."""
+        t = self._check_frame(frame)
+        obj_id = self._check_object(obj_id)
+        region = as_region(self.store.height, self.store.width, np.asarray(mask).astype(bool))
+        with self._exclusive('set a mask'):
+            labels = set_object_region(self.store.get_mask(t), obj_id, region)
+            self._apply(t, labels, 'set mask')
+            return labels
+
+    def set_labels(self, frame, labels):
+        """Replace a frame's whole label map ((H, W), ids 0..num_objects)."""
+        t = self._check_frame(frame)
+        labels = np.asarray(labels)
+        if labels.shape != (self.store.height, self.store.width):
+            raise UserError(f'label map is {labels.shape[-1]}x{labels.shape[0]}, the frame is '
+                            f'{self.store.width}x{self.store.height}')
+        if labels.size and (labels.min() < 0 or labels.max() > self.store.num_objects):
+            raise UserError(f'label map has ids up to {int(labels.max())} but only '
+                            f'{self.store.num_objects} objects exist (add objects first)')
+        with self._exclusive('set labels'):
+            labels = labels.astype(np.uint8)
+            self._apply(t, labels, 'set labels')
+            return labels
+
+    def reset_frame(self, frame):
+        """Clear a frame: all background, not edited, removed from the memory."""
+        t = self._check_frame(frame)
+        with self._exclusive('reset a frame'):
+            action = Action('reset frame', (self.store.height, self.store.width))
+            action.capture(t, self.store.get_mask(t), t in self.store.edited_frames)
+            action.state = self._state()
+            self.store.set_mask(t, np.zeros((self.store.height, self.store.width), np.uint8),
+                                edited=False)
+            self.engine.forget(t)
+            self._pending = self._pending - {t}
+            self._soft.pop(t, None)
+            self._scr = None
+            self._reset_click()
+            self.history.push(action)
+
+    def end_interaction(self, frame=None):
+        """Finish the current scribble/click sequence (MiVOS 'commit'): the next strokes or
+        clicks start a new interaction from the frame's current mask."""
+        if frame is None or (self._scr is not None and self._scr.frame == int(frame)):
+            self._scr = None
+        if frame is None or (self._click_state is not None and self._click_state[0][0] == int(frame)):
+            self._reset_click()
+
+    # ------------------------------------------------------------------ propagation
+    def propagate(self, frame=None, direction='both', end=None, progress=None,
+                  should_cancel=None):
+        """Commit the pending interactions and propagate from `frame` (default: the last frame
+        interacted with). `direction`: 'both' | 'forward' | 'backward'; `end`: last frame to
+        process on its side. Returns True when done, False when cancelled (frames already
+        written keep their new labels; undo restores them)."""
+        with self._exclusive('propagate'):
+            if self.store.num_objects < 1:
+                raise UserError('there are no objects to propagate: add an object first')
+            t = self._default_frame() if frame is None else self._check_frame(frame)
+            if direction not in DIRECTIONS:
+                raise UserError(f'direction must be one of {", ".join(DIRECTIONS)}, '
+                                f'got {direction!r}')
+            if end is not None:
+                end = self._check_frame(end)
+            self.engine.pass_ranges(t, direction, end)      # validates end before any change
+            action = Action('propagate', (self.store.height, self.store.width))
+            action.state = self._state()
+            store = self.store
+
+            def capture(ti):
+                action.capture(ti, store.get_mask(ti), ti in store.edited_frames)
+
+            self.engine.before_write = capture if self.history.enabled else None
+            try:
+                for p in sorted(self._pending - {t}):
+                    self.engine.commit(p, self._mask_for(p))
+                    self._pending = self._pending - {p}
+                ok = self.engine.interact(t, self._mask_for(t), direction=direction, end=end,
+                                          progress=progress, should_cancel=should_cancel)
+                self._pending = self._pending - {t}
+                self._soft.clear()
+                self._last = t
+            finally:
+                self.engine.before_write = None
+                action.drop_unchanged(self.store)
+                self._scr = None
+                self._reset_click()
+                self.history.push(action)
+            return ok
+
+    # ------------------------------------------------------------------ history
+    @property
+    def can_undo(self):
+        return self.history.can_undo
+
+    @property
+    def can_redo(self):
+        return self.history.can_redo
+
+    def undo(self):
+        """Undo the last edit or propagation. Returns the frames that changed ([] if nothing)."""
+        with self._exclusive('undo'):
+            action = self.history.pop_undo()
+            if action is None:
+                return []
+            changed, state = action.swap(self.store, self._state())
+            self._restore(state, changed)
+            self.history.push_redo(action)
+            return changed
+
+    def redo(self):
+        """Redo the last undone step. Returns the frames that changed ([] if nothing)."""
+        with self._exclusive('redo'):
+            action = self.history.pop_redo()
+            if action is None:
+                return []
+            changed, state = action.swap(self.store, self._state())
+            self._restore(state, changed)
+            self.history.push_undo(action)
+            return changed
+
+    # ------------------------------------------------------------------ internals
+    @contextlib.contextmanager
+    def _exclusive(self, what):
+        if not self._run_lock.acquire(blocking=False):
+            raise UserError(f'cannot {what} while a propagation is running (wait or cancel it)')
+        try:
+            yield
+        finally:
+            self._run_lock.release()
+
+    def _check_frame(self, t):
+        try:
+            t = int(t)
+        except (TypeError, ValueError):
+            raise UserError(f'frame must be an integer, got {t!r}') from None
+        if not 0 <= t < self.store.num_frames:
+            raise UserError(f'frame {t} is out of range (0..{self.store.num_frames - 1})')
+        return t
+
+    def _check_object(self, obj_id):
+        try:
+            obj_id = int(obj_id)
+        except (TypeError, ValueError):
+            raise UserError(f'object id must be an integer, got {obj_id!r}') from None
+        n = self.store.num_objects
+        if not 1 <= obj_id <= n:
+            if n == 0:
+                raise UserError('there are no objects yet: add an object first')
+            raise UserError(f'no object {obj_id} (objects are 1..{n})')
+        return obj_id
+
+    def _default_frame(self):
+        if self._last is not None and (self._last in self._pending or self._last in self.engine.interacted):
+            return self._last
+        if self._pending:
+            return min(self._pending)
+        if self.engine.interacted:
+            return max(self.engine.interacted)
+        raise UserError('nothing to propagate: draw or load a mask on a frame first')
+
+    def _state(self):
+        return _State(self._pending, self.engine.interacted, self._last)
+
+    def _restore(self, state, changed):
+        self.engine.invalidate(changed)
+        for f in self.engine.interacted - state.interacted:
+            self.engine.forget(f)
+        # frames committed in that state but no longer in memory are re-committed on propagate
+        self._pending = state.pending | (state.interacted - self.engine.interacted)
+        self._last = state.last
+        for t in changed:
+            self._soft.pop(t, None)
+        self._scr = None
+        self._reset_click()
+
+    def _apply(self, t, labels, name, soft=None, keep_click=False):
+        """Write an interaction's labels as one undo step; the frame becomes pending."""
+        action = Action(name, (self.store.height, self.store.width))
+        action.capture(t, self.store.get_mask(t), t in self.store.edited_frames)
+        action.state = self._state()
+        self.store.set_mask(t, labels, edited=True)
+        self.history.push(action)
+        self._pending = self._pending | {t}
+        self._last = t
+        if soft is not None:
+            self._soft[t] = (soft, labels.copy())
+        else:
+            self._soft.pop(t, None)
+        if name != 'scribble':
+            self._scr = None
+        if not keep_click:
+            self._reset_click()
+
+    def _mask_for(self, t):
+        """The interaction mask committed for frame t: the soft result of the last scribble/click
+        when the labels still match it (MiVOS passes that), else the label map."""
+        labels = self.store.get_mask(t)
+        soft = self._soft.get(t)
+        if soft is not None and soft[0].shape[0] == self.store.num_objects + 1 \
+                and np.array_equal(soft[1], labels):
+            return soft[0]
+        return labels
+
+    def _image(self, t):
+        """Normalised padded frame (1, 3, Hp, Wp) on the device, and the pad tuple."""
+        key, val = self._image_cache
+        if key != t:
+            x, pad = pad_divide_by(normalize_frames(np.array(self.store.frame(t))), 16)
+            val = (x.to(self.device), pad)
+            self._image_cache = (t, val)
+        return val
+
+    def _reset_click(self):
+        self._click_state = None
+        if self._click is not None:
+            self._click.reset()
+
+    def _click_controller(self):
+        if self._click is None:
+            try:
+                from inference_core.click import ClickController
+            except ImportError:
+                raise UserError('click interaction is not available in this installation') from None
+            self._click = ClickController(self.networks, self.device, amp_dtype=self._amp_dtype)
+        return self._click
