@@ -1,0 +1,191 @@
+"""Dialogs: keyboard shortcut help, export, resume-workspace question."""
+import os
+
+from PyQt5.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                             QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                             QMessageBox, QPushButton, QTableWidget, QTableWidgetItem,
+                             QVBoxLayout)
+
+SHORTCUTS = [
+    ('Mouse', [
+        ('Left button', 'positive scribble / click / paint'),
+        ('Right button', 'negative scribble / click / erase'),
+        ('Mouse wheel', 'brush size'),
+        ('Ctrl + wheel', 'zoom in / out at the cursor'),
+        ('Middle drag', 'pan the zoomed view'),
+    ]),
+    ('Modes', [
+        ('S', 'Scribble mode (scribble-to-mask)'),
+        ('C', 'Click mode (click-to-mask)'),
+        ('F', 'Free mode (brush paints the mask directly)'),
+        ('L', 'Local refinement: drag a box to zoom in, scribbles refine that region'),
+        ('[  /  ]', 'smaller / larger brush'),
+    ]),
+    ('Objects', [
+        ('1 \u2026 9', 'select object 1 \u2026 9'),
+        ('N', 'add an object'),
+        ('H', 'hide / show the current object'),
+    ]),
+    ('Frames', [
+        ('Left / Right', 'previous / next frame'),
+        ('Page Up / Page Down', '10 frames back / forward'),
+        ('Home / End', 'first / last frame'),
+        ('Space', 'play / pause'),
+    ]),
+    ('Editing', [
+        ('P', 'propagate from this frame (fuses with other edited frames)'),
+        ('Enter', 'commit the current interaction'),
+        ('Ctrl+Z', 'undo'),
+        ('Ctrl+Shift+Z / Ctrl+Y', 'redo'),
+        ('R', 'reset (clear) this frame'),
+        ('Esc', 'cancel the running job / the stroke'),
+    ]),
+    ('View', [
+        ('+ / -', 'zoom in / out'),
+        ('0', 'fit the frame in the window'),
+        ('V', 'next overlay mode'),
+    ]),
+    ('Files', [
+        ('Ctrl+O', 'open a video'),
+        ('Ctrl+Shift+O', 'open an image folder'),
+        ('Ctrl+M', 'load masks'),
+        ('Ctrl+E / Ctrl+S', 'export masks'),
+        ('F1 or ?', 'this help'),
+    ]),
+]
+
+
+class HelpDialog(QDialog):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle('Keyboard shortcuts')
+        self.resize(660, 640)
+        lay = QVBoxLayout(self)
+        rows = sum(len(items) + 1 for _, items in SHORTCUTS)
+        table = QTableWidget(rows, 2, self)
+        table.setHorizontalHeaderLabels(['Key', 'Action'])
+        table.verticalHeader().setVisible(False)
+        table.verticalHeader().setDefaultSectionSize(24)
+        table.setShowGrid(False)
+        table.setAlternatingRowColors(True)
+        table.setEditTriggers(QTableWidget.NoEditTriggers)
+        table.setSelectionMode(QTableWidget.NoSelection)
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        r = 0
+        for group, items in SHORTCUTS:
+            head = QTableWidgetItem(group)
+            f = head.font()
+            f.setBold(True)
+            head.setFont(f)
+            table.setItem(r, 0, head)
+            table.setSpan(r, 0, 1, 2)
+            r += 1
+            for key, action in items:
+                table.setItem(r, 0, QTableWidgetItem(key))
+                table.setItem(r, 1, QTableWidgetItem(action))
+                r += 1
+        self.table = table
+        lay.addWidget(table)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+
+
+class ExportDialog(QDialog):
+    """Pick an output folder and formats. Values: out_dir(), formats(), alpha()."""
+
+    FORMAT_LABELS = [
+        ('png', 'Indexed PNG masks (DAVIS palette)', 'masks/<frame>.png, index = object id'),
+        ('objects', 'Per-object binary PNGs', 'objects/<object>/<frame>.png, 0 / 255'),
+        ('mp4', 'Overlay video (MP4)', 'overlay.mp4, object colours over the video'),
+        ('rle', 'COCO RLE JSON', 'rle/<frame>.json, compressed RLE per object'),
+    ]
+
+    def __init__(self, parent=None, default_dir='', selected=('png',), alpha=0.5, size_text=''):
+        super().__init__(parent)
+        self.setWindowTitle('Export masks')
+        self.setMinimumWidth(520)
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+        row = QHBoxLayout()
+        self.dir_edit = QLineEdit(default_dir)
+        self.dir_edit.setToolTip('Folder the exported files are written into (created if needed)')
+        browse = QPushButton('Browse\u2026')
+        browse.clicked.connect(self._browse)
+        row.addWidget(self.dir_edit, 1)
+        row.addWidget(browse)
+        form.addRow('Output folder:', row)
+        lay.addLayout(form)
+        box = QGroupBox('Formats' + (f' (at the original resolution, {size_text})' if size_text else ''))
+        bl = QVBoxLayout(box)
+        self.checks = {}
+        for key, label, tip in self.FORMAT_LABELS:
+            cb = QCheckBox(label)
+            cb.setToolTip(tip)
+            cb.setChecked(key in selected)
+            bl.addWidget(cb)
+            self.checks[key] = cb
+        arow = QHBoxLayout()
+        arow.addWidget(QLabel('Overlay opacity:'))
+        self.alpha_spin = QDoubleSpinBox()
+        self.alpha_spin.setRange(0.05, 1.0)
+        self.alpha_spin.setSingleStep(0.05)
+        self.alpha_spin.setValue(alpha)
+        arow.addWidget(self.alpha_spin)
+        arow.addStretch(1)
+        bl.addLayout(arow)
+        lay.addWidget(box)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.buttons.button(QDialogButtonBox.Ok).setText('Export')
+        self.buttons.accepted.connect(self._accept)
+        self.buttons.rejected.connect(self.reject)
+        lay.addWidget(self.buttons)
+
+    def _browse(self):
+        d = QFileDialog.getExistingDirectory(self, 'Export to folder', self.dir_edit.text())
+        if d:
+            self.dir_edit.setText(d)
+
+    def _accept(self):
+        if not self.out_dir():
+            QMessageBox.warning(self, 'Export', 'Choose an output folder.')
+            return
+        if not self.formats():
+            QMessageBox.warning(self, 'Export', 'Choose at least one format.')
+            return
+        self.accept()
+
+    def out_dir(self):
+        return os.path.expanduser(self.dir_edit.text().strip())
+
+    def formats(self):
+        return [k for k, cb in self.checks.items() if cb.isChecked()]
+
+    def alpha(self):
+        return float(self.alpha_spin.value())
+
+
+def ask_resume(parent, ws_path, description):
+    """'resume' | 'fresh' | 'cancel'."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Question)
+    box.setWindowTitle('Resume previous work?')
+    box.setText('This video has saved work from a previous session.')
+    box.setInformativeText(f'{description}\n\nWorkspace: {ws_path}')
+    resume = box.addButton('Resume', QMessageBox.AcceptRole)
+    fresh = box.addButton('Start over', QMessageBox.DestructiveRole)
+    box.addButton(QMessageBox.Cancel)
+    box.setDefaultButton(resume)
+    box.exec_()
+    clicked = box.clickedButton()
+    if clicked is resume:
+        return 'resume'
+    if clicked is fresh:
+        return 'fresh'
+    return 'cancel'
+
+
+def show_error(parent, title, message):
+    """The one place GUI errors are shown (tests monkeypatch QMessageBox.critical)."""
+    QMessageBox.critical(parent, title, message)

@@ -1,0 +1,236 @@
+"""Workspace autosave: the work on a video survives closing, a crash or kill -9.
+
+Layout of a workspace folder (default `<video>.ivos/` next to the video or image folder):
+  workspace.json     objects, edited frames, current frame, settings (written atomically)
+  masks/00012.png    label map of frame 12 at processing resolution, indexed PNG with the DAVIS
+                     palette (index = object id); one file per frame that has any mask,
+                     written atomically after every committed change
+  masks.old/         the previous masks, kept when the user chose to start over
+
+Only frames that changed since the last save are written, so a stroke costs one PNG.
+"""
+import hashlib
+import json
+import os
+import threading
+import time
+
+import numpy as np
+from PIL import Image
+
+from inference_core.store import resize_labels
+from util.atomic import write_bytes, write_json
+from util.errors import UserError
+from util.export import indexed_png_bytes
+
+VERSION = 1
+META = 'workspace.json'
+
+
+def default_workspace_path(source):
+    """`<video>.ivos` next to a video file, `<folder>.ivos` next to an image folder."""
+    src = os.path.abspath(os.fspath(source)).rstrip(os.sep)
+    return src + '.ivos'
+
+
+def fallback_workspace_path(source):
+    """Per-user location used when the folder next to the video is not writable."""
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    src = os.path.abspath(os.fspath(source)).rstrip(os.sep)
+    h = hashlib.sha1(src.encode('utf-8', 'surrogateescape')).hexdigest()[:12]
+    name = os.path.basename(src) or 'video'
+    return os.path.join(base, 'ivos', 'workspaces', f'{name}-{h}.ivos')
+
+
+def _can_create(path):
+    """True when `path` is a writable folder or could be created (nothing is created)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
+class Workspace:
+    """One workspace folder bound to one FrameStore."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(os.fspath(path))
+        self.masks_dir = os.path.join(self.path, 'masks')
+        self._dirty = set()
+        self._lock = threading.Lock()
+        self.last_save = None
+
+    @classmethod
+    def for_source(cls, source, explicit=None):
+        """Workspace for a video: `explicit` (--workspace) or next to the video, falling back
+        to the per-user cache folder when that is not writable. Nothing is created until the
+        first save. Raises UserError when an explicit folder cannot be used."""
+        if explicit:
+            ws = cls(explicit)
+            if os.path.exists(ws.path) and not os.path.isdir(ws.path):
+                raise UserError(f'workspace path exists and is not a folder: {ws.path}')
+            if not _can_create(ws.path):
+                raise UserError(f'workspace folder is not writable: {ws.path}')
+            return ws
+        ws = cls(default_workspace_path(source))
+        if _can_create(ws.path) and not os.path.isfile(ws.path):
+            return ws
+        ws = cls(fallback_workspace_path(source))
+        if not _can_create(ws.path):
+            raise UserError(f'cannot create a workspace folder (tried next to the video and {ws.path})')
+        return ws
+
+    # ------------------------------------------------------------------ reading
+    def exists(self):
+        return os.path.isfile(os.path.join(self.path, META))
+
+    def read_meta(self):
+        try:
+            with open(os.path.join(self.path, META), encoding='utf-8') as f:
+                meta = json.load(f)
+        except FileNotFoundError:
+            raise UserError(f'no workspace in {self.path}') from None
+        except (OSError, ValueError) as e:
+            raise UserError(f'workspace file is unreadable: {os.path.join(self.path, META)} ({e})') from None
+        if not isinstance(meta, dict) or meta.get('version') != VERSION:
+            raise UserError(f'unsupported workspace version in {self.path}')
+        return meta
+
+    def check_matches(self, store, meta=None):
+        """Raise UserError when the workspace was made for a different video."""
+        meta = meta or self.read_meta()
+        if int(meta.get('num_frames', -1)) != store.num_frames:
+            raise UserError(f'workspace {self.path} is for a video of {meta.get("num_frames")} '
+                            f'frames, this one has {store.num_frames}')
+        if tuple(meta.get('orig_size', ())) != (store.orig_height, store.orig_width):
+            raise UserError(f'workspace {self.path} is for frames of another size')
+        return meta
+
+    def describe(self, meta=None):
+        """One line for the resume dialog."""
+        meta = meta or self.read_meta()
+        n_edit = len(meta.get('edited_frames', []))
+        n_mask = len(self.mask_frames())
+        when = meta.get('saved_at')
+        stamp = time.strftime('%Y-%m-%d %H:%M', time.localtime(when)) if when else 'unknown time'
+        return (f'{len(meta.get("objects", []))} object(s), {n_edit} edited frame(s), '
+                f'{n_mask} frame(s) with masks, saved {stamp}')
+
+    def mask_frames(self):
+        if not os.path.isdir(self.masks_dir):
+            return {}
+        out = {}
+        for n in os.listdir(self.masks_dir):
+            stem, ext = os.path.splitext(n)
+            if ext == '.png' and stem.isdigit():
+                out[int(stem)] = os.path.join(self.masks_dir, n)
+        return out
+
+    def load_into(self, store):
+        """Restore objects, masks and edited marks into `store` (which must be fresh).
+        Returns the metadata dict. Masks saved at another processing size are resized."""
+        meta = self.check_matches(store)
+        objs = meta.get('objects', [])
+        store.ensure_objects(len(objs), shrink=True)
+        for o in objs:
+            oid = int(o['id'])
+            if 1 <= oid <= store.num_objects:
+                store.rename_object(oid, o.get('name') or f'object {oid}')
+                store.set_color(oid, o.get('color', store.get_object(oid).color))
+                store.set_visible(oid, o.get('visible', True))
+        edited = {int(t) for t in meta.get('edited_frames', []) if 0 <= int(t) < store.num_frames}
+        loaded = set()
+        for t, path in sorted(self.mask_frames().items()):
+            if not 0 <= t < store.num_frames:
+                continue
+            try:
+                with Image.open(path) as im:
+                    labels = np.array(im, dtype=np.uint8)
+            except Exception:
+                continue          # an unreadable file loses one frame, not the workspace
+            if labels.ndim != 2:
+                continue
+            labels = resize_labels(labels, store.height, store.width)
+            labels[labels > store.num_objects] = 0
+            store.set_mask(t, labels, edited=t in edited)
+            loaded.add(t)
+        # An edited frame whose PNG is missing was cleared to background by the person.
+        for t in sorted(edited - loaded):
+            store.set_mask(t, np.zeros((store.height, store.width), np.uint8), edited=True)
+        return meta
+
+    # ------------------------------------------------------------------ writing
+    def start_fresh(self):
+        """Keep the previous masks as masks.old/ (one level of backup) and start empty."""
+        old = os.path.join(self.path, 'masks.old')
+        if os.path.isdir(self.masks_dir) and os.listdir(self.masks_dir):
+            if os.path.isdir(old):
+                for n in os.listdir(old):
+                    try:
+                        os.remove(os.path.join(old, n))
+                    except OSError:
+                        pass
+                try:
+                    os.rmdir(old)
+                except OSError:
+                    pass
+            try:
+                os.replace(self.masks_dir, old)
+            except OSError as e:
+                raise UserError(f'cannot reset workspace {self.path}: {e.strerror or e}') from None
+        os.makedirs(self.masks_dir, exist_ok=True)
+        meta = os.path.join(self.path, META)
+        if os.path.exists(meta):
+            os.replace(meta, os.path.join(self.path, 'workspace.old.json'))
+
+    def mark_dirty(self, frames):
+        """Store listener: may be called from the propagation thread."""
+        with self._lock:
+            self._dirty.update(int(t) for t in frames)
+
+    def has_dirty(self):
+        with self._lock:
+            return bool(self._dirty)
+
+    def flush(self, store, meta_extra=None):
+        """Write the label PNG of every changed frame (or remove it when the frame is empty)
+        and the metadata. Returns the number of frames written."""
+        with self._lock:
+            dirty, self._dirty = sorted(self._dirty), set()
+        try:
+            os.makedirs(self.masks_dir, exist_ok=True)
+            for t in dirty:
+                if not 0 <= t < store.num_frames:
+                    continue
+                labels = store.get_mask(t)
+                path = os.path.join(self.masks_dir, f'{t:05d}.png')
+                if labels.any():
+                    write_bytes(path, indexed_png_bytes(labels))
+                elif os.path.exists(path):
+                    os.remove(path)
+            self.save_meta(store, meta_extra)
+        except OSError as e:
+            with self._lock:     # try again next time
+                self._dirty.update(dirty)
+            raise UserError(f'cannot write the workspace {self.path}: {e.strerror or e}') from None
+        self.last_save = time.time()
+        return len(dirty)
+
+    def save_meta(self, store, extra=None):
+        meta = {
+            'version': VERSION,
+            'source': os.path.abspath(store.source) if store.source else '',
+            'num_frames': store.num_frames,
+            'size': [store.height, store.width],
+            'orig_size': [store.orig_height, store.orig_width],
+            'objects': [{'id': o.id, 'name': o.name, 'color': list(o.color), 'visible': o.visible}
+                        for o in store.objects],
+            'edited_frames': sorted(int(t) for t in store.edited_frames),
+            'saved_at': time.time(),
+        }
+        if extra:
+            meta.update(extra)
+        write_json(os.path.join(self.path, META), meta, indent=1)
