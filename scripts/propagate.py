@@ -1,0 +1,631 @@
+"""Propagate given masks through videos, without the GUI.
+
+Single video:
+    python -m scripts.propagate --input video.mp4|frames/ --masks masks/ --output out/
+
+    --masks is a folder of mask PNGs for ANY frames (or one PNG). Each given frame is taken as
+    ground truth and propagated both ways up to the neighbouring given frames, fusing the two
+    sides in between (the MiVOS interaction semantics). Output: out/<frame>.png for every
+    frame, DAVIS palette (index = object id), at the original resolution.
+
+Dataset:
+    python -m scripts.propagate --dataset ROOT --output out/ [--split list.txt] [--sequences a b]
+
+    ROOT layouts:  DAVIS        JPEGImages/480p/<seq>/*.jpg + Annotations/480p/<seq>/*.png
+                   YouTube-VOS  JPEGImages/<seq>/*.jpg      + Annotations/<seq>/*.png
+                   DAVIS16 mp4  videos/<seq>.mp4            + masks/<seq>/*.png (0/255)
+    Output: out/<seq>/<frame>.png. Each sequence is written into a temp folder and renamed when
+    complete, so a run that is interrupted can be resumed by running the same command
+    (finished sequences are skipped).
+
+Which given masks are used (--use-masks): 'first' = only the first annotated frame (DAVIS
+semi-supervised protocol; default for DAVIS layouts), 'appear' = each object's mask at the
+frame where it first appears, propagated forward only (YouTube-VOS protocol; default there),
+'all' = every given frame (default for a single video).
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from inference_core.padding import unpad
+from inference_core.store import FrameStore, resize_labels
+from util.atomic import write_bytes, write_json
+from util.errors import UserError, run_cli
+
+MARKER = 'propagate_run.json'
+PARTIAL = '.partial-'
+USE_MASKS = ('first', 'appear', 'all')
+VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v')
+
+
+# ---------------------------------------------------------------------------- planning
+def plan_steps(mask_frames, mode, num_frames):
+    """The propagation calls for the given mask frames (sorted): [(t, direction, end), ...].
+
+    'first'/'all': at each given frame propagate both ways; the forward side stops before the
+    next given frame (which then propagates backwards to it, fused). 'appear': forward only,
+    each pass ends AT the next given frame (its prediction is merged with the new objects)."""
+    fs = sorted(mask_frames)
+    steps = []
+    for i, t in enumerate(fs):
+        nxt = fs[i + 1] if i + 1 < len(fs) else None
+        if mode == 'appear':
+            if t < num_frames - 1:
+                steps.append((t, 'forward', nxt))
+        elif nxt is None:
+            steps.append((t, 'both', None))
+        elif nxt == t + 1:
+            steps.append((t, 'backward', None))
+        else:
+            steps.append((t, 'both', nxt - 1))
+    return steps
+
+
+def count_work(steps, num_frames):
+    """Frames processed by `steps` (for the progress total). Given frames are committed in
+    ascending order, so a backward pass runs down to the previous step's frame."""
+    n, prev = 0, -1
+    for t, direction, end in steps:
+        if direction in ('both', 'forward'):
+            n += (num_frames - 1 if end is None else end) - t
+        if direction in ('both', 'backward'):
+            n += t - prev - 1
+        prev = t
+    return n
+
+
+# ---------------------------------------------------------------------------- sessions
+class Propagation:
+    """The sessions of one propagation run; prob(t) gives the final soft result."""
+
+    def __init__(self, sessions, appear_at=None):
+        self.sessions = sessions
+        self.appear_at = appear_at or {}
+
+    def prob(self, t):
+        """(K+1, H, W) float32 CPU probabilities at processing size (flip runs averaged).
+        Objects that have not appeared yet at t ('appear' mode) get probability 0."""
+        p = _unpadded_prob(self.sessions[0], t)
+        if len(self.sessions) > 1:
+            p = (p + torch.flip(_unpadded_prob(self.sessions[1], t), dims=[-1])) / 2
+        late = [k for k, first in self.appear_at.items() if t < first and k < p.shape[0]]
+        if late:
+            p = p.clone()           # engine tensors are inference tensors: no in-place edits
+            p[late] = 0
+        return p
+
+    def labels(self, t):
+        if len(self.sessions) == 1 and not self.appear_at:
+            return self.sessions[0].get_mask(t)
+        return argmax0(self.prob(t))
+
+    def close(self):
+        """Free the sessions' memory (the flipped store too; the caller's store stays open)."""
+        for i, s in enumerate(self.sessions):
+            s.engine.reset()
+            s.engine.clear_feature_cache()
+            if i > 0:
+                s.store.close()
+        self.sessions = []
+
+
+class Runner:
+    """Propagates given masks through one FrameStore with one session, or two for --flip
+    (the second on a horizontally flipped copy; both run the same schedule step by step)."""
+
+    def __init__(self, networks, args):
+        self.networks = networks
+        self.kw = dict(mem_freq=args.mem_freq, top_k=args.top_k,
+                       max_memory_frames=args.max_memory_frames,
+                       amp='fp16' if args.amp else False)
+        self.flip = args.flip
+
+    def _session(self, store):
+        from inference_core.session import Session
+        return Session(store, networks=self.networks, history_bytes=0, **self.kw)
+
+    def run(self, store, given, mode, progress=None, should_cancel=None):
+        """given: {t: labels at processing size}. Returns a Propagation (call .close()), or None
+        when cancelled."""
+        T = store.num_frames
+        steps = plan_steps(given, mode, T)
+        total = count_work(steps, T) * (2 if self.flip else 1)
+        sessions = [self._session(store)]
+        appear_at = {}
+        if mode == 'appear':
+            for t in sorted(given):
+                for k in np.unique(given[t]).tolist():
+                    if k:
+                        appear_at.setdefault(int(k), t)
+        result = Propagation(sessions, appear_at)
+        ok = False
+        try:
+            if self.flip:
+                sessions.append(self._session(_flipped_store(store)))
+            done = 0
+            first = min(given)
+            for t, direction, end in steps:
+                labels = given[t]
+                if mode == 'appear' and t != first:
+                    # keep the prediction; the newly appearing objects come from the annotation
+                    pred = result.labels(t)
+                    pred[np.isin(pred, np.unique(labels[labels > 0]))] = 0
+                    labels = np.where(labels > 0, labels, pred).astype(np.uint8)
+                for i, s in enumerate(sessions):
+                    s.set_labels(t, labels if i == 0 else np.ascontiguousarray(labels[:, ::-1]))
+                    seen = [0]
+
+                    def cb(d, _tot, base=done, seen=seen):
+                        seen[0] = d
+                        if progress is not None:
+                            progress(base + d, total)
+                    if not s.propagate(t, direction=direction, end=end, progress=cb,
+                                       should_cancel=should_cancel):
+                        return None
+                    done += seen[0]
+            if progress is not None:
+                progress(total, total)
+            ok = True
+            return result
+        finally:
+            if not ok:
+                result.close()
+
+
+def argmax0(p):
+    """uint8 numpy argmax over channel dim 0. (torch.argmax(dim=0) is >10x slower than
+    max(dim=0).indices on the CPU for (C, H, W) maps; both return the first maximum.)"""
+    return p.max(dim=0).indices.to(torch.uint8).numpy()
+
+
+def _unpadded_prob(session, t):
+    """(K+1, H, W) float32 CPU probabilities of frame t at processing size."""
+    eng = session.engine
+    p = unpad(eng.prob(t), eng.pad)[:, 0].float()
+    k = session.store.num_objects
+    if p.shape[0] < k + 1:
+        p = torch.cat([p, p.new_zeros((k + 1 - p.shape[0],) + tuple(p.shape[1:]))], 0)
+    return p
+
+
+def _flipped_store(store):
+    frames = (np.ascontiguousarray(store.frame(t)[:, ::-1]) for t in range(store.num_frames))
+    fs = FrameStore.from_frame_iter(frames, num_frames=store.num_frames,
+                                    orig_size=(store.orig_height, store.orig_width),
+                                    frame_names=store.frame_names)
+    fs.ensure_objects(store.num_objects)
+    return fs
+
+
+# ---------------------------------------------------------------------------- one sequence
+def read_given_masks(store, files, mode):
+    """{t: labels at processing size} and {t: labels at original size} of the masks to use.
+
+    Every mask must have the frames' aspect ratio (original or processing size, or any
+    resolution with the same shape); missing masks for a sequence are an error."""
+    from util.mask_io import match_masks_to_frames, read_label_png
+    if not files:
+        raise UserError('no mask PNGs given')
+    targets = match_masks_to_frames(files, store.frame_names)
+    order = sorted(range(len(files)), key=lambda i: targets[i])
+    if mode == 'first':
+        order = order[:1]
+    oh, ow = store.orig_height, store.orig_width
+    given, orig = {}, {}
+    seen = set()
+    for i in order:
+        f, t = files[i], targets[i]
+        lab = read_label_png(f)
+        mh, mw = lab.shape
+        if abs(mh * ow - mw * oh) > max(ow, oh):
+            raise UserError(f'mask {os.path.basename(f)} is {mw}x{mh} but the frames are '
+                            f'{ow}x{oh}')
+        lab[lab == 255] = 0                   # DAVIS "void" is not an object
+        if mode == 'appear':
+            ids = set(np.unique(lab).tolist()) - {0} - seen
+            if not ids:
+                continue
+            lab = np.where(np.isin(lab, list(ids)), lab, 0).astype(np.uint8)
+            seen |= ids
+        if not lab.any() and mode != 'all':
+            continue
+        orig[t] = lab if (mh, mw) == (oh, ow) else resize_labels(lab, oh, ow)
+        given[t] = resize_labels(lab, store.height, store.width)
+    if not given:
+        raise UserError('the given masks contain no object (all background)')
+    top = max(int(g.max()) for g in given.values())
+    store.ensure_objects(max(top, 1))
+    return given, orig
+
+
+def segment_store(store, files, mode, runner, progress=None, should_cancel=None):
+    """Propagate the given masks. Returns (labels_at(t) -> labels at ORIGINAL size, Propagation)
+    or None when cancelled."""
+    given, orig = read_given_masks(store, files, mode)
+    run = runner.run(store, dict(given), mode, progress, should_cancel)
+    if run is None:
+        return None
+    oh, ow = store.orig_height, store.orig_width
+    first = min(given)
+
+    def labels_at(t):
+        if t in orig and mode != 'appear':
+            return orig[t]                    # the given mask, untouched
+        if mode == 'appear' and t < first:
+            return np.zeros((oh, ow), np.uint8)
+        p = run.prob(t)
+        if p.shape[-2:] != (oh, ow):
+            # bilinear upsampling of the soft probabilities (as the STCN evaluation does)
+            p = F.interpolate(p[None], size=(oh, ow), mode='bilinear', align_corners=False)[0]
+        out = argmax0(p)
+        if mode == 'appear' and t in orig:
+            out = np.where(orig[t] > 0, orig[t], out).astype(np.uint8)
+        return out
+    return labels_at, run
+
+
+def write_sequence(store, labels_at, out_dir, progress=None, should_cancel=None):
+    from util.export import indexed_png_bytes
+    os.makedirs(out_dir, exist_ok=True)
+    for t in range(store.num_frames):
+        if should_cancel is not None and should_cancel():
+            return False
+        write_bytes(os.path.join(out_dir, f'{store.frame_names[t]}.png'),
+                    indexed_png_bytes(labels_at(t)))
+        if progress is not None:
+            progress(t + 1, store.num_frames)
+    return True
+
+
+def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution, label='',
+                     quiet=False):
+    """Load, propagate and write one sequence into `out_dir` (which must not exist yet)."""
+    from util.frames_io import open_frames
+    from util.progress import cli_progress
+    t0 = time.time()
+    with cli_progress(f'{label} load', quiet) as p:
+        store = open_frames(frames_path, resolution=resolution, progress=p)
+    try:
+        t1 = time.time()
+        with cli_progress(f'{label} propagate', quiet) as p:
+            res = segment_store(store, mask_files, mode, runner, progress=p)
+        if res is None:
+            return None
+        labels_at, run = res
+        t2 = time.time()
+        try:
+            with cli_progress(f'{label} write', quiet) as p:
+                write_sequence(store, labels_at, out_dir, progress=p)
+        finally:
+            run.close()
+        info = {'frames': store.num_frames, 'objects': store.num_objects,
+                'size': [store.orig_width, store.orig_height],
+                'processing_size': [store.width, store.height],
+                'load_s': round(t1 - t0, 3), 'propagate_s': round(t2 - t1, 3),
+                'total_s': round(time.time() - t0, 3)}
+        return info
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------- datasets
+def discover_dataset(root):
+    """(layout, {seq: (frames path, masks folder or None)}, default --use-masks)."""
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise UserError(f'dataset folder not found: {root}')
+
+    def subdirs(p):
+        return sorted(n for n in os.listdir(p) if not n.startswith('.')
+                      and os.path.isdir(os.path.join(p, n))) if os.path.isdir(p) else []
+
+    for res in ('480p', 'Full-Resolution'):
+        img = os.path.join(root, 'JPEGImages', res)
+        if os.path.isdir(img):
+            ann = os.path.join(root, 'Annotations', res)
+            return 'davis', {s: (os.path.join(img, s), _dir_or_none(os.path.join(ann, s)))
+                             for s in subdirs(img)}, 'first'
+    img = os.path.join(root, 'JPEGImages')
+    if os.path.isdir(img):
+        ann = os.path.join(root, 'Annotations')
+        return 'youtube', {s: (os.path.join(img, s), _dir_or_none(os.path.join(ann, s)))
+                           for s in subdirs(img)}, 'appear'
+    vids = os.path.join(root, 'videos')
+    if os.path.isdir(vids):
+        seqs = {}
+        for n in sorted(os.listdir(vids)):
+            stem, ext = os.path.splitext(n)
+            if ext.lower() in VIDEO_EXTS and not n.startswith('.'):
+                seqs[stem] = (os.path.join(vids, n), _dir_or_none(os.path.join(root, 'masks', stem)))
+        return 'videos', seqs, 'first'
+    raise UserError(f'{root} is not a dataset folder: expected JPEGImages/480p + Annotations/480p '
+                    f'(DAVIS), JPEGImages + Annotations (YouTube-VOS) or videos + masks')
+
+
+def _dir_or_none(p):
+    return p if os.path.isdir(p) else None
+
+
+def read_split(path):
+    try:
+        with open(path, encoding='utf-8') as f:
+            names = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith('#')]
+    except OSError as e:
+        raise UserError(f'cannot read split file {path}: {e.strerror or e}') from None
+    if not names:
+        raise UserError(f'split file lists no sequences: {path}')
+    return names
+
+
+# ---------------------------------------------------------------------------- output folder
+def _inside(path, folder):
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _read_marker(out):
+    try:
+        with open(os.path.join(out, MARKER), encoding='utf-8') as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def check_output(out, kind, inputs, overwrite):
+    """Validate the output folder; returns the existing marker (resume) or None."""
+    for src in inputs:
+        if src and os.path.isdir(src) and _inside(out, src):
+            raise UserError(f'output folder {out} is inside the input folder {src}; '
+                            f'choose a folder outside it')
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f'output path exists and is not a folder: {out}')
+    if not os.path.isdir(out):
+        return None
+    content = [n for n in os.listdir(out) if not n.startswith(PARTIAL)]
+    if not content:
+        return None
+    marker = _read_marker(out)
+    if overwrite:
+        return marker if marker and marker.get('kind') == kind else None
+    if marker is None:
+        raise UserError(f'output folder {out} is not empty and was not written by this tool '
+                        f'(use --overwrite to write into it anyway)')
+    if marker.get('kind') != kind:
+        raise UserError(f'output folder {out} holds a {marker.get("kind")} run, not a {kind} run '
+                        f'(choose another folder or use --overwrite)')
+    return marker
+
+
+def _clean_partials(folder, prefix):
+    if not os.path.isdir(folder):
+        return
+    for n in os.listdir(folder):
+        if n.startswith(prefix):
+            shutil.rmtree(os.path.join(folder, n), ignore_errors=True)
+
+
+def _replace_dir(tmp, dst):
+    """Move the finished folder `tmp` to `dst`; an existing `dst` is replaced (overwrite)."""
+    if os.path.isdir(dst):
+        old = tempfile.mkdtemp(prefix=PARTIAL + 'old-', dir=os.path.dirname(dst))
+        os.rmdir(old)
+        os.replace(dst, old)
+        os.replace(tmp, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dst)
+
+
+# ---------------------------------------------------------------------------- CLI
+def build_parser():
+    p = argparse.ArgumentParser(prog='python -m scripts.propagate', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group('input (one of)')
+    src.add_argument('--input', help='video file or folder of frames')
+    src.add_argument('--masks', nargs='+', help='with --input: folder of mask PNGs or PNG file(s)')
+    src.add_argument('--dataset', help='dataset root (DAVIS / YouTube-VOS / videos+masks layout)')
+    p.add_argument('--output', required=True, help='output folder')
+    p.add_argument('--split', help='dataset mode: text file with one sequence name per line')
+    p.add_argument('--sequences', nargs='+', help='dataset mode: only these sequences')
+    p.add_argument('--use-masks', choices=USE_MASKS,
+                   help='which given masks to use (see above; default depends on the layout)')
+    p.add_argument('--model', default='auto', help='official | bundled | auto (default)')
+    p.add_argument('--saves', default='saves', help='folder with the official weights')
+    p.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:N')
+    p.add_argument('--amp', action='store_true', help='fp16 autocast (CUDA only)')
+    p.add_argument('--top_k', type=int, default=20, help='memory read top-k (default 20)')
+    p.add_argument('--mem_freq', type=int, default=5,
+                   help='add a memory frame every N frames (default 5)')
+    p.add_argument('--max_memory_frames', type=int, default=None,
+                   help='cap on memory frames per pass (default: no cap)')
+    p.add_argument('--flip', action='store_true',
+                   help='test-time augmentation: average the probabilities of the normal and the '
+                        'horizontally flipped run (twice the time)')
+    p.add_argument('--resolution', type=int, default=480,
+                   help='processing size: shorter side in pixels (default 480, -1 = original)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='write into a non-empty folder / recompute finished sequences')
+    p.add_argument('--quiet', action='store_true', help='no progress bars')
+    return p
+
+
+def _check_args(args):
+    if bool(args.input) == bool(args.dataset):
+        raise UserError('give either --input (with --masks) or --dataset')
+    if args.input and not args.masks:
+        raise UserError('--input needs --masks (a folder of mask PNGs or PNG files)')
+    if args.dataset and args.masks:
+        raise UserError('--masks is for --input; a dataset has its own Annotations folder')
+    if args.input and (args.split or args.sequences):
+        raise UserError('--split/--sequences are for --dataset')
+    if args.model not in ('auto', 'official', 'bundled'):
+        raise UserError(f'unknown model {args.model!r} (use official, bundled or auto)')
+    if args.top_k < 1:
+        raise UserError(f'--top_k must be >= 1, got {args.top_k}')
+    if args.mem_freq < 1:
+        raise UserError(f'--mem_freq must be >= 1, got {args.mem_freq}')
+    if args.max_memory_frames is not None and args.max_memory_frames < 1:
+        raise UserError(f'--max_memory_frames must be >= 1, got {args.max_memory_frames}')
+    if args.resolution != -1 and args.resolution < 16:
+        raise UserError(f'--resolution must be -1 (original) or at least 16, got {args.resolution}')
+
+
+def settings(args, mode):
+    """What decides the result (compared when a run is resumed or found complete)."""
+    return {'model': args.model, 'resolution': args.resolution, 'top_k': args.top_k,
+            'mem_freq': args.mem_freq, 'max_memory_frames': args.max_memory_frames,
+            'flip': args.flip, 'amp': args.amp, 'use_masks': mode}
+
+
+def _same_run(marker, cfg, source, out):
+    """Raise unless the run recorded in `marker` used the same source and settings."""
+    if marker.get('settings') != cfg or marker.get('source') != source:
+        raise UserError(f'output folder {out} holds a run with other inputs or settings '
+                        f'({_diff(marker, cfg, source)}); use the same ones to resume, another '
+                        f'folder, or --overwrite')
+
+
+def _diff(marker, cfg, source):
+    if marker.get('source') != source:
+        return 'input differs'
+    old = marker.get('settings') or {}
+    return ', '.join(f'{k}: {old.get(k)} -> {v}' for k, v in cfg.items() if old.get(k) != v)
+
+
+def main(argv=None, networks=None):
+    """CLI entry; `networks` (an inference_core.networks.Networks) skips loading."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    _check_args(args)
+    out = os.path.abspath(args.output)
+    kind = 'dataset' if args.dataset else 'single'
+    if kind == 'single':
+        if not os.path.exists(args.input):
+            raise UserError(f'input not found: {args.input}')
+        mask_inputs = [m for m in args.masks]
+        for m in mask_inputs:
+            if not os.path.exists(m):
+                raise UserError(f'mask path not found: {m}')
+        from util.mask_io import list_mask_files
+        files = list_mask_files(mask_inputs[0] if len(mask_inputs) == 1 else mask_inputs)
+        inputs = [args.input] + [m for m in mask_inputs if os.path.isdir(m)]
+        marker = check_output(out, kind, inputs, args.overwrite)
+        mode = args.use_masks or 'all'
+        cfg = settings(args, mode)
+        source = {'input': os.path.abspath(args.input),
+                  'masks': sorted(os.path.abspath(f) for f in files)}
+        if marker and not args.overwrite:
+            _same_run(marker, cfg, source, out)
+            if marker.get('complete'):
+                print(f'{out} is already complete (use --overwrite to redo it)', file=sys.stderr)
+                return 0
+    else:
+        layout, seqs, default_mode = discover_dataset(args.dataset)
+        names = list(args.sequences or [])
+        if args.split:
+            names += read_split(args.split)
+        names = list(dict.fromkeys(names)) or list(seqs)
+        if not names:
+            raise UserError(f'no sequences found in {args.dataset}')
+        unknown = [n for n in names if n not in seqs]
+        if unknown:
+            raise UserError(f'sequence {unknown[0]!r} not found in {args.dataset} ({layout} layout)')
+        from util.mask_io import MASK_EXTS
+        jobs = []
+        for n in names:
+            frames_path, ann = seqs[n]
+            mfiles = [] if ann is None else sorted(
+                os.path.join(ann, f) for f in os.listdir(ann)
+                if os.path.splitext(f)[1].lower() in MASK_EXTS and not f.startswith('.'))
+            if not mfiles:
+                raise UserError(f'sequence {n!r} has no annotations (mask PNGs) in {args.dataset}')
+            jobs.append((n, frames_path, mfiles))
+        marker = check_output(out, kind, [args.dataset], args.overwrite)
+        mode = args.use_masks or default_mode
+        cfg = settings(args, mode)
+        source = os.path.abspath(args.dataset)
+        if marker and not args.overwrite:
+            _same_run(marker, cfg, source, out)
+
+    if networks is None:
+        from inference_core.networks import load_networks
+        networks = load_networks(args.model, saves_dir=args.saves, device=args.device)
+    elif args.model != 'auto' and networks.kind != args.model:
+        raise UserError(f'--model {args.model} requested but {networks.kind} networks given')
+    runner = Runner(networks, args)
+
+    if kind == 'single':
+        parent = os.path.dirname(out)
+        os.makedirs(parent, exist_ok=True)
+        base = os.path.basename(out)
+        _clean_partials(parent, f'.{base}{PARTIAL}')
+        tmp = tempfile.mkdtemp(prefix=f'.{base}{PARTIAL}', dir=parent)
+        try:
+            info = process_sequence(args.input, files, mode, tmp, runner, args.resolution,
+                                    label=os.path.basename(os.path.normpath(args.input)),
+                                    quiet=args.quiet)
+            write_json(os.path.join(tmp, MARKER), {'kind': kind, 'complete': True,
+                                                   'source': source, 'settings': cfg,
+                                                   'networks': networks.kind, 'run': info},
+                       indent=1)
+            if os.path.isdir(out) and os.listdir(out):
+                # --overwrite into a folder with other files: replace ours file by file,
+                # marker last (a crash in between leaves an incomplete marker)
+                write_json(os.path.join(out, MARKER), {'kind': kind, 'complete': False,
+                                                       'source': source, 'settings': cfg},
+                           indent=1)
+                for n in sorted(os.listdir(tmp)):
+                    if n != MARKER:
+                        os.replace(os.path.join(tmp, n), os.path.join(out, n))
+                os.replace(os.path.join(tmp, MARKER), os.path.join(out, MARKER))
+            else:
+                if os.path.isdir(out):
+                    os.rmdir(out)
+                os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _report(info, args.input)
+        return 0
+
+    os.makedirs(out, exist_ok=True)
+    _clean_partials(out, PARTIAL)
+    runs = dict((marker or {}).get('sequences', {}))
+    state = {'kind': kind, 'layout': layout, 'source': source, 'settings': cfg,
+             'networks': networks.kind, 'sequences': runs}
+    write_json(os.path.join(out, MARKER), state, indent=1)
+    todo = [(n, f, m) for n, f, m in jobs
+            if args.overwrite or not os.path.isdir(os.path.join(out, n))]
+    skipped = len(jobs) - len(todo)
+    if skipped:
+        print(f'{skipped} of {len(jobs)} sequences already done, skipping them', file=sys.stderr)
+    for i, (n, frames_path, mfiles) in enumerate(todo):
+        tmp = tempfile.mkdtemp(prefix=f'{PARTIAL}{n}-', dir=out)
+        try:
+            info = process_sequence(frames_path, mfiles, mode, tmp, runner, args.resolution,
+                                    label=f'[{i + 1}/{len(todo)}] {n}', quiet=args.quiet)
+            _replace_dir(tmp, os.path.join(out, n))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        runs[n] = info
+        write_json(os.path.join(out, MARKER), state, indent=1)
+        _report(info, n)
+    return 0
+
+
+def _report(info, name):
+    fps = (info['frames'] - 1) / max(info['propagate_s'], 1e-9)
+    print(f'{name}: {info["frames"]} frames, {info["objects"]} objects, propagation '
+          f'{info["propagate_s"]:.1f} s ({fps:.1f} fps), total {info["total_s"]:.1f} s',
+          file=sys.stderr)
+
+
+if __name__ == '__main__':
+    run_cli(main)

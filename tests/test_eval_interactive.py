@@ -1,0 +1,80 @@
+"""eval_interactive_davis.py: the DAVIS scribble-robot protocol on a tiny generated sequence."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import eval_interactive_davis as ev
+from tests.test_propagate_cli import make_davis, tiny_networks
+from util.errors import UserError
+
+
+def _robot_or_skip():
+    from util.davis_compat import scribbles_robot
+    try:
+        return scribbles_robot()
+    except UserError:
+        pytest.skip('davisinteractive is not installed (optional extra)')
+
+
+@pytest.fixture(scope='module')
+def nets():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)      # see tests/test_propagate_cli.py
+    yield tiny_networks()
+    torch.set_num_threads(threads)
+
+
+def test_auc_over_rounds():
+    assert ev.auc_over_rounds([0.5]) == 0.5
+    assert ev.auc_over_rounds([0.2, 0.6]) == pytest.approx(0.4)
+    # trapezoid on [0, 1]: (0.1 + 0.5)/2/2 + (0.5 + 0.7)/2/2
+    assert ev.auc_over_rounds([0.1, 0.5, 0.7]) == pytest.approx(0.45)
+
+
+def test_robot_paths_conversion():
+    ans = {'scribbles': [[], [{'path': [[0.0, 0.0], [1.0, 0.5]], 'object_id': 2},
+                              {'path': [[0.5, 1.0]], 'object_id': 0}], []]}
+    t, by_obj = ev.robot_paths(ans, 3)
+    assert t == 1 and sorted(by_obj) == [0, 2]
+    px = ev.to_pixels(by_obj[2], 65, 49)[0]
+    np.testing.assert_allclose(px, [[0, 0], [64, 24]])
+    assert ev.robot_paths({'scribbles': [[], []]}, 2) == (None, {})
+
+
+def test_two_rounds_on_generated_sequence(tmp_path, nets):
+    _robot_or_skip()
+    root = tmp_path / 'DAVIS'
+    make_davis(root, ('s',), n=4)
+    out = tmp_path / 'report.json'
+    assert ev.main(['--dataset', str(root), '--rounds', '2', '--resolution', '-1',
+                    '--output', str(out), '--save-masks', str(tmp_path / 'masks'), '--quiet'],
+                   networks=nets) == 0
+    rep = json.loads(out.read_text())
+    seq = rep['sequences'][0]
+    assert seq['name'] == 's' and seq['objects'] == 2 and len(seq['rounds']) == 2
+    r1, r2 = seq['rounds']
+    # round 1 on an empty prediction: the robot scribbles every object on the frame it picks
+    assert r1['frame'] == 0 and set(r1['paths']) >= {'1', '2'}
+    assert r1['interaction_s'] > 0 and r1['propagation_s'] > 0
+    for r in (r1, r2):
+        assert 0 <= r['J'] <= 1 and 0 <= r['F'] <= 1
+        assert r['JF'] == pytest.approx((r['J'] + r['F']) / 2)
+    assert seq['AUC'] == pytest.approx((r1['JF'] + r2['JF']) / 2)
+    assert rep['summary']['rounds'][1]['JF'] == pytest.approx(r2['JF'])
+    assert sorted(p.name for p in (tmp_path / 'masks' / 's').iterdir()) == \
+        [f'{t:05d}.png' for t in range(4)]
+
+
+def test_errors(tmp_path, nets):
+    _robot_or_skip()
+    root = tmp_path / 'DAVIS'
+    make_davis(root, ('s',), n=3)
+    (root / 'Annotations' / '480p' / 's' / '00001.png').unlink()
+    with pytest.raises(UserError, match="ground truth missing for frame '00001'"):
+        ev.main(['--dataset', str(root), '--rounds', '1', '--quiet'], networks=nets)
+    with pytest.raises(UserError, match='--rounds must be >= 1'):
+        ev.main(['--dataset', str(root), '--rounds', '0'], networks=nets)
+    with pytest.raises(UserError, match="sequence 'x' not found"):
+        ev.main(['--dataset', str(root), '--sequences', 'x'], networks=nets)
