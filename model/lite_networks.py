@@ -1,0 +1,85 @@
+"""Load the bundled (offline) networks shipped in `weights/`.
+
+    propagation, fusion, interaction = load_bundled('weights', device='cpu')
+
+Files (fp16 state dicts, see weights/manifest.json): propagation_lite.pth, fusion_lite.pth,
+interaction_lite.pth. They are converted to float32, moved to `device` and put in eval mode.
+The fusion file is optional: without it the fusion net is the untrained identity (it returns
+the new propagation result, i.e. MiVOS without fusion), which is logged.
+"""
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from util.errors import UserError
+
+log = logging.getLogger(__name__)
+
+FILES = {'propagation': 'propagation_lite.pth', 'fusion': 'fusion_lite.pth',
+         'interaction': 'interaction_lite.pth'}
+
+
+def build(kind, pretrained=False):
+    """A fresh network of `kind` ('propagation', 'fusion', 'interaction')."""
+    if kind == 'propagation':
+        from model.lite_propagation import LitePropagationNet
+        return LitePropagationNet(pretrained=pretrained)
+    if kind == 'interaction':
+        from model.lite_interaction import LiteInteractionNet
+        return LiteInteractionNet(pretrained=pretrained)
+    if kind == 'fusion':
+        from model.lite_fusion import LiteFusionNet
+        return LiteFusionNet()
+    raise ValueError(kind)
+
+
+def _load(kind, path, device):
+    net = build(kind)
+    try:
+        sd = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:   # truncated download, wrong file ...
+        raise UserError(f'{path}: not a readable weights file ({type(e).__name__}: {e})') from None
+    if not isinstance(sd, dict):
+        raise UserError(f'{path}: not a state dict')
+    own = net.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} missing (e.g. {missing[0]})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected (e.g. {unexpected[0]})')
+        if wrong:
+            parts.append(f'{len(wrong)} with wrong shapes (e.g. {wrong[0]})')
+        raise UserError(f'{path} does not match the bundled {kind} network: ' + ', '.join(parts))
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    return net.to(device).eval()
+
+
+def load_bundled(weights_dir='weights', device='cpu'):
+    """(propagation, fusion, interaction) in eval mode, float32, on `device`."""
+    wd = Path(weights_dir)
+    if not wd.is_dir():
+        raise UserError(f'bundled weights folder {wd} does not exist')
+    missing = [FILES[k] for k in ('propagation', 'interaction') if not (wd / FILES[k]).is_file()]
+    if missing:
+        raise UserError(f'bundled weights missing in {wd}: {", ".join(missing)}')
+    device = torch.device(device)
+    prop = _load('propagation', wd / FILES['propagation'], device)
+    inter = _load('interaction', wd / FILES['interaction'], device)
+    if (wd / FILES['fusion']).is_file():
+        fusion = _load('fusion', wd / FILES['fusion'], device)
+    else:
+        log.info('no %s in %s: fusion passes the propagation result through', FILES['fusion'], wd)
+        fusion = build('fusion').to(device).eval()
+    return prop, fusion, inter
+
+
+def manifest(weights_dir='weights'):
+    """The parsed weights/manifest.json ({} when absent)."""
+    p = Path(weights_dir) / 'manifest.json'
+    return json.loads(p.read_text()) if p.is_file() else {}

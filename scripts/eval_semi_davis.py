@@ -1,0 +1,160 @@
+"""Evaluate the bundled networks on the held-out DAVIS sequences (util.davis_split.VAL_SEQUENCES).
+
+    python -m scripts.eval_semi_davis [--data ../shared/data/davis2016-train] [--weights weights]
+                                      [--kind bundled|official] [--skip-scribble] [--json out.json]
+
+* Semi-supervised J&F: the first frame's ground-truth mask is given, the PropagationEngine
+  (inference_core/engine.py, mem_freq 5, top-k 20) propagates it forward; J and F exclude the
+  first and last frames (DAVIS protocol, util/metrics.py).
+* First-scribble J: one simulated positive scribble inside the object and one negative scribble
+  in the background of the first frame -> interaction network -> J on that frame.
+Also reports propagation speed (frames/s over the whole run) and peak RSS.
+"""
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from util.davis_split import VAL_SEQUENCES
+from util.errors import UserError, run_cli
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'davis2016-train'
+
+
+def available_sequences(root, sequences):
+    """The requested sequences that exist under root (UserError when none does)."""
+    root = Path(root)
+    seqs = [s for s in sequences if (root / 'videos' / f'{s}.mp4').is_file() and (root / 'masks' / s).is_dir()]
+    if not seqs:
+        raise UserError(f'{root}: none of the held-out sequences {", ".join(sequences)} is there')
+    return seqs
+
+
+class _Nets:
+    def __init__(self, propagation, fusion=None, device='cpu'):
+        self.propagation = propagation
+        self.fusion = fusion
+        self.device = torch.device(device)
+
+
+def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, top_k=20):
+    """Semi-supervised propagation of `first_labels` (H,W uint8) through frames (T,H,W,3) with
+    the engine. Returns predicted labels (T,H,W) uint8."""
+    from inference_core.engine import PropagationEngine
+    from inference_core.store import FrameStore
+    store = FrameStore(np.ascontiguousarray(frames), storage='memory')
+    for _ in range(int(first_labels.max())):
+        store.add_object()
+    eng = PropagationEngine(_Nets(prop_net, fusion), store, mem_freq=mem_freq, top_k=top_k)
+    eng.interact(0, first_labels, direction='forward')
+    return np.array(store.masks)
+
+
+def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None):
+    """Semi-supervised J&F (util.metrics.summarize dict, values in 0..1) plus 'fps' and per-sequence results."""
+    from scripts.train.data import load_sequence
+    from util.metrics import evaluate_sequence, summarize
+    results, n_frames, t_total = [], 0, 0.0
+    sequences = available_sequences(root, sequences)
+    with torch.inference_mode():
+        for i, seq in enumerate(sequences):
+            frames, masks = load_sequence(root, seq)
+            if max_frames:
+                frames, masks = frames[:max_frames], masks[:max_frames]
+            gt = masks.astype(np.uint8)
+            t0 = time.time()
+            pred = propagate_sequence(prop_net, frames, gt[0])
+            t_total += time.time() - t0
+            n_frames += len(frames) - 1
+            results.append(evaluate_sequence(list(gt), list(pred), object_ids=[1], name=seq))
+            if progress:
+                progress(i + 1, len(sequences))
+    out = summarize(results)
+    out['fps'] = n_frames / max(t_total, 1e-9)
+    out['per_sequence'] = {r['name']: {'J': r['J'], 'F': r['F'], 'J&F': r['J&F']} for r in results}
+    return out
+
+
+def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, seed=0, frames=(0,)):
+    """Mean J of the interaction net's mask from one simulated scribble pair on frame 0 (or each of
+    `frames`) of each held-out sequence; also the median latency (ms) of one scribble -> mask at
+    full resolution."""
+    from inference_core.padding import pad_divide_by, unpad
+    from scripts.train.data import load_sequence
+    from scripts.train.scribbles import first_scribbles
+    from util.metrics import jaccard
+    from util.tensor_util import normalize_frames
+    rng = np.random.default_rng(seed)
+    js, times = {}, []
+    sequences = available_sequences(root, sequences)
+    with torch.inference_mode():
+        for seq in sequences:
+            video, masks = load_sequence(root, seq)
+            for t in frames:
+                if t >= len(video):
+                    continue
+                img, gt = video[t], masks[t]
+                pos, neg = first_scribbles(gt, rng)
+                t0 = time.time()
+                x = normalize_frames(img)
+                maps = torch.from_numpy(np.stack([np.zeros_like(pos), pos, neg]).astype(np.float32))[None]
+                inp, pad = pad_divide_by(torch.cat([x, maps], 1), 16)
+                prob = torch.sigmoid(unpad(inter_net(inp), pad))[0, 0].numpy()
+                times.append(time.time() - t0)
+                js[seq if len(frames) == 1 else f'{seq}/{t}'] = jaccard(gt, prob > 0.5)
+    return {'J': float(np.mean(list(js.values()))), 'per_sequence': js,
+            'latency_ms': 1000 * float(np.median(times))}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description='Held-out evaluation of the bundled networks')
+    ap.add_argument('--data', default=str(DEFAULT_ROOT))
+    ap.add_argument('--weights', default='weights', help='bundled weights folder')
+    ap.add_argument('--kind', default='bundled', choices=['bundled', 'official'])
+    ap.add_argument('--saves', default='saves', help='official weights folder (--kind official)')
+    ap.add_argument('--max-frames', type=int, default=None, help='only the first N frames per sequence')
+    ap.add_argument('--skip-scribble', action='store_true')
+    ap.add_argument('--skip-semi', action='store_true')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--json', default=None, help='also write the results here')
+    args = ap.parse_args(argv)
+    if not (Path(args.data) / 'videos').is_dir():
+        raise UserError(f'{args.data}: DAVIS data not found (needs videos/ and masks/)')
+    torch.set_num_threads(args.threads)
+    if args.kind == 'bundled':
+        from model.lite_networks import load_bundled
+        prop, fusion, inter = load_bundled(args.weights)
+    else:
+        from inference_core.networks import load_official
+        nets = load_official(args.saves, 'cpu')
+        prop, fusion, inter = nets.propagation, nets.fusion, nets.interaction
+    out = {'sequences': list(VAL_SEQUENCES)}
+    if not args.skip_semi:
+        res = evaluate_semi(prop, args.data, max_frames=args.max_frames,
+                            progress=lambda d, t: print(f'\rsemi {d}/{t}', end='', file=sys.stderr))
+        print(file=sys.stderr)
+        out['semi'] = res
+        print(f'semi-supervised: J&F {res["J&F-Mean"]*100:.2f}  J {res["J-Mean"]*100:.2f}  '
+              f'F {res["F-Mean"]*100:.2f}  ({res["fps"]:.1f} frames/s)')
+        for s, r in res['per_sequence'].items():
+            print(f'  {s:14s} J&F {r["J&F"]*100:6.2f}')
+    if not args.skip_scribble:
+        res = evaluate_first_scribble(inter, args.data)
+        out['first_scribble'] = res
+        print(f'first-scribble J {res["J"]*100:.2f}  (median {res["latency_ms"]:.0f} ms per scribble)')
+        for s, j in res['per_sequence'].items():
+            print(f'  {s:14s} J {j*100:6.2f}')
+    out['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f'peak RSS {out["peak_rss_mb"]:.0f} MB')
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)

@@ -1,0 +1,161 @@
+"""Shared training machinery: seeding, resumable checkpoints, losses, logging and the export of
+validated fp16 weights to `weights/` (with `weights/manifest.json`)."""
+import hashlib
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHT_FILES = {'propagation': 'propagation_lite.pth', 'fusion': 'fusion_lite.pth',
+                'interaction': 'interaction_lite.pth'}
+
+
+def seed_all(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_threads(n):
+    torch.set_num_threads(max(1, int(n)))
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path, **state):
+    """Atomic torch.save (a crash or ctrl-c never leaves a truncated last.pt)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix('.pt.part')
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path):
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+class StopFlag:
+    """Ctrl-c / SIGTERM -> finish the current iteration, save, exit cleanly."""
+
+    def __init__(self):
+        self.stop = False
+        self._old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handler)
+
+    def _handler(self, signum, frame):
+        if self.stop:   # second ctrl-c: give up immediately
+            raise KeyboardInterrupt
+        self.stop = True
+        print(f'\nsignal {signum}: stopping after this iteration', flush=True)
+
+    def restore(self):
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+
+
+class JsonLog:
+    """Append-only JSON-lines log (one record per line) next to the checkpoints."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, **rec):
+        rec.setdefault('time', time.strftime('%Y-%m-%d %H:%M:%S'))
+        with open(self.path, 'a') as f:
+            f.write(json.dumps(rec) + '\n')
+
+
+# ---------------------------------------------------------------------------- losses
+def aggregated_log_probs(logits):
+    """Per-object logits (K,1,H,W) -> log-probabilities (K+1,H,W) of {bg, objects}, using the same
+    soft aggregation as inference (bg = prod(1-p_k), clamp, logit, softmax)."""
+    p = torch.sigmoid(logits[:, 0]).clamp(1e-7, 1 - 1e-7)
+    bg = torch.prod(1 - p, 0, keepdim=True)
+    new = torch.cat([bg, p], 0).clamp(1e-7, 1 - 1e-7)
+    return F.log_softmax(torch.log(new) - torch.log1p(-new), 0)
+
+
+def bootstrapped_ce(logp, labels, top_p=0.15, warm=True):
+    """Cross-entropy over the hardest `top_p` pixels (STCN bootstrapping; all pixels when warm)."""
+    ce = F.nll_loss(logp.unsqueeze(0), labels.unsqueeze(0), reduction='none').flatten()
+    if warm:
+        return ce.mean()
+    k = max(1, int(ce.numel() * top_p))
+    return ce.topk(k).values.mean()
+
+
+def soft_iou_loss(prob, target):
+    """1 - soft IoU per map, averaged: prob, target (N,H,W)."""
+    inter = (prob * target).flatten(1).sum(1)
+    union = (prob + target - prob * target).flatten(1).sum(1)
+    return (1 - (inter + 1) / (union + 1)).mean()
+
+
+def iou(a, b):
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    u = np.count_nonzero(a | b)
+    return 1.0 if u == 0 else np.count_nonzero(a & b) / u
+
+
+# ---------------------------------------------------------------------------- export
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fp16_state_dict(model):
+    return {k: (v.half() if v.is_floating_point() else v).clone() for k, v in model.state_dict().items()}
+
+
+def export_weights(kind, model, weights_dir, score_name, score, info, force=False):
+    """Write weights/<kind>_lite.pth (fp16) + update the manifest when `score` beats the recorded one.
+
+    Returns True when the files were written. `info` (iterations, data ...) goes to the manifest.
+    """
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = weights_dir / 'manifest.json'
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    files = manifest.setdefault('files', {})
+    fname = WEIGHT_FILES[kind]
+    old = files.get(fname, {}).get('validation', {}).get(score_name)
+    if not force and old is not None and (weights_dir / fname).is_file() and score <= old:
+        return False
+    tmp = weights_dir / (fname + '.part')
+    torch.save(fp16_state_dict(model), tmp)
+    os.replace(tmp, weights_dir / fname)
+    entry = dict(info)
+    entry['validation'] = {score_name: round(float(score), 4), **entry.get('validation', {})}
+    entry['sha256'] = sha256(weights_dir / fname)
+    entry['bytes'] = (weights_dir / fname).stat().st_size
+    entry['exported'] = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+    files[fname] = entry
+    manifest['format'] = 'fp16 state dicts of model.lite_* networks; load with model.lite_networks.load_bundled'
+    manifest['total_bytes'] = sum(f.get('bytes', 0) for f in files.values())
+    tmp = manifest_path.with_suffix('.json.part')
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
+    os.replace(tmp, manifest_path)
+    return True
+
+
+def make_bar(total, label):
+    """progressbar2 bar (falls back to a no-op object when stdout is not a terminal)."""
+    import progressbar
+    widgets = [label + ' ', progressbar.Counter(), f'/{total} ', progressbar.Bar(), ' ',
+               progressbar.ETA(), ' ', progressbar.Variable('loss', precision=4)]
+    return progressbar.ProgressBar(max_value=total, widgets=widgets, redirect_stdout=True)

@@ -1,0 +1,309 @@
+"""Training data for the bundled networks: DAVIS-2016-style folders, a backbone feature cache and
+clip / sample synthesis.
+
+Folder layout (../shared/data/davis2016-train): `videos/<seq>.mp4` and `masks/<seq>/%05d.png`
+(0/255). Only the training split (`util.davis_split.train_sequences`) is ever read for training.
+
+CPU strategy: the EfficientNet-Lite backbone is frozen, so its maps of every training frame at
+the processing size are computed once and kept in `<cache>/` as fp16 memory-mapped arrays
+(f2, f4, f16 + the resized frames and masks). Real-clip samples then cost only the small trainable
+heads. Synthetic samples (affine-warped single frames, objects pasted from another sequence) need
+new images, so they run the frozen backbone online.
+"""
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from util.davis_split import VAL_SEQUENCES, train_sequences
+from util.errors import UserError
+from util.tensor_util import normalize_frames
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'davis2016-train'
+PROC_SIZE = (240, 432)   # processing size of a 480x854 frame (model.lite_propagation.proc_size)
+
+
+def list_sequences(root):
+    root = Path(root)
+    if not (root / 'videos').is_dir() or not (root / 'masks').is_dir():
+        raise UserError(f'{root}: not a DAVIS-style folder (needs videos/ and masks/)')
+    return sorted(p.stem for p in (root / 'videos').glob('*.mp4') if (root / 'masks' / p.stem).is_dir())
+
+
+def read_video(path):
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+    cap.release()
+    if not frames:
+        raise UserError(f'{path}: could not decode any frame')
+    return np.stack(frames)
+
+
+def load_sequence(root, seq, size=None):
+    """Frames (T,H,W,3) uint8 and masks (T,H,W) bool of one sequence; resized to size=(h, w) if given."""
+    root = Path(root)
+    frames = read_video(root / 'videos' / f'{seq}.mp4')
+    mask_files = sorted((root / 'masks' / seq).glob('*.png'))
+    n = min(len(frames), len(mask_files))
+    frames = frames[:n]
+    masks = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in mask_files[:n]])
+    if size is not None and frames.shape[1:3] != tuple(size):
+        h, w = size
+        frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
+        masks = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) for m in masks])
+    return frames, masks > 127
+
+
+@torch.no_grad()
+def backbone_maps(backbone, frames_u8, batch=8):
+    """uint8 (N,h,w,3) at the processing size -> f2, f4, f16 float tensors of the frozen backbone."""
+    from model.efficientnet_lite import from_imagenet_norm
+    outs = []
+    for s in range(0, len(frames_u8), batch):
+        x = from_imagenet_norm(normalize_frames(frames_u8[s:s + batch]))
+        f2, f4, _, f16 = backbone(x)
+        outs.append((f2, f4, f16))
+    return [torch.cat(o, 0) for o in zip(*outs)]
+
+
+class FeatureCache:
+    """Memory-mapped frames, masks and frozen-backbone maps of the training sequences."""
+
+    FILES = ('frames', 'masks', 'f2', 'f4', 'f16')
+
+    def __init__(self, cache_dir):
+        self.dir = Path(cache_dir)
+        meta = json.loads((self.dir / 'index.json').read_text())
+        self.sequences = meta['sequences']          # name -> [start, length]
+        self.size = tuple(meta['size'])
+        self.arrays = {k: np.load(self.dir / f'{k}.npy', mmap_mode='r') for k in self.FILES}
+        self.names = sorted(self.sequences)
+
+    def __len__(self):
+        return len(self.arrays['frames'])
+
+    def seq_range(self, seq):
+        s, n = self.sequences[seq]
+        return s, n
+
+    def get(self, idx, keys):
+        return {k: np.asarray(self.arrays[k][idx]) for k in keys}
+
+    @classmethod
+    def build(cls, root, cache_dir, backbone, sequences=None, size=PROC_SIZE, progress=None):
+        """Compute the cache (skipped when it exists for the same sequences and size)."""
+        cache_dir = Path(cache_dir)
+        seqs = sequences if sequences is not None else train_sequences(list_sequences(root))
+        leak = sorted(set(seqs) & set(VAL_SEQUENCES))
+        if leak:
+            raise UserError(f'held-out sequences must not be cached for training: {leak}')
+        index = cache_dir / 'index.json'
+        if index.is_file():
+            meta = json.loads(index.read_text())
+            if sorted(meta['sequences']) == sorted(seqs) and tuple(meta['size']) == tuple(size):
+                return cls(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        data, starts, total = [], {}, 0
+        for i, seq in enumerate(seqs):
+            fr, mk = load_sequence(root, seq, size)
+            data.append((fr, mk))
+            starts[seq] = [total, len(fr)]
+            total += len(fr)
+        h, w = size
+        with torch.no_grad():
+            probe = backbone_maps(backbone, data[0][0][:1])
+        shapes = {'frames': (total, h, w, 3), 'masks': (total, h, w),
+                  'f2': (total,) + tuple(probe[0].shape[1:]), 'f4': (total,) + tuple(probe[1].shape[1:]),
+                  'f16': (total,) + tuple(probe[2].shape[1:])}
+        dtypes = {'frames': np.uint8, 'masks': np.uint8, 'f2': np.float16, 'f4': np.float16, 'f16': np.float16}
+        arr = {k: np.lib.format.open_memmap(cache_dir / f'{k}.npy.part', mode='w+', dtype=dtypes[k],
+                                            shape=shapes[k]) for k in cls.FILES}
+        done = 0
+        for (fr, mk), seq in zip(data, seqs):
+            s, n = starts[seq]
+            arr['frames'][s:s + n] = fr
+            arr['masks'][s:s + n] = mk
+            for b in range(0, n, 16):
+                f2, f4, f16 = backbone_maps(backbone, fr[b:b + 16])
+                arr['f2'][s + b:s + b + len(f2)] = f2.half().numpy()
+                arr['f4'][s + b:s + b + len(f4)] = f4.half().numpy()
+                arr['f16'][s + b:s + b + len(f16)] = f16.half().numpy()
+                done += len(f2)
+                if progress:
+                    progress(done, total)
+        for k, a in arr.items():
+            a.flush()
+            del a
+            os.replace(cache_dir / f'{k}.npy.part', cache_dir / f'{k}.npy')
+        index.write_text(json.dumps({'sequences': starts, 'size': list(size)}))
+        return cls(cache_dir)
+
+
+# ---------------------------------------------------------------------------- geometry helpers
+def random_affine(rng, h, w, rot=20, scale=(0.85, 1.15), shear=10, trans=0.1):
+    """A random 2x3 affine matrix around the image centre."""
+    a = np.deg2rad(rng.uniform(-rot, rot))
+    s = rng.uniform(*scale)
+    sh = np.deg2rad(rng.uniform(-shear, shear))
+    c, si = np.cos(a), np.sin(a)
+    m = np.array([[c, -si + np.tan(sh) * c], [si, c + np.tan(sh) * si]]) * s
+    cx, cy = w / 2, h / 2
+    t = np.array([cx, cy]) - m @ np.array([cx, cy]) + rng.uniform(-trans, trans, 2) * np.array([w, h])
+    return np.concatenate([m, t[:, None]], 1).astype(np.float32)
+
+
+def warp(img, m, size, nearest=False):
+    h, w = size
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    return cv2.warpAffine(img, m, (w, h), flags=interp, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def elastic_field(rng, h, w, alpha=6.0, grid=6):
+    """Smooth random displacement (dx, dy) maps in pixels (a coarse random grid, bicubic-upsampled)."""
+    d = rng.normal(0, alpha, (2, grid, grid)).astype(np.float32)
+    dx = cv2.resize(d[0], (w, h), interpolation=cv2.INTER_CUBIC)
+    dy = cv2.resize(d[1], (w, h), interpolation=cv2.INTER_CUBIC)
+    return dx, dy
+
+
+def elastic(img, field, nearest=False):
+    h, w = img.shape[:2]
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    return cv2.remap(img, xx + field[0], yy + field[1], interp, borderMode=cv2.BORDER_REFLECT_101)
+
+
+# ---------------------------------------------------------------------------- propagation samples
+class ClipSampler:
+    """3-frame training clips: real cached clips (growing frame skip), static warped clips and
+    two-object clips made by pasting an object from another sequence."""
+
+    def __init__(self, cache, seed=0):
+        self.cache = cache
+        self.rng = np.random.default_rng(seed)
+
+    def max_skip(self, it):
+        # curriculum of STCN: short gaps first, wider gaps later
+        return int(min(25, 5 + it // 400))
+
+    def real_indices(self, seq, it):
+        s, n = self.cache.seq_range(seq)
+        skip = self.max_skip(it)
+        rng = self.rng
+        span = min(n - 1, 2 * skip)
+        t0 = rng.integers(0, n - span) if n - span > 0 else 0
+        t1 = min(n - 1, t0 + rng.integers(1, skip + 1))
+        t2 = min(n - 1, t1 + rng.integers(1, skip + 1))
+        idx = [t0, t1, t2]
+        if rng.random() < 0.5:
+            idx = idx[::-1]
+        return [s + t for t in idx]
+
+    def cached_clip(self, it):
+        """Real clip from the cache: dict with f2, f4, f16 (3,...) float tensors and labels (3,h,w)."""
+        seq = self.cache.names[self.rng.integers(len(self.cache.names))]
+        idx = self.real_indices(seq, it)
+        d = {k: np.stack([np.asarray(self.cache.arrays[k][i]) for i in idx]) for k in ('f2', 'f4', 'f16', 'masks')}
+        flip = self.rng.random() < 0.5
+        out = {}
+        for k in ('f2', 'f4', 'f16'):
+            t = torch.from_numpy(d[k].astype(np.float32))
+            out[k] = t.flip(-1) if flip else t
+        lab = torch.from_numpy(d['masks'].astype(np.int64))
+        out['labels'] = lab.flip(-1) if flip else lab
+        out['num_objects'] = 1
+        return out
+
+    def _frames_masks(self, seq, idx_local):
+        s, _ = self.cache.seq_range(seq)
+        fr = np.stack([np.asarray(self.cache.arrays['frames'][s + t]) for t in idx_local])
+        mk = np.stack([np.asarray(self.cache.arrays['masks'][s + t]) for t in idx_local])
+        return fr, mk
+
+    def static_clip(self):
+        """One frame warped three times (affine + elastic): uint8 frames (3,h,w,3), labels (3,h,w)."""
+        seq = self.cache.names[self.rng.integers(len(self.cache.names))]
+        _, n = self.cache.seq_range(seq)
+        fr, mk = self._frames_masks(seq, [self.rng.integers(n)])
+        h, w = fr.shape[1:3]
+        frames, labels = [], []
+        for j in range(3):
+            if j == 0:
+                f, m = fr[0], mk[0]
+            else:
+                a = random_affine(self.rng, h, w)
+                f, m = warp(fr[0], a, (h, w)), warp(mk[0], a, (h, w), nearest=True)
+                fld = elastic_field(self.rng, h, w)
+                f, m = elastic(f, fld), elastic(m, fld, nearest=True)
+            frames.append(f)
+            labels.append(m)
+        return np.stack(frames), np.stack(labels).astype(np.int64), 1
+
+    def paste_clip(self, it):
+        """Real clip of sequence A with an object (+mask) of sequence B pasted on every frame:
+        two objects (1 = A's object where visible, 2 = pasted)."""
+        names = self.cache.names
+        a, b = self.rng.choice(len(names), 2, replace=False)
+        sa, sb = names[a], names[b]
+        fa, ma = self._frames_masks(sa, [i - self.cache.seq_range(sa)[0] for i in self.real_indices(sa, it)])
+        fb, mb = self._frames_masks(sb, [i - self.cache.seq_range(sb)[0] for i in self.real_indices(sb, it)])
+        h, w = fa.shape[1:3]
+        # one random placement for the clip, plus a small drift per frame
+        base = random_affine(self.rng, h, w, rot=10, scale=(0.5, 0.9), shear=5, trans=0.25)
+        frames, labels = [], []
+        for j in range(3):
+            m = base.copy()
+            m[:, 2] += self.rng.normal(0, 4, 2)
+            ob = warp(fb[j], m, (h, w))
+            obm = cv2.warpAffine(mb[j], m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0).astype(bool)
+            soft = cv2.GaussianBlur(obm.astype(np.float32), (3, 3), 0)[..., None]
+            f = (fa[j] * (1 - soft) + ob * soft).astype(np.uint8)
+            lab = np.zeros((h, w), np.int64)
+            lab[ma[j].astype(bool)] = 1
+            lab[obm] = 2
+            frames.append(f)
+            labels.append(lab)
+        labels = np.stack(labels)
+        k = 2 if (labels[0] == 1).any() else 1
+        if k == 1:   # A's object is hidden on the first frame: it is background for this clip
+            labels[labels == 1] = 0
+            labels[labels == 2] = 1
+        return np.stack(frames), labels, k
+
+
+def train_frames_sanity(sequences):
+    leak = sorted(set(sequences) & set(VAL_SEQUENCES))
+    if leak:
+        raise UserError(f'held-out sequences in the training set: {leak}')
+
+
+# ---------------------------------------------------------------------------- crops
+def crop_window(labels0, rng, full_hw, crop_hw, align=16):
+    """Top-left (y, x) of a crop_hw window (multiples of `align`) placed near the objects of labels0."""
+    H, W = full_hw
+    ch, cw = min(crop_hw[0], H), min(crop_hw[1], W)
+    ys, xs = np.nonzero(np.asarray(labels0))
+    if len(ys):
+        cy, cx = ys.mean() + rng.normal(0, ch / 6), xs.mean() + rng.normal(0, cw / 6)
+    else:
+        cy, cx = rng.uniform(0, H), rng.uniform(0, W)
+    y = int(np.clip(cy - ch / 2, 0, H - ch)) // align * align
+    x = int(np.clip(cx - cw / 2, 0, W - cw)) // align * align
+    return y, x, ch // align * align, cw // align * align
+
+
+def crop_maps(feats, labels, win):
+    """Crop backbone maps (f2, f4, f16 at strides 2, 4, 16) and labels to the window `win`."""
+    y, x, ch, cw = win
+    out = []
+    for f, s in zip(feats, (2, 4, 16)):
+        out.append(f[..., y // s:(y + ch) // s, x // s:(x + cw) // s])
+    return out, labels[..., y:y + ch, x:x + cw]

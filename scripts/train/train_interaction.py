@@ -1,0 +1,227 @@
+"""Train the bundled scribble/click-to-mask network (model/lite_interaction.py) on CPU.
+
+    python -m scripts.train.train_interaction --name inter [--iters 20000] [--minutes 60]
+
+Samples: a training frame from the frozen-backbone cache (random flip and crop), a simulated
+interaction round (scripts/train/scribbles.py: first scribbles or clicks on an empty mask, or
+corrective scribbles/clicks on a perturbed previous mask) -> BCE + soft-IoU loss.
+Validation: first-scribble J on frames 0/25/50 of the held-out sequences; the fp16 weights go to
+`weights/interaction_lite.pth` only when it improves. Resumable from runs/<name>/last.pt;
+ctrl-c saves and exits.
+"""
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.lite_interaction import LiteInteractionNet
+from scripts.train import common
+from scripts.train.data import DEFAULT_ROOT, FeatureCache, crop_maps, crop_window
+from scripts.train.scribbles import simulate_round
+from util.errors import run_cli
+
+
+def paste_sample(cache, rng, seq_of):
+    """A frame of one sequence with an object of another sequence pasted on it; the target is one
+    of the two objects at random, so the scribbles (not saliency) must decide which one."""
+    import cv2
+    from scripts.train.data import random_affine, warp
+    n = len(cache)
+    for _attempt in range(20):
+        i, j = int(rng.integers(n)), int(rng.integers(n))
+        if seq_of[i] != seq_of[j] and cache.arrays['masks'][j].any():
+            break
+    fa, ma = np.asarray(cache.arrays['frames'][i]), np.asarray(cache.arrays['masks'][i]).astype(bool)
+    fb, mb = np.asarray(cache.arrays['frames'][j]), np.asarray(cache.arrays['masks'][j])
+    h, w = ma.shape
+    m = random_affine(rng, h, w, rot=15, scale=(0.4, 1.0), shear=5, trans=0.3)
+    ob = warp(fb, m, (h, w))
+    obm = cv2.warpAffine(mb, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0).astype(bool)
+    soft = cv2.GaussianBlur(obm.astype(np.float32), (3, 3), 0)[..., None]
+    frame = (fa * (1 - soft) + ob * soft).astype(np.uint8)
+    a_vis = ma & ~obm
+    gt = obm if (rng.random() < 0.5 or a_vis.sum() < 50) else a_vis
+    return frame, gt
+
+
+def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None):
+    """Cached samples (backbone maps from the cache) and, with probability p_paste, pasted
+    composites whose maps are computed online. Returns stacked (f2, f4, f16, guide, target)."""
+    from scripts.train.data import backbone_maps
+    items, pasted = [], []
+    n = len(cache)
+    for _ in range(batch):
+        if p_paste > 0 and rng.random() < p_paste:
+            frame, gt = paste_sample(cache, rng, seq_of)
+            if rng.random() < 0.5:
+                frame, gt = frame[:, ::-1], gt[:, ::-1]
+            y, x, ch, cw = crop_window(gt, rng, gt.shape, crop)
+            pasted.append((len(items), np.ascontiguousarray(frame[y:y + ch, x:x + cw])))
+            items.append([None, None, None, np.ascontiguousarray(gt[y:y + ch, x:x + cw])])
+            continue
+        for _attempt in range(10):   # prefer frames where the object is visible
+            i = int(rng.integers(n))
+            if cache.arrays['masks'][i].any() or _attempt == 9:
+                break
+        d = {k: torch.from_numpy(np.asarray(cache.arrays[k][i]).astype(np.float32)) for k in ('f2', 'f4', 'f16')}
+        lab = torch.from_numpy(np.asarray(cache.arrays['masks'][i]).astype(np.int64))
+        if rng.random() < 0.5:
+            d = {k: v.flip(-1) for k, v in d.items()}
+            lab = lab.flip(-1)
+        win = crop_window(lab.numpy(), rng, lab.shape, crop)
+        (f2, f4, f16), lab = crop_maps((d['f2'], d['f4'], d['f16']), lab, win)
+        items.append([f2, f4, f16, lab.numpy() > 0])
+    if pasted:
+        f2, f4, f16 = backbone_maps(backbone, np.stack([fr for _, fr in pasted]))
+        for j, (pos_in_batch, _) in enumerate(pasted):
+            items[pos_in_batch][:3] = f2[j], f4[j], f16[j]
+    f2s, f4s, f16s, guides, targets = [], [], [], [], []
+    for f2, f4, f16, gt in items:
+        prev, pos, neg = simulate_round(gt, rng, thickness=int(rng.integers(1, 4)))
+        f2s.append(f2)
+        f4s.append(f4)
+        f16s.append(f16)
+        guides.append(torch.from_numpy(np.stack([prev, pos, neg])))
+        targets.append(torch.from_numpy(gt.astype(np.float32)))
+    return (torch.stack(f2s), torch.stack(f4s), torch.stack(f16s), torch.stack(guides),
+            torch.stack(targets))
+
+
+def batch_loss(net, batch):
+    f2, f4, f16, guide, target = batch
+    logits = net.head(f2, f4, f16, guide)
+    logits = F.interpolate(logits, size=target.shape[-2:], mode='bilinear', align_corners=False)[:, 0]
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    loss = bce + 0.5 * common.soft_iou_loss(prob, target)
+    with torch.no_grad():
+        ious = [common.iou(p > 0.5, t > 0.5) for p, t in zip(prob.numpy(), target.numpy())]
+    return loss, float(np.mean(ious))
+
+
+def validate(net, root):
+    from scripts.eval_semi_davis import evaluate_first_scribble
+    net.eval()
+    res = evaluate_first_scribble(net, root, frames=(0, 25, 50))
+    first = [v for k, v in res['per_sequence'].items() if k.endswith('/0')]
+    res['J_frame0'] = float(np.mean(first))
+    net.train()
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--name', default='inter')
+    ap.add_argument('--data', default=str(DEFAULT_ROOT))
+    ap.add_argument('--cache', default=None, help='feature cache folder (default runs/cache_lite0)')
+    ap.add_argument('--iters', type=int, default=30000)
+    ap.add_argument('--minutes', type=float, default=None)
+    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--lr', type=float, default=5e-4)
+    ap.add_argument('--crop', type=int, nargs=2, default=(192, 320))
+    ap.add_argument('--p-paste', type=float, default=0.5,
+                    help='share of composites with an object pasted from another sequence')
+    ap.add_argument('--val-every', type=int, default=500)
+    ap.add_argument('--val-minutes', type=float, default=15)
+    ap.add_argument('--no-val', action='store_true')
+    ap.add_argument('--weights', default=str(common.REPO / 'weights'))
+    ap.add_argument('--no-export', action='store_true')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--runs', default=str(common.REPO / 'runs'))
+    ap.add_argument('--sequences', nargs='*', default=None)
+    args = ap.parse_args(argv)
+
+    common.setup_threads(args.threads)
+    common.seed_all(args.seed)
+    run_dir = Path(args.runs) / args.name
+    log = common.JsonLog(run_dir / 'log.jsonl')
+    net = LiteInteractionNet()
+    cache_dir = args.cache or Path(args.runs) / 'cache_lite0'
+    cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences,
+                               progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
+    print(f'{len(cache.names)} sequences, {len(cache)} frames', flush=True)
+    rng = np.random.default_rng(args.seed)
+    seq_of = np.zeros(len(cache), np.int32)
+    for si, name in enumerate(cache.names):
+        s0, n0 = cache.seq_range(name)
+        seq_of[s0:s0 + n0] = si
+    opt = torch.optim.AdamW(net.trainable_parameters(), lr=args.lr, weight_decay=1e-4)
+    it, best = 0, None
+    state = common.load_checkpoint(run_dir / 'last.pt')
+    if state is not None:
+        net.load_state_dict(state['model'])
+        opt.load_state_dict(state['optimizer'])
+        it, best = state['iteration'], state.get('best')
+        rng.bit_generator.state = state['rng']
+        torch.set_rng_state(state['torch_rng'])
+        print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
+    sched = lambda i: args.lr * (0.1 if i > 0.8 * args.iters else 1.0)   # noqa: E731
+
+    def save():
+        common.save_checkpoint(run_dir / 'last.pt', model=net.state_dict(), optimizer=opt.state_dict(),
+                               iteration=it, best=best, rng=rng.bit_generator.state,
+                               torch_rng=torch.get_rng_state(), args=vars(args))
+
+    stop = common.StopFlag()
+    t_start = last_save = last_val = time.time()
+    net.train()
+    bar = common.make_bar(args.iters, 'interaction')
+    bar.update(min(it, args.iters))
+    run_loss, run_iou = None, None
+    crop = tuple(args.crop)
+    try:
+        while it < args.iters and not stop.stop:
+            if args.minutes is not None and time.time() - t_start > args.minutes * 60:
+                break
+            for g in opt.param_groups:
+                g['lr'] = sched(it)
+            batch = sample_batch(cache, rng, args.batch, crop, args.p_paste, net.backbone, seq_of)
+            opt.zero_grad(set_to_none=True)
+            loss, miou = batch_loss(net, batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.trainable_parameters(), 5.0)
+            opt.step()
+            it += 1
+            run_loss = float(loss) if run_loss is None else 0.98 * run_loss + 0.02 * float(loss)
+            run_iou = miou if run_iou is None else 0.98 * run_iou + 0.02 * miou
+            bar.update(min(it, args.iters), loss=run_loss)
+            if it % 50 == 0:
+                log.write(iteration=it, loss=round(run_loss, 5), train_iou=round(run_iou, 4), lr=sched(it))
+            if time.time() - last_save > 300:
+                save()
+                last_save = time.time()
+            if not args.no_val and (it % args.val_every == 0 or time.time() - last_val > args.val_minutes * 60):
+                last_val = time.time()
+                save()
+                res = validate(net, args.data)
+                score = res['J'] * 100
+                log.write(iteration=it, val=res)
+                print(f'\niteration {it}: first-scribble J {score:.2f} (frame 0 only {res["J_frame0"]*100:.2f}, '
+                      f'{res["latency_ms"]:.0f} ms)', flush=True)
+                if best is None or score > best:
+                    best = score
+                    if not args.no_export:
+                        written = common.export_weights(
+                            'interaction', net, args.weights, 'first_scribble_J_3frames', score,
+                            {'iterations': it,
+                             'data': 'DAVIS 2016 train split minus util.davis_split.VAL_SEQUENCES',
+                             'validation': {'first_scribble_J_frame0': round(res['J_frame0'] * 100, 2),
+                                            'latency_ms': round(res['latency_ms'], 1)},
+                             'model': 'model.lite_interaction.LiteInteractionNet(lite0, proc_short=240)'})
+                        if written:
+                            print(f'exported weights/{common.WEIGHT_FILES["interaction"]}', flush=True)
+                save()
+    finally:
+        save()
+        stop.restore()
+        bar.finish(dirty=True)
+    print(f'stopped at iteration {it}; checkpoint {run_dir / "last.pt"}', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)

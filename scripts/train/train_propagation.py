@@ -1,0 +1,200 @@
+"""Train the bundled propagation network (model/lite_propagation.py) on CPU.
+
+    python -m scripts.train.train_propagation --name prop [--iters 20000] [--minutes 60]
+
+STCN-style main training on 3-frame clips: frame 0's ground truth goes to memory, frame 1 is
+segmented, its (soft) result is encoded into memory, frame 2 is segmented from both. Clips are
+real clips with a growing frame skip (from the frozen-backbone cache), static clips made of one
+frame warped three times, and two-object clips with an object pasted from another sequence.
+Held-out sequences (util.davis_split.VAL_SEQUENCES) are never read for training; they are used
+for the periodic semi-supervised J&F validation, and the fp16 weights are exported to
+`weights/propagation_lite.pth` only when that validation improves.
+
+Resumable: `runs/<name>/last.pt` holds the model, optimizer, iteration and RNG states; a rerun
+with the same --name continues. Ctrl-c (or SIGTERM) saves and exits.
+"""
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.lite_propagation import LitePropagationNet, dense_readout
+from scripts.train import common
+from scripts.train.data import (DEFAULT_ROOT, ClipSampler, FeatureCache, backbone_maps, crop_maps,
+                                crop_window)
+from util.errors import UserError, run_cli
+
+
+def clip_loss(net, feats, labels, k, it, warm_iters):
+    """Loss of one 3-frame clip. feats: (f2, f4, f16) each (3, C, h, w); labels (3, H, W) int64."""
+    f2, f4, f16 = feats
+    keys, qv = net.keys_from_features(f16)                         # (3,Ck,h,w), (3,Cq,h,w)
+    size = labels.shape[-2:]
+    onehot0 = torch.stack([(labels[0] == j + 1).float() for j in range(k)]).unsqueeze(1)
+    proc_hw = (f16.shape[-2] * 16, f16.shape[-1] * 16)
+    v0 = net.value_from_features(f16[:1], onehot0, proc_hw)       # (k,Cv,1,h,w)
+    mk, mv = keys[0:1].unsqueeze(2), v0
+    loss, stats = 0.0, {}
+    warm = it < warm_iters
+    for t in (1, 2):
+        # all objects share the affinity: expand the single key memory over the k objects
+        readout = dense_readout(mk.expand(k, -1, -1, -1, -1), mv, keys[t:t + 1].expand(k, -1, -1, -1))
+        logits = net.decode(readout, qv[t:t + 1], f4[t:t + 1], f2[t:t + 1], size)
+        logp = net_logp = common.aggregated_log_probs(logits)
+        ce = common.bootstrapped_ce(net_logp, labels[t], warm=warm)
+        prob = logp.exp()
+        tgt = torch.stack([(labels[t] == j + 1).float() for j in range(k)])
+        loss = loss + ce + 0.5 * common.soft_iou_loss(prob[1:], tgt)
+        with torch.no_grad():
+            pred = prob.argmax(0)
+            stats[f'iou{t}'] = float(np.mean([common.iou(pred == j + 1, labels[t] == j + 1) for j in range(k)]))
+        if t == 1:
+            v1 = net.value_from_features(f16[1:2], prob[1:].unsqueeze(1), proc_hw)
+            mk = torch.cat([mk, keys[1:2].unsqueeze(2)], 2)
+            mv = torch.cat([mv, v1], 2)
+    return loss, stats
+
+
+def online_feats(net, frames_u8):
+    with torch.no_grad():
+        return backbone_maps(net.backbone, frames_u8)
+
+
+def validate(net, root, quick=False):
+    from scripts.eval_semi_davis import evaluate_semi
+    net.eval()
+    res = evaluate_semi(net, root, max_frames=40 if quick else None)
+    net.train()
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--name', default='prop', help='run name: checkpoints in runs/<name>/')
+    ap.add_argument('--data', default=str(DEFAULT_ROOT), help='DAVIS-2016-style folder')
+    ap.add_argument('--cache', default=None, help='feature cache folder (default runs/cache_lite0)')
+    ap.add_argument('--iters', type=int, default=30000, help='total iterations')
+    ap.add_argument('--minutes', type=float, default=None, help='stop after this many minutes')
+    ap.add_argument('--batch', type=int, default=4, help='clips per iteration')
+    ap.add_argument('--lr', type=float, default=5e-4)
+    ap.add_argument('--crop', type=int, nargs=2, default=(192, 320), help='training crop (h w) at 240p, /16')
+    ap.add_argument('--p-static', type=float, default=0.15, help='share of warped single-frame clips')
+    ap.add_argument('--p-paste', type=float, default=0.2, help='share of two-object pasted clips')
+    ap.add_argument('--val-every', type=int, default=1000, help='validate (and maybe export) every N iterations')
+    ap.add_argument('--val-minutes', type=float, default=20, help='also validate when this many minutes passed')
+    ap.add_argument('--val-quick', action='store_true', help='validate on the first 40 frames per sequence')
+    ap.add_argument('--no-val', action='store_true', help='never validate (tests)')
+    ap.add_argument('--weights', default=str(common.REPO / 'weights'), help='export folder')
+    ap.add_argument('--no-export', action='store_true')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--runs', default=str(common.REPO / 'runs'))
+    ap.add_argument('--sequences', nargs='*', default=None, help='train on these sequences only')
+    args = ap.parse_args(argv)
+
+    common.setup_threads(args.threads)
+    common.seed_all(args.seed)
+    run_dir = Path(args.runs) / args.name
+    log = common.JsonLog(run_dir / 'log.jsonl')
+    net = LitePropagationNet()
+    cache_dir = args.cache or Path(args.runs) / 'cache_lite0'
+    print(f'feature cache: {cache_dir}', flush=True)
+    cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences,
+                               progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
+    print(f'\n{len(cache.names)} sequences, {len(cache)} frames', flush=True)
+
+    opt = torch.optim.AdamW(net.trainable_parameters(), lr=args.lr, weight_decay=1e-4)
+    it, best = 0, None
+    state = common.load_checkpoint(run_dir / 'last.pt')
+    sampler = ClipSampler(cache, seed=args.seed)
+    if state is not None:
+        net.load_state_dict(state['model'])
+        opt.load_state_dict(state['optimizer'])
+        it, best = state['iteration'], state.get('best')
+        sampler.rng.bit_generator.state = state['sampler_rng']
+        torch.set_rng_state(state['torch_rng'])
+        print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
+    sched = lambda i: args.lr * (0.1 if i > 0.8 * args.iters else 1.0)   # noqa: E731
+
+    def save():
+        common.save_checkpoint(run_dir / 'last.pt', model=net.state_dict(), optimizer=opt.state_dict(),
+                               iteration=it, best=best, sampler_rng=sampler.rng.bit_generator.state,
+                               torch_rng=torch.get_rng_state(), args=vars(args))
+
+    stop = common.StopFlag()
+    t_start = time.time()
+    net.train()
+    bar = common.make_bar(args.iters, 'propagation')
+    bar.update(min(it, args.iters))
+    run_loss, run_stats, last_save = None, {}, time.time()
+    crop = tuple(args.crop)
+    last_val = time.time()
+    try:
+        while it < args.iters and not stop.stop:
+            if args.minutes is not None and time.time() - t_start > args.minutes * 60:
+                break
+            for g in opt.param_groups:
+                g['lr'] = sched(it)
+            opt.zero_grad(set_to_none=True)
+            tot = 0.0
+            for _ in range(args.batch):
+                r = sampler.rng.random()
+                if r < args.p_static + args.p_paste:
+                    fr, lab, k = sampler.static_clip() if r < args.p_static else sampler.paste_clip(it)
+                    y, x, ch, cw = crop_window(lab[0], sampler.rng, lab.shape[1:], crop)
+                    fr, lab = fr[:, y:y + ch, x:x + cw], lab[:, y:y + ch, x:x + cw]
+                    feats, labels = online_feats(net, np.ascontiguousarray(fr)), torch.from_numpy(lab)
+                else:
+                    c = sampler.cached_clip(it)
+                    win = crop_window(c['labels'][0].numpy(), sampler.rng, c['labels'].shape[1:], crop)
+                    feats, labels = crop_maps((c['f2'], c['f4'], c['f16']), c['labels'], win)
+                    k = c['num_objects']
+                loss, stats = clip_loss(net, feats, labels, k, it, warm_iters=1000)
+                (loss / args.batch).backward()
+                tot += float(loss.detach()) / args.batch
+                for key, v in stats.items():
+                    run_stats[key] = v if key not in run_stats else 0.98 * run_stats[key] + 0.02 * v
+            torch.nn.utils.clip_grad_norm_(net.trainable_parameters(), 5.0)
+            opt.step()
+            it += 1
+            run_loss = tot if run_loss is None else 0.98 * run_loss + 0.02 * tot
+            bar.update(min(it, args.iters), loss=run_loss)
+            if it % 50 == 0:
+                log.write(iteration=it, loss=round(run_loss, 5), lr=sched(it),
+                          **{k: round(v, 4) for k, v in run_stats.items()})
+            if time.time() - last_save > 300:
+                save()
+                last_save = time.time()
+            if not args.no_val and (it % args.val_every == 0 or time.time() - last_val > args.val_minutes * 60):
+                last_val = time.time()
+                save()
+                res = validate(net, args.data, args.val_quick)
+                score = res['J&F-Mean'] * 100
+                log.write(iteration=it, val=res)
+                print(f'\niteration {it}: val J&F {score:.2f} (J {res["J-Mean"]*100:.2f} F {res["F-Mean"]*100:.2f})',
+                      flush=True)
+                if best is None or score > best:
+                    best = score
+                    if not args.no_export:
+                        written = common.export_weights(
+                            'propagation', net, args.weights, 'semi_JF', score,
+                            {'iterations': it, 'data': 'DAVIS 2016 train split minus util.davis_split.VAL_SEQUENCES',
+                             'validation': {'semi_J': round(res['J-Mean'] * 100, 2),
+                                            'semi_F': round(res['F-Mean'] * 100, 2),
+                                            'frames': 'all' if not args.val_quick else 'first 40'},
+                             'model': 'model.lite_propagation.LitePropagationNet(lite0, proc_short=240)'})
+                        if written:
+                            print(f'exported weights/{common.WEIGHT_FILES["propagation"]}', flush=True)
+                save()
+    finally:
+        save()
+        stop.restore()
+        bar.finish(dirty=True)
+    print(f'stopped at iteration {it}; checkpoint {run_dir / "last.pt"}', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)

@@ -1,0 +1,166 @@
+"""Bundled lite networks: contract shapes, fp16 export/load round trip, and (with the trained
+weights) a short propagation that beats copying the first mask."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inference_core.aggregate import aggregate_wbg
+from inference_core.padding import pad_divide_by
+from model import lite_networks
+from model.lite_fusion import LiteFusionNet
+from model.lite_interaction import LiteInteractionNet
+from model.lite_propagation import LitePropagationNet, proc_size
+from util.errors import UserError
+from util.tensor_util import normalize_frames
+
+REPO = Path(__file__).resolve().parent.parent
+WEIGHTS = REPO / 'weights'
+
+
+@pytest.fixture(scope='module')
+def prop():
+    torch.manual_seed(0)
+    return LitePropagationNet(pretrained=False).eval()
+
+
+def test_proc_size():
+    assert proc_size(480, 864) == (240, 432)
+    assert proc_size(96, 128) == (96, 128)          # small inputs are never upscaled
+    assert proc_size(1088, 1920) == (240, 416)
+
+
+def test_propagation_contract_shapes(prop):
+    torch.manual_seed(1)
+    H, W = 96, 160
+    frame = torch.randn(1, 3, H, W)
+    with torch.inference_mode():
+        k16, qv16, f16, f8, f4 = prop.encode_key(frame)
+        assert k16.shape[:2] == (1, 64) and qv16.shape[0] == 1 and f16.shape[0] == 1
+        masks = torch.zeros(2, 1, H, W)
+        masks[0, :, 10:50, 20:80] = 1
+        masks[1, :, 60:90, 90:150] = 1
+        v = prop.encode_value(frame, f16, masks)
+        assert v.shape[:3] == (2, 128, 1) and v.shape[-2:] == k16.shape[-2:]
+        # the 'others' channel matters: object 1's value depends on object 2's mask
+        v_alone = prop.encode_value(frame, f16, masks[:1])
+        assert not torch.allclose(v[:1], v_alone)
+        mk = torch.stack([k16, k16], 2)                          # 2 memory frames
+        mv = torch.cat([v, v], 2)
+        prob = prop.segment_with_query(mk, mv, f8, f4, k16, qv16)
+        assert prob.shape == (2, 1, H, W)
+        assert float(prob.min()) >= 0 and float(prob.max()) <= 1
+        pos = torch.rand(3, 1, H, W)
+        attn = prop.get_attention(k16.unsqueeze(2), pos, 1 - pos, k16)
+        assert attn.shape == (3, 2, H, W)
+
+
+def test_fusion_contract_and_identity_at_init():
+    net = LiteFusionNet().eval()
+    H, W = 64, 96
+    seg1, seg2 = torch.rand(2, 1, H, W), torch.rand(2, 1, H, W)
+    with torch.inference_mode():
+        out = net(torch.randn(1, 3, H, W), seg1, seg2, torch.rand(2, 2, H, W), torch.tensor([[0.3, 0.7]]))
+    assert out.shape == (2, 1, H, W)
+    # untrained: (almost) the new propagation result
+    assert torch.allclose(torch.sigmoid(out), seg2, atol=0.01)
+
+
+def test_interaction_contract_shapes():
+    net = LiteInteractionNet(pretrained=False).eval()
+    x = torch.cat([torch.randn(2, 3, 80, 112), torch.zeros(2, 3, 80, 112)], 1)
+    x[:, 4, 30:32, 40:60] = 1                                    # a thin positive scribble
+    with torch.inference_mode():
+        out = net(x)
+    assert out.shape == (2, 1, 80, 112)
+
+
+def test_export_and_load_bundled_roundtrip(tmp_path, prop):
+    from scripts.train.common import export_weights
+    inter = LiteInteractionNet(pretrained=False)
+    assert export_weights('propagation', prop, tmp_path, 'semi_JF', 10.0, {'iterations': 1})
+    assert export_weights('interaction', inter, tmp_path, 'J', 5.0, {'iterations': 1})
+    # a worse score does not overwrite
+    assert not export_weights('propagation', prop, tmp_path, 'semi_JF', 9.0, {'iterations': 2})
+    man = lite_networks.manifest(tmp_path)
+    assert man['files']['propagation_lite.pth']['iterations'] == 1
+    assert len(man['files']['propagation_lite.pth']['sha256']) == 64
+    p2, fusion, i2 = lite_networks.load_bundled(tmp_path)
+    assert not p2.training and next(p2.parameters()).dtype == torch.float32
+    frame = torch.randn(1, 3, 64, 96)
+    with torch.inference_mode():
+        a = prop.encode_key(frame)[0]
+        b = p2.encode_key(frame)[0]
+    assert torch.allclose(a, b, atol=0.05, rtol=0.02)               # fp16 storage only
+    assert isinstance(fusion, LiteFusionNet)
+
+
+def test_load_bundled_errors(tmp_path):
+    with pytest.raises(UserError, match='does not exist'):
+        lite_networks.load_bundled(tmp_path / 'nope')
+    with pytest.raises(UserError, match='missing'):
+        lite_networks.load_bundled(tmp_path)
+    (tmp_path / 'propagation_lite.pth').write_bytes(b'garbage')
+    (tmp_path / 'interaction_lite.pth').write_bytes(b'garbage')
+    with pytest.raises(UserError, match='not a readable weights file'):
+        lite_networks.load_bundled(tmp_path)
+    torch.save({'x': torch.zeros(1)}, tmp_path / 'propagation_lite.pth')
+    with pytest.raises(UserError, match='does not match'):
+        lite_networks.load_bundled(tmp_path)
+
+
+def _synthetic_clip(n=8, h=192, w=320, seed=0):
+    """A textured object (the coffee cup) sliding over a textured background (the astronaut)."""
+    import cv2
+    from skimage import data
+    rng = np.random.default_rng(seed)
+    bg = cv2.resize(data.astronaut(), (w, h), interpolation=cv2.INTER_AREA)
+    obj = cv2.resize(data.chelsea()[40:260, 80:330], (96, 84), interpolation=cv2.INTER_AREA)
+    oh, ow = obj.shape[:2]
+    yy, xx = np.mgrid[:oh, :ow]
+    shape = ((yy - oh / 2) / (oh / 2)) ** 2 + ((xx - ow / 2) / (ow / 2)) ** 2 <= 1   # an ellipse
+    frames, labels = [], []
+    for t in range(n):
+        y, x = 40 + int(6 * t + rng.integers(0, 3)), 20 + 22 * t
+        f = bg.copy()
+        lab = np.zeros((h, w), np.uint8)
+        f[y:y + oh, x:x + ow][shape] = obj[shape]
+        lab[y:y + oh, x:x + ow][shape] = 1
+        frames.append(f)
+        labels.append(lab)
+    return np.stack(frames), np.stack(labels)
+
+
+def test_trained_propagation_beats_copying_the_first_mask():
+    if not (WEIGHTS / 'propagation_lite.pth').is_file() or not (WEIGHTS / 'interaction_lite.pth').is_file():
+        pytest.skip('trained bundled weights are not in weights/ yet (run scripts/train/train_propagation.py)')
+    from scripts.eval_semi_davis import propagate_sequence
+    from util.metrics import jaccard
+    prop, fusion, _ = lite_networks.load_bundled(WEIGHTS)
+    frames, labels = _synthetic_clip()
+    pred = propagate_sequence(prop, frames, labels[0])
+    j_net = np.mean([jaccard(labels[t] == 1, pred[t] == 1) for t in range(1, len(frames))])
+    j_copy = np.mean([jaccard(labels[t] == 1, labels[0] == 1) for t in range(1, len(frames))])
+    assert j_net > 0.55 and j_net > j_copy + 0.3, (j_net, j_copy)
+
+
+def test_trained_interaction_segments_from_a_scribble():
+    if not (WEIGHTS / 'interaction_lite.pth').is_file() or not (WEIGHTS / 'propagation_lite.pth').is_file():
+        pytest.skip('trained bundled weights are not in weights/ yet (run scripts/train/train_interaction.py)')
+    from util.metrics import jaccard
+    _, _, inter = lite_networks.load_bundled(WEIGHTS)
+    frames, labels = _synthetic_clip(n=1)
+    gt = labels[0] == 1
+    ys, xs = np.nonzero(gt)
+    pos = np.zeros(gt.shape, np.float32)
+    neg = np.zeros(gt.shape, np.float32)
+    cy = int(ys.mean())
+    pos[cy - 1:cy + 2, xs.min() + 15:xs.max() - 15] = 1        # a stroke across the object
+    neg[cy - 1:cy + 2, xs.max() + 20:xs.max() + 120] = 1       # and one on the background next to it
+    neg[ys.max() + 15:ys.max() + 18, xs.min():xs.max()] = 1
+    maps = torch.from_numpy(np.stack([np.zeros_like(pos), pos, neg]))[None]
+    x, _ = pad_divide_by(torch.cat([normalize_frames(frames[0]), maps], 1), 16)
+    with torch.inference_mode():
+        prob = torch.sigmoid(inter(x))[0, 0].numpy()
+    assert jaccard(gt, prob > 0.5) > 0.6

@@ -1,0 +1,117 @@
+"""Training loops on a tiny generated DAVIS-style dataset: a few iterations, validation on the
+held-out name, export to a weights folder, and resuming from runs/<name>/last.pt."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from scripts.train.data import PROC_SIZE, ClipSampler, FeatureCache, crop_maps, crop_window
+from scripts.train.scribbles import first_scribbles, simulate_round
+
+N_FRAMES = 6
+
+
+def _write_sequence(root, name, seed):
+    rng = np.random.default_rng(seed)
+    h, w = PROC_SIZE
+    (root / 'videos').mkdir(parents=True, exist_ok=True)
+    (root / 'masks' / name).mkdir(parents=True, exist_ok=True)
+    vw = cv2.VideoWriter(str(root / 'videos' / f'{name}.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 24, (w, h))
+    bg = cv2.resize(rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8), (w, h))
+    colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+    for t in range(N_FRAMES):
+        f = bg.copy()
+        m = np.zeros((h, w), np.uint8)
+        c = (80 + 20 * t, 100 + 5 * t)
+        cv2.ellipse(f, c, (50, 35), 10 * t, 0, 360, colour, -1)
+        cv2.ellipse(m, c, (50, 35), 10 * t, 0, 360, 255, -1)
+        vw.write(f)
+        cv2.imwrite(str(root / 'masks' / name / f'{t:05d}.png'), m)
+    vw.release()
+
+
+@pytest.fixture(scope='module')
+def tiny_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('tiny_davis')
+    for i, name in enumerate(['tiny-a', 'tiny-b', 'bear']):   # 'bear' is a held-out name
+        _write_sequence(root, name, i)
+    return root
+
+
+@pytest.fixture(scope='module')
+def tiny_cache(tiny_root, tmp_path_factory):
+    from model.lite_propagation import LiteBackbone
+    d = tmp_path_factory.mktemp('cache')
+    FeatureCache.build(tiny_root, d, LiteBackbone())
+    return d
+
+
+def _ckpt(path):
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def test_cache_excludes_held_out_and_samples(tiny_cache):
+    cache = FeatureCache(tiny_cache)
+    assert cache.names == ['tiny-a', 'tiny-b'] and len(cache) == 2 * N_FRAMES
+    s = ClipSampler(cache, seed=0)
+    c = s.cached_clip(0)
+    assert c['f16'].shape[0] == 3 and c['labels'].shape == (3,) + PROC_SIZE
+    win = crop_window(c['labels'][0].numpy(), s.rng, PROC_SIZE, (96, 160))
+    (f2, f4, f16), lab = crop_maps((c['f2'], c['f4'], c['f16']), c['labels'], win)
+    assert lab.shape[-2:] == (96, 160) and f16.shape[-2:] == (6, 10) and f2.shape[-2:] == (48, 80)
+    frames, labels, k = s.paste_clip(0)
+    assert frames.shape == (3,) + PROC_SIZE + (3,) and k in (1, 2) and labels.max() == k
+
+
+def test_scribble_simulation_stays_in_regions():
+    rng = np.random.default_rng(0)
+    gt = np.zeros((120, 160), bool)
+    gt[30:90, 40:120] = True
+    for _ in range(20):
+        pos, neg = first_scribbles(gt, rng)
+        assert pos.any() and not (pos.astype(bool) & ~gt).any() and not (neg.astype(bool) & gt).any()
+        prev, pos, neg = simulate_round(gt, rng)
+        assert prev.shape == pos.shape == gt.shape and (pos.any() or neg.any())
+
+
+def test_propagation_training_runs_exports_and_resumes(tiny_root, tiny_cache, tmp_path):
+    from scripts.train import train_propagation
+    args = ['--data', str(tiny_root), '--cache', str(tiny_cache), '--runs', str(tmp_path / 'runs'), '--name', 't', '--batch', '1',
+            '--crop', '96', '160', '--weights', str(tmp_path / 'w'), '--val-every', '2', '--threads', '2']
+    assert train_propagation.main(args + ['--iters', '2']) == 0
+    ck = _ckpt(tmp_path / 'runs' / 't' / 'last.pt')
+    assert ck['iteration'] == 2 and ck['best'] is not None
+    man = json.loads((tmp_path / 'w' / 'manifest.json').read_text())
+    assert man['files']['propagation_lite.pth']['iterations'] == 2
+    before = {k: v.clone() for k, v in ck['model'].items()}
+    assert train_propagation.main(args + ['--iters', '3', '--no-val']) == 0
+    ck = _ckpt(tmp_path / 'runs' / 't' / 'last.pt')
+    assert ck['iteration'] == 3                                    # resumed, one more step
+    assert any(not torch.equal(before[k], v) for k, v in ck['model'].items() if not k.startswith('backbone.'))
+    assert all(torch.equal(before[k], v) for k, v in ck['model'].items() if k.startswith('backbone.'))
+
+
+def test_interaction_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
+    from scripts.train import train_interaction
+    args = ['--data', str(tiny_root), '--cache', str(tiny_cache), '--runs', str(tmp_path / 'runs'), '--name', 'i', '--batch', '2',
+            '--crop', '96', '160', '--weights', str(tmp_path / 'w'), '--no-val']
+    assert train_interaction.main(args + ['--iters', '2']) == 0
+    assert _ckpt(tmp_path / 'runs' / 'i' / 'last.pt')['iteration'] == 2
+    assert train_interaction.main(args + ['--iters', '3']) == 0
+    assert _ckpt(tmp_path / 'runs' / 'i' / 'last.pt')['iteration'] == 3
+
+
+def test_fusion_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
+    from model.lite_propagation import LitePropagationNet
+    from scripts.train import train_fusion
+    from scripts.train.common import export_weights
+    export_weights('propagation', LitePropagationNet(), tmp_path / 'w', 'semi_JF', 1.0, {'iterations': 0})
+    args = ['--data', str(tiny_root), '--cache', str(tiny_cache), '--runs', str(tmp_path / 'runs'), '--name', 'f', '--batch', '1',
+            '--prop', str(tmp_path / 'w' / 'propagation_lite.pth'), '--weights', str(tmp_path / 'w'),
+            '--val-every', '2', '--val-sequences', '1', '--val-samples', '2', '--up', '1']
+    assert train_fusion.main(args + ['--iters', '2']) == 0
+    assert _ckpt(tmp_path / 'runs' / 'f' / 'last.pt')['iteration'] == 2
+    assert train_fusion.main(args + ['--iters', '3', '--no-val']) == 0
+    assert _ckpt(tmp_path / 'runs' / 'f' / 'last.pt')['iteration'] == 3
