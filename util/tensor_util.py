@@ -15,7 +15,10 @@ def normalize_frames(frames):
     arr = np.asarray(frames)
     if arr.ndim == 3:
         arr = arr[None]
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 255
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # read-only views (memory-mapped store); torch wants writable memory
+        arr = arr.copy()
+    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255
     mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
     return (x - mean) / std
