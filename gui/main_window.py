@@ -250,7 +250,8 @@ class MainWindow(QMainWindow):
         zrow.addWidget(self._tool_button('zoom_in', 'Zoom in (+, ctrl+wheel)', lambda: self.canvas.zoom_by(1.5)))
         zrow.addWidget(self._tool_button('zoom_out', 'Zoom out (-)', lambda: self.canvas.zoom_by(1 / 1.5)))
         zrow.addWidget(self._tool_button('zoom_fit', 'Fit the frame (0)', self.canvas.reset_view))
-        self.zoom_label = QLabel('100 %')
+        self.zoom_label = QLabel('\u2013')
+        self.zoom_label.setToolTip('Display scale: screen pixels per frame pixel (100 % = actual size)')
         zrow.addWidget(self.zoom_label)
         zrow.addStretch(1)
         vl.addLayout(zrow)
@@ -589,30 +590,19 @@ class MainWindow(QMainWindow):
             self.load_masks(path)
 
     def load_masks(self, path):
-        """Load mask PNGs into the current video through the Session (each loaded frame becomes
-        an edited frame, undoable). Errors -> message box, nothing changed."""
-        from inference_core.store import FrameStore
-        from util.mask_io import load_masks
+        """Load mask PNGs into the current video through the Session (the loaded frames become
+        edited frames; one undo step). Errors -> message box, nothing changed."""
         if self.store is None or self.busy():
             return
-        st = self.store
-        # Decode into a scratch store of the same geometry (its frames are never touched, so
-        # the zero-filled arrays cost no memory), then apply frame by frame via the Session.
-        scratch = FrameStore(None, num_frames=st.num_frames, height=st.height, width=st.width,
-                             orig_size=(st.orig_height, st.orig_width), storage='memory',
-                             frame_names=st.frame_names)
+        self._end_interaction_marks()
         try:
-            scratch.ensure_objects(st.num_objects)
-            done = load_masks(scratch, path)
-            while st.num_objects < scratch.num_objects:
-                self.session.add_object()
-            for t in done:
-                self.session.set_labels(t, scratch.get_mask(t))
+            QApplication.setOverrideCursor(Qt.WaitCursor)
+            done = self.session.load_masks(path)
         except UserError as e:
             self.error(str(e), 'Cannot load masks')
             return
         finally:
-            scratch.close()
+            QApplication.restoreOverrideCursor()
         self.log(f'Loaded {len(done)} mask(s) from {path}')
         if done:
             self.goto(done[0], force=True)
@@ -773,11 +763,16 @@ class MainWindow(QMainWindow):
         dev = getattr(self.networks, 'device', None) or self.opts.device
         kind = getattr(self.networks, 'kind', None)
         self.status_device.setText(f'Device: {dev}' + (f' ({kind})' if kind else ''))
-        self.zoom_label.setText(f'{self.canvas.zoom * 100:.0f} %')
+        self.zoom_label.setText(self._zoom_text())
+
+    def _zoom_text(self):
+        if self.store is None:
+            return '\u2013'
+        return f'{self.canvas.scale() * 100:.0f} %'
 
     def _on_view_changed(self):
         self.minimap.set_view(self.canvas.visible_rect())
-        self.zoom_label.setText(f'{self.canvas.zoom * 100:.0f} %')
+        self.zoom_label.setText(self._zoom_text())
 
     def _on_hover(self, x, y):
         if x >= 0 and self.store is not None:
@@ -1147,6 +1142,11 @@ class MainWindow(QMainWindow):
                 self.goto(changed[0])
             what = f'frame {changed[0]}' if len(changed) == 1 else f'{len(changed)} frames'
             self.log(f'{which.capitalize()}: {what}')
+            # Click undo/redo steps the click sequence: show the clicks still in effect.
+            active = self.session.active_clicks
+            if active is not None and active[0] == self.cursor:
+                for x, y, positive in active[2]:
+                    self.canvas.add_click_mark(x + 0.5, y + 0.5, positive)
         self._flush_workspace()
         self._update_undo_actions()
         self.refresh_view()

@@ -3,6 +3,7 @@
     ctrl = ClickController(networks)            # or ClickController(click_model=fbrs, interaction=net)
     prob = ctrl.click(image, x, y, positive, prev_labels, obj_id, num_objects, frame=t)
     prob = ctrl.undo()                          # previous result, or None when no click is left
+    prob = ctrl.redo()                          # the undone click back (no recomputation)
     ctrl.reset()                                # forget the clicks (another tool edited the frame)
 
 `click(image, x, y, positive, prev_labels, obj_id, num_objects=None, frame=None) -> torch.Tensor`
@@ -39,6 +40,7 @@ import torch
 
 from inference_core.aggregate import aggregate_sbg
 from inference_core.fbrs_predictor import FBRSPredictor
+from inference_core.interaction import seeded_region
 from inference_core.padding import pad_amount, pad_divide_by, unpad
 from util.errors import UserError
 
@@ -59,29 +61,43 @@ def click_maps(height, width, clicks, radius=None):
     return planes.astype(np.float32)
 
 
-def compose_click_probs(prev_labels, obj_id, obj_prob, num_objects):
+def compose_click_probs(prev_labels, obj_id, obj_prob, num_objects, seeds=None):
     """Merge a click result into the frame as MiVOS does: other objects keep their hard masks, the
     clicked object's channel becomes the binary mask (prob > 0.5), then aggregate_sbg(hard=True).
 
     Where the clicked object's mask overlaps another object's hard mask the clicked object wins
-    (in MiVOS that case is an exact tie on an edited frame, resolved by the lower channel index).
-    Returns (K+1, 1, H, W) float32 with channel 0 = background.
+    (the latest intent; in MiVOS an exact tie resolved by the lower channel index). `seeds`
+    (bool (H, W), e.g. the positive click disks) limits that: the object then takes other
+    objects' pixels only in the connected parts of its mask that contain a seed, elsewhere it
+    only gets background. Returns (K+1, 1, H, W) float32 with channel 0 = background.
     """
     labels = torch.as_tensor(np.asarray(prev_labels))
     mask = (torch.as_tensor(obj_prob).float().reshape(labels.shape) > 0.5).float()
     # 1 - 1e-3 keeps the others below the clicked object's clamped 1 - 1e-7 but far above the 0.5 bg.
     chans = torch.stack([(labels == j).float() * (1 - 1e-3) for j in range(1, num_objects + 1)], 0)
+    if seeds is not None:
+        # outside the seeded parts the clicked object sits just below the other objects
+        won = torch.from_numpy(seeded_region(mask.numpy() > 0, seeds))
+        mask = torch.where(won, mask, mask * (1 - 2e-3))
     chans[obj_id - 1] = mask
     return aggregate_sbg(chans[:, None], keep_bg=True, hard=True)
 
 
-def compose_click_labels(prev_labels, obj_id, obj_prob):
-    """Label-map form of `compose_click_probs`: the object takes its new mask, loses the rest."""
+def compose_click_labels(prev_labels, obj_id, obj_prob, seeds=None):
+    """Label-map form of `compose_click_probs`: the object takes its new mask (only background
+    outside the seeded parts when `seeds` is given), loses the rest."""
     out = np.array(prev_labels, dtype=np.uint8, copy=True)
     mask = torch.as_tensor(obj_prob).float().reshape(out.shape).numpy() > 0.5
+    if seeds is not None:
+        mask &= seeded_region(mask, seeds) | (out == 0) | (out == obj_id)
     out[out == obj_id] = 0
     out[mask] = obj_id
     return out
+
+
+def positive_seeds(height, width, clicks, radius=None):
+    """Bool (H, W) disks of the positive clicks [(x, y, positive), ...]."""
+    return click_maps(height, width, [c for c in clicks if c[2]], radius)[0] > 0
 
 
 class ClickController:
@@ -119,6 +135,7 @@ class ClickController:
         self._base = None          # interaction backend: (H, W) bool object mask at sequence start
         self.clicks = []           # [(x, y, positive)] in unpadded frame pixels
         self._results = []
+        self._undone = []          # [(click, result)] removed by undo(), last undone last
         if self.predictor is not None:
             self.predictor.image = None
             self.predictor.reset()
@@ -189,17 +206,40 @@ class ClickController:
             raise
         out = unpad(out, pad).float().cpu()
         self._results.append(out)
+        self._undone.clear()      # (the predictor drops its own redo list on add_click)
         return out
 
     def undo(self):
         """Remove the last click; returns the previous result (1,1,H,W), or None when none is left."""
         if not self.clicks:
             return None
-        self.clicks.pop()
-        self._results.pop()
+        self._undone.append((self.clicks.pop(), self._results.pop()))
         if self.predictor is not None:
             self.predictor.undo()
         return self._results[-1] if self._results else None
+
+    def redo(self):
+        """Put back the last click removed by `undo` (its result is kept, nothing is recomputed);
+        returns that result (1,1,H,W), or None when there is nothing to redo. A new click or
+        `reset` drops the clicks that could be redone."""
+        if not self._undone:
+            return None
+        click, out = self._undone.pop()
+        self.clicks.append(click)
+        self._results.append(out)
+        if self.predictor is not None:
+            self.predictor.redo()
+        return out
+
+    @property
+    def result(self):
+        """The (1,1,H,W) result of the last click in effect, or None."""
+        return self._results[-1] if self._results else None
+
+    @property
+    def num_redo(self):
+        """How many undone clicks `redo` can put back."""
+        return len(self._undone)
 
     @property
     def last_prob(self):

@@ -252,6 +252,7 @@ class FBRSPredictor:
         self.clicks = []
         self.probs_history = []
         self._states = []
+        self._redo = []            # [(state after the click, prob)] of undone clicks, last first
         self.opt_data = None
         self._input_key = None
         self._input_data = None
@@ -293,6 +294,7 @@ class FBRSPredictor:
             self._restore(self._states.pop())
             raise
         self.probs_history.append(prob)
+        self._redo.clear()
         return prob
 
     def _restore(self, state):
@@ -304,9 +306,20 @@ class FBRSPredictor:
         """Remove the last click; returns the previous probability, or None when no click is left."""
         if not self._states:
             return None
+        self._redo.append((self._get_state(), self.probs_history.pop()))
         self._restore(self._states.pop())
-        self.probs_history.pop()
         return self.probs_history[-1] if self.probs_history else None
+
+    def redo(self):
+        """Put back the last undone click (no recomputation); returns its probability, or None
+        when there is nothing to redo."""
+        if not self._redo:
+            return None
+        state, prob = self._redo.pop()
+        self._states.append(self._get_state())
+        self._restore(state)
+        self.probs_history.append(prob)
+        return prob
 
     # -- prediction ------------------------------------------------------------------------------
 

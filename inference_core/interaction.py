@@ -69,10 +69,22 @@ class ScribbleController:
                 out.append(torch.sigmoid(self.net(x[k:k + 1]).float()))
         return torch.cat(out, 0)
 
-    def predict(self, image, prev_labels, scr_mask, num_objects):
-        """Probabilities with background (K+1, 1, Hp, Wp) as the GUI passes them on."""
-        return aggregate_wbg(self.interact(image, prev_labels, scr_mask, num_objects),
-                             keep_bg=True, hard=True)
+    def predict(self, image, prev_labels, scr_mask, num_objects, claim_for=None):
+        """Probabilities with background (K+1, 1, Hp, Wp) as the GUI passes them on.
+
+        claim_for: an object id whose positive strokes express the latest intent: where its
+        network output is > 0.5, in the connected parts that its strokes touch, it takes the
+        pixels from the other objects (plain MiVOS lets the larger sigmoid win there, so an
+        object scribbled inside another object's mask mostly stayed the other object)."""
+        sig = self.interact(image, prev_labels, scr_mask, num_objects)
+        prob = aggregate_wbg(sig, keep_bg=True, hard=True)
+        if claim_for:
+            k = int(claim_for)
+            seeds = torch.from_numpy((np.asarray(scr_mask) == k).astype(np.float32))[None, None]
+            seeds = pad_divide_by(seeds, 16)[0][0, 0].numpy() > 0      # padded like the output
+            region = seeded_region((sig[k - 1, 0] > 0.5).cpu().numpy(), seeds)
+            claim_pixels(prob, k, region)
+        return prob
 
 
 # ---------------------------------------------------------------------------------- drawing
@@ -157,6 +169,31 @@ def set_object_region(labels, obj_id, region):
     out[out == obj_id] = 0
     out[np.asarray(region, bool)] = obj_id
     return out
+
+
+def seeded_region(mask, seeds):
+    """The pixels of `mask` in its 8-connected components that contain a `seeds` pixel (bool
+    (H, W)). Used to let an interacted object take other objects' pixels only where the person
+    pointed (clicks / positive strokes), not in far-away false positives of the network."""
+    mask = np.asarray(mask, bool)
+    seeds = np.asarray(seeds, bool) & mask
+    if not seeds.any():
+        return np.zeros_like(mask)
+    n, cc = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(cc[seeds])] = True
+    keep[0] = False
+    return keep[cc]
+
+
+def claim_pixels(prob, obj_id, region):
+    """Give `region` (bool (H, W)) to obj_id in a (K+1, 1, H, W) probability (one-hot there):
+    the interacted object wins over the others where the person pointed. In place; returns it."""
+    region = torch.from_numpy(np.asarray(region, bool)).to(prob.device)
+    if region.any():
+        prob[:, 0, region] = 0
+        prob[obj_id, 0, region] = 1
+    return prob
 
 
 def unpad_prob(prob, pad):

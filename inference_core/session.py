@@ -11,7 +11,8 @@
     s.paint(30, obj, bool_mask, erase=True)                 # fix frame 30 by hand ...
     s.propagate(30)                                         # ... fused with frame 0's result
     labels = s.get_mask(42)                                 # (H, W) uint8, 0 = background
-    s.undo(); s.redo()
+    s.undo(); s.redo()                                      # a click undo steps its click sequence back
+    s.load_masks('masks/')                                  # PNGs for any frames: one undo step
 
 Interactions change a frame's labels at once, mark the frame as person-edited and make it
 "pending"; `propagate` commits every pending frame to the engine's permanent memory and
@@ -42,10 +43,22 @@ from util.tensor_util import normalize_frames
 
 @dataclass(frozen=True)
 class _State:
-    """Session bookkeeping saved with each undo step."""
+    """Session bookkeeping saved with each undo step. click: (click sequence id, clicks in
+    effect) or None."""
     pending: frozenset
     interacted: frozenset
     last: object
+    click: object = None
+
+
+@dataclass
+class _ClickSeq:
+    """The click sequence the ClickController holds: frame, object, object count when it
+    started, the labels then (other objects keep them), the labels after its last click."""
+    key: tuple            # (frame, obj_id, num_objects)
+    base: np.ndarray
+    labels_after: object
+    id: int
 
 
 class _ScribbleState:
@@ -89,7 +102,8 @@ class Session:
         self._amp_dtype = amp_dtype(amp, self.device)
         self.scribbler = ScribbleController(networks.interaction, self.device, self._amp_dtype)
         self._click = None
-        self._click_state = None    # ((frame, obj, K), labels at sequence start, labels after)
+        self._click_state = None    # _ClickSeq of the clicks in the controller, or None
+        self._click_seq_ids = 0
         self.history = History(history_bytes)
         self._pending = frozenset(store.edited_frames)   # interacted, not yet committed
         self._last = None                                # last frame interacted with
@@ -158,6 +172,15 @@ class Session:
         """True while a propagation (or another edit) is running."""
         return self._run_lock.locked()
 
+    @property
+    def active_clicks(self):
+        """(frame, obj_id, [(x, y, positive), ...]): the clicks in effect that the next click on
+        that frame and object continues (after undo/redo too), or None."""
+        cs, ctrl = self._click_state, self._click
+        if cs is None or ctrl is None or not ctrl.num_clicks:
+            return None
+        return cs.key[0], cs.key[1], list(ctrl.clicks)
+
     def frame(self, t):
         return self.store.frame(t)
 
@@ -205,7 +228,9 @@ class Session:
             st.scribbles[pos] = obj_id
             image, pad = self._image(t)
             prev = pad_divide_by(torch.from_numpy(st.prev_labels)[None, None], 16)[0][0, 0]
-            prob = self.scribbler.predict(image, prev.numpy(), st.scribbles, k)
+            # the scribbled object takes other objects' pixels where its strokes point (latest
+            # intent wins)
+            prob = self.scribbler.predict(image, prev.numpy(), st.scribbles, k, claim_for=obj_id)
             prob = unpad(prob, pad).float().cpu()
             labels = argmax0(prob)[0].to(torch.uint8).numpy()
             self._apply(t, labels, 'scribble', soft=prob)
@@ -223,24 +248,25 @@ class Session:
             raise UserError(f'click ({x}, {y}) is outside the {self.store.width}x'
                             f'{self.store.height} frame')
         with self._exclusive('click'):
-            from inference_core.click import compose_click_probs
             ctrl = self._click_controller()
             cur = self.store.get_mask(t)
             k = self.store.num_objects
+            before = self._state()
             st = self._click_state
-            if (st is None or st[0] != (t, obj_id, k) or not np.array_equal(st[2], cur)
-                    or ctrl.num_clicks == 0):
+            if (st is None or st.key != (t, obj_id, k) or ctrl.num_clicks == 0
+                    or not np.array_equal(st.labels_after, cur)):
                 ctrl.reset()
-                st = ((t, obj_id, k), cur, None)
+                self._click_state = None
+                self._click_seq_ids += 1
+                st = _ClickSeq((t, obj_id, k), cur, None, self._click_seq_ids)
             image, _ = self._image(t)
-            obj_prob = ctrl.click(image, float(x), float(y), bool(positive), prev_labels=st[1],
+            obj_prob = ctrl.click(image, float(x), float(y), bool(positive), prev_labels=st.base,
                                   obj_id=obj_id, num_objects=k, frame=t)
-            # MiVOS: the object's channel becomes the click mask, the other objects keep their
-            # hard masks from before the click sequence, aggregate_sbg(hard=True).
-            prob = compose_click_probs(st[1], obj_id, obj_prob, k)
+            prob = self._click_probs(st, ctrl, obj_prob)
             labels = argmax0(prob)[0].to(torch.uint8).numpy()
-            self._apply(t, labels, 'click', soft=prob, keep_click=True)
-            self._click_state = (st[0], st[1], labels)
+            self._apply(t, labels, 'click', soft=prob, keep_click=True, state=before)
+            st.labels_after = labels
+            self._click_state = st
             return labels
 
     def paint(self, frame, obj_id, mask, erase=False, brush=3):
@@ -280,6 +306,36 @@ class Session:
             self._apply(t, labels, 'set labels')
             return labels
 
+    def load_masks(self, masks, progress=None, should_cancel=None):
+        """Load mask PNGs (a folder, one PNG or a list of PNGs; any subset of frames, see
+        util.mask_io.load_masks) as ONE undo step. Objects up to the largest id are created
+        (undo keeps them); the loaded frames become edited and pending. Returns the sorted
+        frames loaded, or None when cancelled (nothing changed)."""
+        from util.mask_io import load_masks
+        with self._exclusive('load masks'):
+            store = self.store
+            action = Action('load masks', (store.height, store.width))
+            action.state = self._state()
+
+            def capture(t):
+                action.capture(t, store.get_mask(t), t in store.edited_frames)
+
+            done = load_masks(store, masks, edited=True, progress=progress,
+                              should_cancel=should_cancel, before_write=capture)
+            if done is None:
+                return None
+            action.drop_unchanged(store)
+            self.history.push(action)
+            self.engine.invalidate(done)
+            self._pending = self._pending | set(done)
+            if done:
+                self._last = done[0]
+            for t in done:
+                self._soft.pop(t, None)
+            self._scr = None
+            self._reset_click()
+            return done
+
     def reset_frame(self, frame):
         """Clear a frame: all background, not edited, removed from the memory."""
         t = self._check_frame(frame)
@@ -301,7 +357,8 @@ class Session:
         clicks start a new interaction from the frame's current mask."""
         if frame is None or (self._scr is not None and self._scr.frame == int(frame)):
             self._scr = None
-        if frame is None or (self._click_state is not None and self._click_state[0][0] == int(frame)):
+        if frame is None or (self._click_state is not None
+                             and self._click_state.key[0] == int(frame)):
             self._reset_click()
 
     # ------------------------------------------------------------------ propagation
@@ -418,7 +475,10 @@ class Session:
         raise UserError('nothing to propagate: draw or load a mask on a frame first')
 
     def _state(self):
-        return _State(self._pending, self.engine.interacted, self._last)
+        cs = self._click_state
+        click = (cs.id, self._click.num_clicks) if cs is not None and self._click is not None \
+            else None
+        return _State(self._pending, self.engine.interacted, self._last, click)
 
     def _restore(self, state, changed):
         self.engine.invalidate(changed)
@@ -430,13 +490,43 @@ class Session:
         for t in changed:
             self._soft.pop(t, None)
         self._scr = None
-        self._reset_click()
+        self._sync_clicks(state.click)
 
-    def _apply(self, t, labels, name, soft=None, keep_click=False):
-        """Write an interaction's labels as one undo step; the frame becomes pending."""
+    def _sync_clicks(self, target):
+        """After undo/redo: step the click controller back/forward to the clicks in effect in
+        `target` ((sequence id, clicks) or None), so the next click continues that sequence.
+        Clicks of another sequence cannot be restored: the controller then holds none of the
+        current one (so redo can put them back) and the next click starts a new sequence."""
+        cs, ctrl = self._click_state, self._click
+        if cs is None or ctrl is None:
+            self._reset_click()
+            return
+        t, obj_id, k = cs.key
+        if k != self.store.num_objects:
+            self._reset_click()
+            return
+        n = target[1] if target is not None and target[0] == cs.id else 0
+        while ctrl.num_clicks > n:
+            ctrl.undo()
+        while ctrl.num_clicks < n and ctrl.num_redo:
+            ctrl.redo()
+        if ctrl.num_clicks != n:
+            self._reset_click()
+            return
+        labels = self.store.get_mask(t)
+        cs.labels_after = labels
+        if n and ctrl.result is not None:
+            # the soft mask propagation would have used had the undone clicks never been made
+            prob = self._click_probs(cs, ctrl, ctrl.result)
+            if np.array_equal(argmax0(prob)[0].to(torch.uint8).numpy(), labels):
+                self._soft[t] = (prob, labels.copy())
+
+    def _apply(self, t, labels, name, soft=None, keep_click=False, state=None):
+        """Write an interaction's labels as one undo step; the frame becomes pending. `state`:
+        the session state before the interaction (default: now)."""
         action = Action(name, (self.store.height, self.store.width))
         action.capture(t, self.store.get_mask(t), t in self.store.edited_frames)
-        action.state = self._state()
+        action.state = self._state() if state is None else state
         self.store.set_mask(t, labels, edited=True)
         self.history.push(action)
         self._pending = self._pending | {t}
@@ -468,6 +558,17 @@ class Session:
             val = (x.to(self.device), pad)
             self._image_cache = (t, val)
         return val
+
+    def _click_probs(self, seq, ctrl, obj_prob):
+        """(K+1, 1, H, W) frame probability for a click result. MiVOS: the object's channel
+        becomes the click mask, the other objects keep their hard masks from before the click
+        sequence, aggregate_sbg(hard=True); the clicked object takes other objects' pixels only
+        in the parts of its mask that contain a positive click (the latest intent wins there;
+        a far-away false positive of the network does not eat another object)."""
+        from inference_core.click import compose_click_probs, positive_seeds
+        t, obj_id, k = seq.key
+        seeds = positive_seeds(self.store.height, self.store.width, ctrl.clicks)
+        return compose_click_probs(seq.base, obj_id, obj_prob, k, seeds=seeds)
 
     def _reset_click(self):
         self._click_state = None

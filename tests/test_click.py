@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from inference_core.click import (ClickController, click_maps, click_radius, compose_click_labels,
-                                  compose_click_probs)
+                                  compose_click_probs, positive_seeds)
+from inference_core.interaction import seeded_region
 from inference_core.fbrs_predictor import FBRSPredictor
 from inference_core.padding import pad_divide_by
 from model.fbrs_net import FBRSNet
@@ -66,6 +67,41 @@ def test_compose_click_result():
     assert torch.allclose(probs.sum(0), torch.ones(1, 6, 8))
 
 
+def test_compose_with_seeds_takes_only_the_pointed_part():
+    prev = np.zeros((6, 12), np.uint8)
+    prev[0:4, 0:4] = 2          # object 2, part A (clicked)
+    prev[0:4, 8:12] = 2         # object 2, part B (not clicked)
+    mask = np.zeros((6, 12), np.float32)
+    mask[0:5, 0:5] = 1          # object 1's new mask: A and some background
+    mask[1:3, 8:10] = 1         # ... and a separate blob inside B
+    seeds = positive_seeds(6, 12, [(1, 1, True), (9, 2, False)], radius=0)
+    assert seeds.sum() == 1 and seeds[1, 1]
+    expect = prev.copy()
+    expect[0:5, 0:5] = 1        # A and the background next to it; B untouched
+    labels = compose_click_labels(prev, 1, mask, seeds=seeds)
+    assert np.array_equal(labels, expect)
+    probs = compose_click_probs(prev, 1, torch.from_numpy(mask)[None, None], 2, seeds=seeds)
+    assert np.array_equal(torch.argmax(probs, 0)[0].numpy(), expect)
+    assert torch.allclose(probs.sum(0), torch.ones(1, 6, 12))
+    # no positive click: the object gets background pixels only
+    none = positive_seeds(6, 12, [(9, 2, False)])
+    labels = compose_click_labels(prev, 1, mask, seeds=none)
+    assert (labels[prev == 2] == 2).all() and (labels[(mask > 0) & (prev == 0)] == 1).all()
+
+
+def test_seeded_region():
+    m = np.zeros((5, 9), bool)
+    m[0:2, 0:2] = True
+    m[3:5, 5:9] = True
+    m[2, 2] = True              # touches the first part diagonally (8-connected)
+    seeds = np.zeros_like(m)
+    seeds[0, 0] = True
+    seeds[4, 0] = True          # outside the mask: ignored
+    r = seeded_region(m, seeds)
+    assert r.sum() == 5 and r[2, 2] and not r[3:].any()
+    assert not seeded_region(m, np.zeros_like(m)).any()
+
+
 # ----------------------------------------------------------------------------- interaction backend
 
 def test_interaction_backend_sequence_and_undo(s2m):
@@ -123,6 +159,31 @@ def test_interaction_backend_sequence_and_undo(s2m):
     assert ctrl.num_clicks == 0 and ctrl.undo() is None
 
 
+def test_interaction_backend_redo(s2m):
+    net, rec = s2m
+    h, w = 48, 64
+    image, _ = pad_divide_by(normalize_frames(_frame(h, w)), 16)
+    labels = np.zeros((h, w), np.uint8)
+    labels[10:30, 10:40] = 1
+    ctrl = ClickController(interaction=net, device='cpu')
+    outs = [ctrl.click(image, *c, labels, 1, 1, frame=0) for c in ((20, 15, True), (50, 40, False))]
+    assert ctrl.redo() is None and ctrl.num_redo == 0
+    assert torch.equal(ctrl.undo(), outs[0]) and ctrl.undo() is None and ctrl.num_redo == 2
+    n_calls = len(rec.inputs)
+    assert torch.equal(ctrl.redo(), outs[0]) and ctrl.clicks == [(20.0, 15.0, True)]
+    assert torch.equal(ctrl.redo(), outs[1]) and ctrl.num_clicks == 2 and ctrl.redo() is None
+    assert len(rec.inputs) == n_calls                # nothing recomputed
+    assert torch.equal(ctrl.result, outs[1])
+    # the sequence goes on as if nothing had been undone; a new click drops the redo side
+    ctrl.undo()
+    out3 = ctrl.click(image, 30, 20, True, labels, 1, 1, frame=0)
+    assert ctrl.num_redo == 0 and ctrl.clicks == [(20.0, 15.0, True), (30.0, 20.0, True)]
+    assert not torch.equal(out3, outs[1])
+    ctrl.undo()
+    ctrl.reset()
+    assert ctrl.num_redo == 0 and ctrl.redo() is None
+
+
 def test_session_call_form_and_errors(s2m):
     net, _ = s2m
     h, w = 48, 64
@@ -165,6 +226,35 @@ def test_fbrs_backend_offsets_clicks_by_the_padding():
     assert torch.equal(mask, (prob > 0.5).float()[..., 3:3 + h, 4:4 + w])
     assert ctrl.predictor.clicks[0].row == 43 and ctrl.predictor.clicks[0].col == 54
     assert ctrl.undo() is None and ctrl.predictor.num_clicks == 0
+
+
+def test_fbrs_redo_restores_the_optimiser_state():
+    """f-BRS keeps per-click L-BFGS / zoom state: undo then redo must leave the predictor exactly
+    where it was, so the next click gives what it gives without the undo."""
+    torch.manual_seed(0)
+    net = FBRSNet().eval()
+    h, w = 64, 80
+    image, pad = pad_divide_by(normalize_frames(_frame(h, w, seed=2)), 16)
+    empty = np.zeros((h, w), np.uint8)
+    clicks = [(30, 25, True), (60, 50, False), (35, 30, True)]
+    # small zoom target, no flip, few L-BFGS steps: the same state machinery at a fraction of the cost
+    params = {'lbfgs_params': {'maxfun': 3}, 'zoom_target_size': 64, 'with_flip': False}
+    ctrl = ClickController(click_model=net, device='cpu', fbrs_params=params)
+    for c in clicks[:2]:
+        ctrl.click(image, *c, empty, 1, 1)
+    assert ctrl.predictor.opt_data is not None and ctrl.predictor.zoom_roi is not None
+    after_two = (list(ctrl.predictor.clicks), ctrl.predictor.opt_data.copy(), ctrl.last_prob.clone())
+    ctrl.undo()
+    assert ctrl.predictor.num_clicks == 1 and ctrl.num_redo == 1
+    ctrl.redo()
+    p = ctrl.predictor
+    assert p.clicks == after_two[0] and np.array_equal(p.opt_data, after_two[1])
+    assert torch.equal(ctrl.last_prob, after_two[2]) and p.redo() is None
+    got = ctrl.click(image, *clicks[2], empty, 1, 1)
+    ref = ClickController(click_model=net, device='cpu', fbrs_params=params)
+    for c in clicks:
+        want = ref.click(image, *c, empty, 1, 1)
+    assert torch.equal(got, want)
 
 
 # ----------------------------------------------------------------------------- bundled network (DAVIS)

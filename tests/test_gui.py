@@ -450,9 +450,13 @@ def test_load_masks_and_drop_open(qtbot, win, clip, tmp_path):
     assert win.store.edited_frames == set(range(N_FRAMES))
     assert np.array_equal(win.store.get_mask(3), gt(clip, 3, win.store))
     assert win.session.interacted_frames == list(range(N_FRAMES))   # through the Session
-    win.undo()                                                      # one frame per step
-    assert not win.store.get_mask(N_FRAMES - 1).any()
+    assert win.act_undo.isEnabled()
+    win.undo()                                                      # one step for all frames
+    assert not win.store.masks.any() and not win.store.edited_frames
+    assert win.session.interacted_frames == [] and not win.session.can_undo
+    win.redo()
     assert np.array_equal(win.store.get_mask(3), gt(clip, 3, win.store))
+    assert win.store.edited_frames == set(range(N_FRAMES))
     # Drag & drop a folder: it opens in a worker and replaces the video.
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(clip / 'clip'))])
@@ -649,11 +653,18 @@ def test_click_mode(qtbot, win, clip, nets):
     assert 'Click on frame 0, object 2' in win.console.messages()
     if nets.trained:
         assert win.store.get_mask(0)[int(y), int(x)] == 2
+    first = win.canvas.marks[0]
+    after_first = win.store.get_mask(0)
     click(win.canvas, 5, 5, Qt.RightButton)               # a negative click adds a mark too
     assert len(win.canvas.marks) == 2 and win.canvas.marks[1][2] is False
+    win.undo()                                            # steps the click sequence back
+    assert win.canvas.marks == [first] and np.array_equal(win.store.get_mask(0), after_first)
+    assert len(win.session.active_clicks[2]) == 1
+    win.redo()
+    assert len(win.canvas.marks) == 2 and len(win.session.active_clicks[2]) == 2
     win.undo()
     win.undo()
-    assert not win.store.get_mask(0).any()
+    assert not win.store.get_mask(0).any() and win.canvas.marks == []
 
 
 def test_cli_bad_demo_script(tmp_path, clip):

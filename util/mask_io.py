@@ -157,7 +157,8 @@ def _check_size(mh, mw, store, path):
                         f'{ow}x{oh} (different aspect ratio)')
 
 
-def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel=None):
+def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel=None,
+               before_write=None):
     """Load mask PNGs into `store` and return the sorted frame indices that got a mask.
 
     `folder_or_files`: a folder, one PNG, or a list of PNGs; any subset of frames. Matching:
@@ -168,6 +169,8 @@ def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel
     processing size with nearest neighbour. Objects up to the largest id seen are created;
     those frames are marked as person-edited (`edited`). Returns None when cancelled; on
     cancel or error the store's masks and objects are restored to what they were.
+    `before_write(t)`, when given, is called just before frame t's mask is replaced (undo
+    bookkeeping: capture the frame's current state there).
     """
     files = list_mask_files(folder_or_files)
     targets = match_masks_to_frames(files, store.frame_names)
@@ -196,6 +199,8 @@ def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel
             top = int(labels.max()) if labels.size else 0
             if top > store.num_objects:
                 store.ensure_objects(top)
+            if before_write is not None:
+                before_write(t)
             prev = store.get_mask(t)
             saved[t] = prev if prev.any() else None
             store.set_mask(t, labels, edited=True if edited else None)
