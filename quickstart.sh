@@ -46,7 +46,7 @@ case "$cmd" in
   setup) echo "quickstart: ready (.venv)";;
   gui)
     $VPY example/make_example.py
-    exec $VPY interactive_gui.py --images example/clip "$@";;
+    exec $VPY interactive_gui.py --images example/clip --num_objects 2 "$@";;
   test)
     export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
     exec $VPY -m pytest -q "$@";;
