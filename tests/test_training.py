@@ -76,6 +76,7 @@ def test_scribble_simulation_stays_in_regions():
         assert prev.shape == pos.shape == gt.shape and (pos.any() or neg.any())
 
 
+@pytest.mark.slow
 def test_propagation_training_runs_exports_and_resumes(tiny_root, tiny_cache, tmp_path):
     from scripts.train import train_propagation
     args = ['--data', str(tiny_root), '--cache', str(tiny_cache), '--runs', str(tmp_path / 'runs'), '--name', 't', '--batch', '1',
@@ -93,6 +94,7 @@ def test_propagation_training_runs_exports_and_resumes(tiny_root, tiny_cache, tm
     assert all(torch.equal(before[k], v) for k, v in ck['model'].items() if k.startswith('backbone.'))
 
 
+@pytest.mark.slow
 def test_interaction_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
     from scripts.train import train_interaction
     args = ['--data', str(tiny_root), '--cache', str(tiny_cache), '--runs', str(tmp_path / 'runs'), '--name', 'i', '--batch', '2',
@@ -103,6 +105,7 @@ def test_interaction_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
     assert _ckpt(tmp_path / 'runs' / 'i' / 'last.pt')['iteration'] == 3
 
 
+@pytest.mark.slow
 def test_fusion_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
     from model.lite_propagation import LitePropagationNet
     from scripts.train import train_fusion

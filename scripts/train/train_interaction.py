@@ -102,10 +102,10 @@ def batch_loss(net, batch):
     return loss, float(np.mean(ious))
 
 
-def validate(net, root):
+def validate(net, root, trials=1):
     from scripts.eval_semi_davis import evaluate_first_scribble
     net.eval()
-    res = evaluate_first_scribble(net, root, frames=(0, 25, 50))
+    res = evaluate_first_scribble(net, root, frames=(0, 25, 50), trials=trials)
     first = [v for k, v in res['per_sequence'].items() if k.endswith('/0')]
     res['J_frame0'] = float(np.mean(first))
     net.train()
@@ -126,6 +126,7 @@ def main(argv=None):
                     help='share of composites with an object pasted from another sequence')
     ap.add_argument('--val-every', type=int, default=500)
     ap.add_argument('--val-minutes', type=float, default=15)
+    ap.add_argument('--val-trials', type=int, default=1, help='random scribbles per validation frame')
     ap.add_argument('--no-val', action='store_true')
     ap.add_argument('--weights', default=str(common.REPO / 'weights'))
     ap.add_argument('--no-export', action='store_true')
@@ -194,10 +195,12 @@ def main(argv=None):
             if time.time() - last_save > 300:
                 save()
                 last_save = time.time()
-            if not args.no_val and (it % args.val_every == 0 or time.time() - last_val > args.val_minutes * 60):
+            final = it >= args.iters
+            if not args.no_val and (it % args.val_every == 0 or final
+                                    or time.time() - last_val > args.val_minutes * 60):
                 last_val = time.time()
                 save()
-                res = validate(net, args.data)
+                res = validate(net, args.data, args.val_trials)
                 score = res['J'] * 100
                 log.write(iteration=it, val=res)
                 print(f'\niteration {it}: first-scribble J {score:.2f} (frame 0 only {res["J_frame0"]*100:.2f}, '

@@ -167,7 +167,9 @@ def main(argv=None):
             if time.time() - last_save > 300:
                 save()
                 last_save = time.time()
-            if not args.no_val and (it % args.val_every == 0 or time.time() - last_val > args.val_minutes * 60):
+            final = it >= args.iters
+            if not args.no_val and (it % args.val_every == 0 or final
+                                    or time.time() - last_val > args.val_minutes * 60):
                 last_val = time.time()
                 save()
                 res = validate(net, args.data, args.val_quick)
