@@ -7,7 +7,15 @@ processing size, short side 240); the three guidance maps go through a small con
 features are fused with the image features at strides 16, 4 and 2. Positive/negative maps are
 max-pooled (not averaged) when shrunk, so 1-pixel scribbles and small click disks survive.
 Scribbles and clicks (small disks) use the same inputs.
+
+Post-processing (`keep_connected`, on by default): connected regions of the predicted mask that
+touch neither a positive scribble/click nor the previous mask are dropped. The small network
+has a saliency bias (it sometimes also fires on another salient thing far from the strokes);
+a user marks every part they want, so such islands are nearly always wrong.
 """
+import cv2
+import numpy as np
+from scipy import ndimage
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -36,9 +44,41 @@ def shrink_guidance(g, size):
     return torch.cat([prev, scr], 1)
 
 
+LIMIT_FRAC = 0.25
+
+
+def drop_unmarked_regions(logits, guide):
+    """logits (B,1,H,W); guide (B,2,H,W) = [prev mask, positive marks]. Regions of logits > 0 that
+    touch no positive mark and no previous mask, and lie far from the ones that do (farther than
+    a quarter of the size of the marked object), get logit -10. Items without any mark are unchanged."""
+    out = logits.clone()
+    fg = (logits[:, 0] > 0).cpu().numpy().astype(np.uint8)
+    marks = (guide > 0.5).any(1).cpu().numpy()
+    for b in range(fg.shape[0]):
+        if not marks[b].any() or not fg[b].any():
+            continue
+        n, lab = cv2.connectedComponents(fg[b], connectivity=8)
+        if n <= 2:
+            continue
+        keep = np.zeros(n, bool)
+        keep[np.unique(lab[marks[b] & (fg[b] > 0)])] = True
+        keep[0] = False
+        anchor = keep[lab] | marks[b]
+        # distance of every pixel to the marked object (or the marks themselves)
+        dist = cv2.distanceTransform((~anchor).astype(np.uint8), cv2.DIST_L2, 3)
+        limit = max(10.0, LIMIT_FRAC * np.sqrt(max(1, int(keep[lab].sum()))))
+        near = np.asarray(ndimage.minimum(dist, labels=lab, index=np.arange(n))) <= limit
+        drop_ids = ~(keep | near)
+        drop_ids[0] = False   # background stays as it is
+        if drop_ids.any():
+            out[b, 0][torch.from_numpy(drop_ids[lab]).to(logits.device)] = -10.0
+    return out
+
+
 class LiteInteractionNet(nn.Module):
-    def __init__(self, variant='lite0', pretrained=True, proc_short=240):
+    def __init__(self, variant='lite0', pretrained=True, proc_short=240, keep_connected=True):
         super().__init__()
+        self.keep_connected = keep_connected
         self.backbone = LiteBackbone(variant, pretrained)
         ch = self.backbone.channels
         self.proc_short = proc_short
@@ -80,8 +120,10 @@ class LiteInteractionNet(nn.Module):
         ps = proc_size(h, w, self.proc_short)
         img = from_imagenet_norm(resize_to(x[:, :3], ps))
         f2, f4, _, f16 = self.backbone(img)
-        logits = self.head(f2, f4, f16, x[:, 3:6])
-        return resize_to(logits, (h, w))
+        logits = resize_to(self.head(f2, f4, f16, x[:, 3:6]), (h, w))
+        if self.keep_connected and not self.training:
+            logits = drop_unmarked_regions(logits, x[:, 3:5])
+        return logits
 
     def trainable_parameters(self):
         return [p for n, p in self.named_parameters() if not n.startswith('backbone.')]
