@@ -163,3 +163,21 @@ def make_bar(total, label):
     widgets = [label + ' ', progressbar.Counter(), f'/{total} ', progressbar.Bar(), ' ',
                progressbar.ETA(), ' ', progressbar.Variable('loss', precision=4)]
     return progressbar.ProgressBar(max_value=total, widgets=widgets, redirect_stdout=True)
+
+
+def add_run_args(ap):
+    """Options every trainer shares: export folder, run folder, threads, seed, sequence subset."""
+    ap.add_argument('--weights', default=str(REPO / 'weights'), help='export folder')
+    ap.add_argument('--no-export', action='store_true')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--runs', default=str(REPO / 'runs'))
+    ap.add_argument('--sequences', nargs='*', default=None, help='train on these sequences only')
+
+
+def start_run(args):
+    """Threads, seeds, run folder and log for a parsed trainer command line -> (run_dir, log)."""
+    setup_threads(args.threads)
+    seed_all(args.seed)
+    run_dir = Path(args.runs) / args.name
+    return run_dir, JsonLog(run_dir / 'log.jsonl')

@@ -128,18 +128,10 @@ def main(argv=None):
     ap.add_argument('--val-minutes', type=float, default=15)
     ap.add_argument('--val-trials', type=int, default=1, help='random scribbles per validation frame')
     ap.add_argument('--no-val', action='store_true')
-    ap.add_argument('--weights', default=str(common.REPO / 'weights'))
-    ap.add_argument('--no-export', action='store_true')
-    ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--runs', default=str(common.REPO / 'runs'))
-    ap.add_argument('--sequences', nargs='*', default=None)
+    common.add_run_args(ap)
     args = ap.parse_args(argv)
 
-    common.setup_threads(args.threads)
-    common.seed_all(args.seed)
-    run_dir = Path(args.runs) / args.name
-    log = common.JsonLog(run_dir / 'log.jsonl')
+    run_dir, log = common.start_run(args)
     net = LiteInteractionNet()
     cache_dir = args.cache or Path(args.runs) / 'cache_lite0'
     cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences,

@@ -86,18 +86,10 @@ def main(argv=None):
     ap.add_argument('--val-minutes', type=float, default=20, help='also validate when this many minutes passed')
     ap.add_argument('--val-quick', action='store_true', help='validate on the first 40 frames per sequence')
     ap.add_argument('--no-val', action='store_true', help='never validate (tests)')
-    ap.add_argument('--weights', default=str(common.REPO / 'weights'), help='export folder')
-    ap.add_argument('--no-export', action='store_true')
-    ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--runs', default=str(common.REPO / 'runs'))
-    ap.add_argument('--sequences', nargs='*', default=None, help='train on these sequences only')
+    common.add_run_args(ap)
     args = ap.parse_args(argv)
 
-    common.setup_threads(args.threads)
-    common.seed_all(args.seed)
-    run_dir = Path(args.runs) / args.name
-    log = common.JsonLog(run_dir / 'log.jsonl')
+    run_dir, log = common.start_run(args)
     net = LitePropagationNet()
     cache_dir = args.cache or Path(args.runs) / 'cache_lite0'
     print(f'feature cache: {cache_dir}', flush=True)
