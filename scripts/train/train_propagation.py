@@ -24,7 +24,7 @@ from model.lite_propagation import LitePropagationNet, dense_readout
 from scripts.train import common
 from scripts.train.data import (DEFAULT_ROOT, ClipSampler, FeatureCache, backbone_maps, crop_maps,
                                 crop_window)
-from util.errors import UserError, run_cli
+from util.errors import run_cli
 
 
 def clip_loss(net, feats, labels, k, it, warm_iters):
