@@ -134,11 +134,11 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     if args.kind == 'bundled':
         from model.lite_networks import load_bundled
-        prop, fusion, inter = load_bundled(args.weights)
+        prop, _, inter = load_bundled(args.weights)
     else:
         from inference_core.networks import load_official
         nets = load_official(args.saves, 'cpu')
-        prop, fusion, inter = nets.propagation, nets.fusion, nets.interaction
+        prop, inter = nets.propagation, nets.interaction
     out = {'sequences': list(VAL_SEQUENCES)}
     if not args.skip_semi:
         res = evaluate_semi(prop, args.data, max_frames=args.max_frames,

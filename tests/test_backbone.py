@@ -1,5 +1,4 @@
 """EfficientNet-Lite backbone: ImageNet weights load and classify a cat; normalisation is right."""
-import numpy as np
 import pytest
 import torch
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from inference_core.aggregate import aggregate_wbg
 from inference_core.padding import pad_divide_by
 from model import lite_networks
 from model.lite_fusion import LiteFusionNet
