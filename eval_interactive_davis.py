@@ -34,6 +34,7 @@ import time
 
 import numpy as np
 
+from util.cli_options import check_engine_options
 from util.errors import UserError, run_cli
 
 ROBOT_BRUSH = 3      # MiVOS's DAVIS path dilates the rasterised robot scribbles with a 3x3 kernel
@@ -227,10 +228,7 @@ def main(argv=None, networks=None):
     if args.first_frame not in ('auto', 'middle') and not args.first_frame.lstrip('-').isdigit():
         raise UserError(f'--first-frame must be auto, middle or a frame number, '
                         f'got {args.first_frame!r}')
-    if args.model not in ('auto', 'official', 'bundled'):
-        raise UserError(f'unknown model {args.model!r} (use official, bundled or auto)')
-    if args.resolution != -1 and args.resolution < 16:
-        raise UserError(f'--resolution must be -1 (original) or at least 16, got {args.resolution}')
+    check_engine_options(args)
     robot = scribbles_robot()          # clear error when davisinteractive is missing
     _quiet_robot_logs()
 

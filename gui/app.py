@@ -12,6 +12,7 @@ import json
 import os
 import sys
 
+from util.cli_options import check_engine_options
 from util.errors import UserError
 
 
@@ -55,14 +56,7 @@ def check_args(a):
     """Cheap validation of the command line (before any heavy loading)."""
     if a.num_objects < 1 or a.num_objects > 255:
         raise UserError(f'--num_objects must be in 1..255, got {a.num_objects}')
-    if a.resolution != -1 and a.resolution < 16:
-        raise UserError(f'--resolution must be -1 (original size) or at least 16, got {a.resolution}')
-    if a.mem_freq < 1:
-        raise UserError(f'--mem_freq must be at least 1, got {a.mem_freq}')
-    if a.top_k < 1:
-        raise UserError(f'--top_k must be at least 1, got {a.top_k}')
-    if a.max_memory_frames is not None and a.max_memory_frames < 1:
-        raise UserError(f'--max_memory_frames must be at least 1, got {a.max_memory_frames}')
+    check_engine_options(a)
     if a.video and not os.path.isfile(a.video):
         raise UserError(f'video not found: {a.video}' if not os.path.exists(a.video)
                         else f'--video expects a file (use --images for a folder): {a.video}')

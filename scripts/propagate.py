@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from inference_core.padding import unpad
 from inference_core.store import FrameStore, resize_labels
 from util.atomic import write_bytes, write_json
+from util.cli_options import check_engine_options
 from util.errors import UserError, run_cli
 
 MARKER = 'propagate_run.json'
@@ -466,16 +467,7 @@ def _check_args(args):
         raise UserError('--masks is for --input; a dataset has its own Annotations folder')
     if args.input and (args.split or args.sequences):
         raise UserError('--split/--sequences are for --dataset')
-    if args.model not in ('auto', 'official', 'bundled'):
-        raise UserError(f'unknown model {args.model!r} (use official, bundled or auto)')
-    if args.top_k < 1:
-        raise UserError(f'--top_k must be >= 1, got {args.top_k}')
-    if args.mem_freq < 1:
-        raise UserError(f'--mem_freq must be >= 1, got {args.mem_freq}')
-    if args.max_memory_frames is not None and args.max_memory_frames < 1:
-        raise UserError(f'--max_memory_frames must be >= 1, got {args.max_memory_frames}')
-    if args.resolution != -1 and args.resolution < 16:
-        raise UserError(f'--resolution must be -1 (original) or at least 16, got {args.resolution}')
+    check_engine_options(args)
 
 
 def settings(args, mode):

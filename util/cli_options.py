@@ -1,0 +1,19 @@
+"""Validation of the engine options that the GUI and the command-line tools share."""
+from util.errors import UserError
+
+MODEL_KINDS = ('auto', 'official', 'bundled')
+
+
+def check_engine_options(args):
+    """Cheap checks, before any heavy loading, of whichever of --model, --resolution, --top_k,
+    --mem_freq and --max_memory_frames the parsed command line has. Raises UserError."""
+    model = getattr(args, 'model', None)
+    if model is not None and model not in MODEL_KINDS:
+        raise UserError(f'unknown model {model!r} (use official, bundled or auto)')
+    resolution = getattr(args, 'resolution', None)
+    if resolution is not None and resolution != -1 and resolution < 16:
+        raise UserError(f'--resolution must be -1 (original size) or at least 16, got {resolution}')
+    for name in ('top_k', 'mem_freq', 'max_memory_frames'):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UserError(f'--{name} must be at least 1, got {value}')
