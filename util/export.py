@@ -70,18 +70,23 @@ def binary_png_bytes(mask):
     return buf.getvalue()
 
 
+def _per_frame(frames, steps, write_frame):
+    """Call write_frame(t) for each frame, checking for cancel between frames (False if cancelled)."""
+    for t in frames:
+        if steps.cancelled():
+            return False
+        write_frame(t)
+        steps.step()
+    return True
+
+
 def export_indexed_pngs(store, out_dir, frames=None, progress=None, should_cancel=None, _steps=None):
     """<out_dir>/<frame name>.png, DAVIS palette. Returns False when cancelled."""
     frames = _frames_arg(store, frames)
     ensure_writable_dir(out_dir)
     steps = _steps or _Steps(len(frames), progress, should_cancel)
-    for t in frames:
-        if steps.cancelled():
-            return False
-        write_bytes(os.path.join(out_dir, f'{store.frame_names[t]}.png'),
-                    indexed_png_bytes(store.mask_at_original(t)))
-        steps.step()
-    return True
+    return _per_frame(frames, steps, lambda t: write_bytes(
+        os.path.join(out_dir, f'{store.frame_names[t]}.png'), indexed_png_bytes(store.mask_at_original(t))))
 
 
 def object_dir_names(store):
@@ -107,15 +112,13 @@ def export_object_pngs(store, out_dir, frames=None, progress=None, should_cancel
     for d in dirs.values():
         ensure_writable_dir(os.path.join(out_dir, d))
     steps = _steps or _Steps(len(frames), progress, should_cancel)
-    for t in frames:
-        if steps.cancelled():
-            return False
+
+    def write_frame(t):
         labels = store.mask_at_original(t)
         for obj_id, d in dirs.items():
             write_bytes(os.path.join(out_dir, d, f'{store.frame_names[t]}.png'),
                         binary_png_bytes(labels == obj_id))
-        steps.step()
-    return True
+    return _per_frame(frames, steps, write_frame)
 
 
 def frame_rle(store, t, labels=None):
@@ -147,12 +150,8 @@ def export_rle_json(store, out_dir, frames=None, progress=None, should_cancel=No
     frames = _frames_arg(store, frames)
     ensure_writable_dir(out_dir)
     steps = _steps or _Steps(len(frames), progress, should_cancel)
-    for t in frames:
-        if steps.cancelled():
-            return False
-        write_json(os.path.join(out_dir, f'{store.frame_names[t]}.json'), frame_rle(store, t))
-        steps.step()
-    return True
+    return _per_frame(frames, steps, lambda t: write_json(
+        os.path.join(out_dir, f'{store.frame_names[t]}.json'), frame_rle(store, t)))
 
 
 def _source_frames(store):
