@@ -239,6 +239,8 @@ class PropagationEngine:
         key_idx = self.memory.permanent[idx].key
         last = idx
         end = frames[-1]
+        # Networks with `uses_previous_mask` also get the previous frame's result of the pass.
+        prev = self._prob(idx)[1:] if getattr(net, 'uses_previous_mask', False) else None
         self.memory.begin_pass(idx)
         try:
             for ti in frames:
@@ -247,7 +249,10 @@ class PropagationEngine:
                 k16, qv16, f16, f8, f4 = self._features(ti)
                 mk, mv = self.memory.memory()
                 with self._autocast():
-                    out = net.segment_with_query(mk, mv, f8, f4, k16, qv16)
+                    if prev is None:
+                        out = net.segment_with_query(mk, mv, f8, f4, k16, qv16)
+                    else:
+                        out = net.segment_with_query(mk, mv, f8, f4, k16, qv16, prev_mask=prev)
                 out = aggregate_wbg(out.float(), keep_bg=True)
                 if ti != end and abs(ti - last) >= self.mem_freq and self.memory.can_add_temporary():
                     with self._autocast():
@@ -260,6 +265,8 @@ class PropagationEngine:
                 else:
                     result = out
                 self.probs.put(ti, result)
+                if prev is not None:
+                    prev = result[1:]
                 self._write_labels(ti, result, edited=False)
                 done[0] += 1
                 if progress is not None:

@@ -44,7 +44,10 @@ def _load(kind, path, device):
     if not isinstance(sd, dict):
         raise UserError(f'{path}: not a state dict')
     own = net.state_dict()
-    missing = [k for k in own if k not in sd]
+    # layers added later whose initialisation computes nothing (e.g. the zero-initialised
+    # previous-mask prior) may be absent from weights trained before them
+    neutral = tuple(getattr(net, 'neutral_when_missing', ()))
+    missing = [k for k in own if k not in sd and not (neutral and k.startswith(neutral))]
     unexpected = [k for k in sd if k not in own]
     wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
@@ -56,7 +59,7 @@ def _load(kind, path, device):
         if wrong:
             parts.append(f'{len(wrong)} with wrong shapes (e.g. {wrong[0]})')
         raise UserError(f'{path} does not match the bundled {kind} network: ' + ', '.join(parts))
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=False)
     return net.to(device).eval()
 
 

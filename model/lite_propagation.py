@@ -36,7 +36,11 @@ def proc_size(h, w, short=240):
 
 
 class LiteBackbone(nn.Module):
-    """Frozen EfficientNet-Lite0 up to stride 16: returns (f2, f4, f8, f16) of a lite-normalised input."""
+    """EfficientNet-Lite0 up to stride 16: returns (f2, f4, f8, f16) of a lite-normalised input.
+
+    Frozen at ImageNet weights, except that a trainer may fine-tune the stride-16 stages
+    (`tail`, fed from the stride-8 map) of the propagation net; its BN statistics stay fixed.
+    """
 
     def __init__(self, variant='lite0', pretrained=True):
         super().__init__()
@@ -44,10 +48,21 @@ class LiteBackbone(nn.Module):
         if pretrained:
             self.net.load_imagenet()
         self.channels = self.net.channels
+        self.tail_start = self.net.stage_ends[8] + 1      # first block of the stride-16 stages
 
     def forward(self, x):
         f = self.net.forward_features(x)
         return f[2], f[4], f[8], f[16]
+
+    def tail(self, f8):
+        """Stride-8 map -> stride-16 map (the blocks after the stride-8 stage)."""
+        x = f8
+        for b in self.net._blocks[self.tail_start:]:
+            x = b(x)
+        return x
+
+    def tail_parameters(self):
+        return [p for b in self.net._blocks[self.tail_start:] for p in b.parameters()]
 
 
 def resize_to(x, size, mode='bilinear'):
@@ -81,12 +96,19 @@ class Decoder(nn.Module):
     """[readout, qv16] at stride 16 -> stride 4 (skip f4) -> stride 2 (skip f2) -> 1 logit map.
 
     The stride-2 stage is deliberately thin (16 channels): it only sharpens boundaries.
+    `prior` (optional, (K,2,h4,w4) at stride 4: [previous-frame mask, others]) is added at
+    strides 16 and 4. The memory readout of this small network matches at a coarse grid (stride
+    32 of a 480p frame); the previous frame's mask says where the boundaries were one frame ago,
+    as the previous-frame inputs of RGMP / CFBI do. Its convs start at zero, so a network
+    trained without the prior computes the same function.
     """
 
     def __init__(self, f4_dim, f2_dim, in_dim=VALUE_DIM + QV_DIM):
         super().__init__()
         self.compress = ResBlock(in_dim, 128)
+        self.prior16 = nn.Conv2d(2, 128, 3, padding=1)
         self.context = ResBlock(128, 128)
+        self.prior4 = nn.Conv2d(2, 48, 3, padding=1)
         self.skip4 = nn.Conv2d(f4_dim, 48, 3, padding=1)
         self.up4 = nn.Conv2d(128, 48, 1)
         self.block4 = ResBlock(48, 48)
@@ -94,10 +116,18 @@ class Decoder(nn.Module):
         self.up2 = nn.Conv2d(48, 16, 1)
         self.refine2 = nn.Conv2d(16, 16, 3, padding=1)
         self.pred = nn.Conv2d(16, 1, 3, padding=1)
+        for conv in (self.prior16, self.prior4):
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
 
-    def forward(self, x, f4, f2):
-        x = self.context(self.compress(x))
+    def forward(self, x, f4, f2, prior=None):
+        x = self.compress(x)
+        if prior is not None:
+            x = x + self.prior16(resize_to(prior, x.shape[-2:], 'area'))
+        x = self.context(x)
         x = self.skip4(f4) + resize_to(self.up4(x), f4.shape[-2:])
+        if prior is not None:
+            x = x + self.prior4(prior)
         x = self.block4(x)
         x = F.relu(self.skip2(f2) + resize_to(self.up2(F.relu(x)), f2.shape[-2:]))
         x = F.relu(self.refine2(x))
@@ -170,11 +200,21 @@ class LitePropagationNet(nn.Module):
         x = resize_to(torch.cat([masks, others], 1).to(f16.dtype), m4, 'area')
         return self.value_encoder(x, f16).unsqueeze(2)
 
-    def decode(self, readout, qv16, f4, f2, out_size=None):
-        """readout (K,Cv,h,w) -> logits (K,1,out_size) (processing size when out_size is None)."""
+    @staticmethod
+    def mask_prior(masks, size4):
+        """masks (K,1,H,W) probabilities of the previous frame -> (K,2,h4,w4) [mask, others]."""
+        others = masks.sum(0, keepdim=True) - masks if masks.shape[0] > 1 else torch.zeros_like(masks)
+        return resize_to(torch.cat([masks, others], 1), size4, 'area')
+
+    def decode(self, readout, qv16, f4, f2, out_size=None, prev_mask=None):
+        """readout (K,Cv,h,w) -> logits (K,1,out_size) (processing size when out_size is None).
+        prev_mask: optional (K,1,H',W') previous-frame probabilities (any size)."""
         k = readout.shape[0]
         x = torch.cat([readout, qv16.expand(k, -1, -1, -1)], 1)
-        logits = self.decoder(x, f4.expand(k, -1, -1, -1), f2.expand(k, -1, -1, -1))
+        prior = None
+        if prev_mask is not None:
+            prior = self.mask_prior(prev_mask.to(f4.dtype), f4.shape[-2:])
+        logits = self.decoder(x, f4.expand(k, -1, -1, -1), f2.expand(k, -1, -1, -1), prior)
         size = out_size or (f2.shape[-2] * 2, f2.shape[-1] * 2)
         return resize_to(logits, size)
 
@@ -188,10 +228,16 @@ class LitePropagationNet(nn.Module):
         proc_hw = (f16.shape[-2] * 16, f16.shape[-1] * 16)
         return self.value_from_features(f16, masks, proc_hw)
 
-    def segment_with_query(self, mk16, mv16, qf8, qf4, qk16, qv16):
+    # The engine passes the previous frame's probabilities of the pass (prev_mask) to networks
+    # that set this flag.
+    uses_previous_mask = True
+    # zero-initialised: weights trained before the prior existed load without them
+    neutral_when_missing = ('decoder.prior16.', 'decoder.prior4.')
+
+    def segment_with_query(self, mk16, mv16, qf8, qf4, qk16, qv16, prev_mask=None):
         readout = memory_readout(mk16, mv16, qk16, top_k=self.top_k)
         proc_hw = (qf4.shape[-2] * 2, qf4.shape[-1] * 2)
-        logits = self.decode(readout.to(qv16.dtype), qv16, qf8, qf4, self._out_size(proc_hw))
+        logits = self.decode(readout.to(qv16.dtype), qv16, qf8, qf4, self._out_size(proc_hw), prev_mask)
         return torch.sigmoid(logits)
 
     def get_attention(self, mk16, pos_mask, neg_mask, qk16):
@@ -204,10 +250,12 @@ class LitePropagationNet(nn.Module):
         attn = torch.stack([vals[:b], vals[b:]], 1).view(b, 2, h, w)
         return F.interpolate(attn, size=size, mode='bilinear', align_corners=False).to(qk16.dtype)
 
-    def trainable_parameters(self):
-        return [p for n, p in self.named_parameters() if not n.startswith('backbone.')]
+    def trainable_parameters(self, backbone_tail=False):
+        """The heads' parameters (+ the backbone's stride-16 stages with backbone_tail=True)."""
+        own = [p for n, p in self.named_parameters() if not n.startswith('backbone.')]
+        return own + (self.backbone.tail_parameters() if backbone_tail else [])
 
     def train(self, mode=True):
         super().train(mode)
-        self.backbone.eval()     # frozen backbone: BN statistics stay the ImageNet ones
+        self.backbone.eval()     # BN statistics stay the ImageNet ones (also when the tail is tuned)
         return self

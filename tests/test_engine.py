@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from inference_core.aggregate import aggregate_wbg
 from inference_core.engine import PropagationEngine
 from inference_core.memory_bank import MemoryBank, ProbabilityCache
 from inference_core.networks import Networks
@@ -337,6 +338,34 @@ def test_amp_is_cpu_noop(nets):
     eng = _engine(nets, _store(frames), amp='fp16')
     assert eng.amp_dtype is None
     assert eng.interact(0, gt[0])
+
+
+def test_networks_that_ask_get_the_previous_result_of_the_pass():
+    """A network with `uses_previous_mask` gets, for each frame, the result of the frame before
+    it in the pass (the interacted mask for the first one), in both directions."""
+    from model.lite_networks import build
+    prop = build('propagation').eval()
+    seen = []
+    real = prop.segment_with_query
+
+    def spy(*args, prev_mask=None):
+        out = real(*args, prev_mask=prev_mask)
+        seen.append((prev_mask.clone(), out.clone()))
+        return out
+
+    prop.segment_with_query = spy
+    nets = Networks('bundled', prop, build('fusion').eval(), None, None, torch.device('cpu'))
+    frames, gt = make_clip(num_frames=6, height=96, width=128)
+    eng = _engine(nets, _store(frames))
+    assert eng.interact(2, gt[2])
+    assert len(seen) == 5                      # frames 3, 4, 5 then 1, 0
+    first = eng._onehot(gt[2], 1)[1:]
+    for pass_start in (0, 3):                  # forward pass, then backward pass
+        assert torch.equal(seen[pass_start][0], first)
+    for i in (1, 2, 4):
+        prev_out = seen[i - 1][1]              # (K,1,H,W) network output ...
+        expected = aggregate_wbg(prev_out, keep_bg=True)[1:]   # ... as stored by the engine
+        assert torch.allclose(seen[i][0], expected)
 
 
 # ------------------------------------------------------------------ quality (trained weights)

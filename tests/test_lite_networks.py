@@ -55,6 +55,27 @@ def test_propagation_contract_shapes(prop):
         assert attn.shape == (3, 2, H, W)
 
 
+def test_previous_mask_prior_starts_neutral_and_then_matters():
+    torch.manual_seed(2)
+    net = LitePropagationNet(pretrained=False).eval()
+    H, W = 96, 160
+    frame = torch.randn(1, 3, H, W)
+    prev = torch.zeros(1, 1, H, W)
+    prev[..., 20:60, 30:90] = 1
+    with torch.inference_mode():
+        k16, qv16, f16, f8, f4 = net.encode_key(frame)
+        v = net.encode_value(frame, f16, prev)
+        args = (k16.unsqueeze(2), v, f8, f4, k16, qv16)
+        plain = net.segment_with_query(*args)
+        # zero-initialised prior convs: weights trained without the prior compute the same thing
+        assert torch.equal(net.segment_with_query(*args, prev_mask=prev), plain)
+        torch.nn.init.normal_(net.decoder.prior4.weight, std=1.0)
+        with_prior = net.segment_with_query(*args, prev_mask=prev)
+        moved = net.segment_with_query(*args, prev_mask=torch.roll(prev, 40, -1))
+    assert not torch.allclose(with_prior, plain)
+    assert not torch.allclose(with_prior, moved)       # it is a spatial prior
+
+
 def test_fusion_contract_and_identity_at_init():
     net = LiteFusionNet().eval()
     H, W = 64, 96
@@ -93,6 +114,20 @@ def test_export_and_load_bundled_roundtrip(tmp_path, prop):
         b = p2.encode_key(frame)[0]
     assert torch.allclose(a, b, atol=0.05, rtol=0.02)               # fp16 storage only
     assert isinstance(fusion, LiteFusionNet)
+
+
+def test_weights_from_before_the_prior_still_load(tmp_path, prop):
+    from scripts.train.common import fp16_state_dict
+    inter = LiteInteractionNet(pretrained=False)
+    old = {k: v for k, v in fp16_state_dict(prop).items() if '.prior' not in k}
+    torch.save(old, tmp_path / 'propagation_lite.pth')
+    torch.save(fp16_state_dict(inter), tmp_path / 'interaction_lite.pth')
+    p2, _, _ = lite_networks.load_bundled(tmp_path)
+    assert float(p2.decoder.prior4.weight.abs().sum()) == 0          # neutral prior
+    del old['decoder.pred.weight']                                     # any other key is required
+    torch.save(old, tmp_path / 'propagation_lite.pth')
+    with pytest.raises(UserError, match='1 missing .*decoder.pred.weight'):
+        lite_networks.load_bundled(tmp_path)
 
 
 def test_load_bundled_errors(tmp_path):

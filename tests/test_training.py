@@ -95,6 +95,39 @@ def test_propagation_training_runs_exports_and_resumes(tiny_root, tiny_cache, tm
 
 
 @pytest.mark.slow
+def test_propagation_training_can_tune_the_backbone_tail_from_a_start(tiny_root, tiny_cache, tmp_path):
+    from model.lite_propagation import LitePropagationNet
+    from scripts.train import train_propagation
+    start = LitePropagationNet(pretrained=True).state_dict()
+    start = {k: v for k, v in start.items() if '.prior' not in k}      # weights from before the prior
+    torch.save(start, tmp_path / 'start.pth')
+    args = ['--data', str(tiny_root), '--cache', str(tiny_cache), '--runs', str(tmp_path / 'runs'), '--name', 'b',
+            '--batch', '1', '--crop', '96', '160', '--no-val', '--no-export', '--threads', '2', '--iters', '2',
+            '--init', str(tmp_path / 'start.pth'), '--tune-backbone', '--p-static', '0.5', '--p-paste', '0.5']
+    assert train_propagation.main(args) == 0
+    model = _ckpt(tmp_path / 'runs' / 'b' / 'last.pt')['model']
+    tail = LitePropagationNet(pretrained=False).backbone.tail_start
+    tuned = [k for k in model if k.startswith('backbone.') and not torch.equal(model[k], start[k])]
+    assert tuned and all(int(k.split('.')[3]) >= tail for k in tuned), tuned    # only the stride-16 stages
+    assert all(torch.equal(model[k], start[k]) for k in model if 'running_' in k)  # BN statistics fixed
+
+
+def test_cache_gains_a_missing_map_without_a_rebuild(tiny_root, tiny_cache, tmp_path):
+    import shutil
+    from model.lite_propagation import LiteBackbone
+    old = tmp_path / 'old_cache'
+    shutil.copytree(tiny_cache, old)
+    (old / 'f8.npy').unlink()                          # a cache from before f8 was cached
+    frames_mtime = (old / 'frames.npy').stat().st_mtime_ns
+    cache = FeatureCache.build(tiny_root, old, LiteBackbone())
+    assert (old / 'frames.npy').stat().st_mtime_ns == frames_mtime
+    ref = FeatureCache(tiny_cache)
+    # same maps (up to fp16 rounding of thread-count-dependent float sums)
+    assert np.allclose(np.asarray(cache.arrays['f8'], np.float32), np.asarray(ref.arrays['f8'], np.float32),
+                       atol=1e-2, rtol=1e-2)
+
+
+@pytest.mark.slow
 def test_interaction_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
     from scripts.train import train_interaction
     args = ['--data', str(tiny_root), '--cache', str(tiny_cache), '--runs', str(tmp_path / 'runs'), '--name', 'i', '--batch', '2',

@@ -157,6 +157,19 @@ def export_weights(kind, model, weights_dir, score_name, score, info, force=Fals
     return True
 
 
+def init_weights(net, path):
+    """Start a new run from `path` (an exported fp16 state dict or a runs/<name>/last.pt): layers
+    the file lacks (added since) keep their initialisation; keys the network lacks are an error."""
+    from util.errors import UserError
+    sd = torch.load(path, map_location='cpu', weights_only=False)
+    sd = sd.get('model', sd)
+    missing, unexpected = net.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=False)
+    if unexpected:
+        raise UserError(f'{path}: keys the network does not have, e.g. {unexpected[0]}')
+    print(f'initialised from {path} ({len(missing)} tensors kept their initialisation)', flush=True)
+
+
 def make_bar(total, label):
     """progressbar2 bar (falls back to a no-op object when stdout is not a terminal)."""
     import progressbar

@@ -6,7 +6,7 @@ Folder layout (../shared/data/davis2016-train): `videos/<seq>.mp4` and `masks/<s
 
 CPU strategy: the EfficientNet-Lite backbone is frozen, so its maps of every training frame at
 the processing size are computed once and kept in `<cache>/` as fp16 memory-mapped arrays
-(f2, f4, f16 + the resized frames and masks). Real-clip samples then cost only the small trainable
+(f2, f4, f8, f16 + the resized frames and masks). Real-clip samples then cost only the small trainable
 heads. Synthetic samples (affine-warped single frames, objects pasted from another sequence) need
 new images, so they run the frozen backbone online.
 """
@@ -63,21 +63,23 @@ def load_sequence(root, seq, size=None):
 
 
 @torch.no_grad()
-def backbone_maps(backbone, frames_u8, batch=8):
-    """uint8 (N,h,w,3) at the processing size -> f2, f4, f16 float tensors of the frozen backbone."""
+def backbone_maps(backbone, frames_u8, batch=8, with_f8=False):
+    """uint8 (N,h,w,3) at the processing size -> f2, f4, f16 float tensors of the frozen backbone
+    (f2, f4, f8, f16 with with_f8=True)."""
     from model.efficientnet_lite import from_imagenet_norm
     outs = []
     for s in range(0, len(frames_u8), batch):
         x = from_imagenet_norm(normalize_frames(frames_u8[s:s + batch]))
-        f2, f4, _, f16 = backbone(x)
-        outs.append((f2, f4, f16))
+        f2, f4, f8, f16 = backbone(x)
+        outs.append((f2, f4, f8, f16) if with_f8 else (f2, f4, f16))
     return [torch.cat(o, 0) for o in zip(*outs)]
 
 
 class FeatureCache:
     """Memory-mapped frames, masks and frozen-backbone maps of the training sequences."""
 
-    FILES = ('frames', 'masks', 'f2', 'f4', 'f16')
+    FILES = ('frames', 'masks', 'f2', 'f4', 'f8', 'f16')
+    MAPS = {'f2': 0, 'f4': 1, 'f8': 2, 'f16': 3}     # position in backbone_maps(with_f8=True)
 
     def __init__(self, cache_dir):
         self.dir = Path(cache_dir)
@@ -109,6 +111,9 @@ class FeatureCache:
         if index.is_file():
             meta = json.loads(index.read_text())
             if sorted(meta['sequences']) == sorted(seqs) and tuple(meta['size']) == tuple(size):
+                missing = [k for k in cls.MAPS if not (cache_dir / f'{k}.npy').is_file()]
+                if missing:     # a cache written before a map was added: compute only that map
+                    cls._add_maps(cache_dir, backbone, missing, progress)
                 return cls(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
         data, starts, total = [], {}, 0
@@ -118,33 +123,39 @@ class FeatureCache:
             starts[seq] = [total, len(fr)]
             total += len(fr)
         h, w = size
+        for k in ('frames', 'masks'):
+            a = np.lib.format.open_memmap(cache_dir / f'{k}.npy.part', mode='w+', dtype=np.uint8,
+                                          shape=(total, h, w, 3) if k == 'frames' else (total, h, w))
+            for (fr, mk), seq in zip(data, seqs):
+                s, n = starts[seq]
+                a[s:s + n] = fr if k == 'frames' else mk
+            a.flush()
+            del a
+            os.replace(cache_dir / f'{k}.npy.part', cache_dir / f'{k}.npy')
+        cls._add_maps(cache_dir, backbone, list(cls.MAPS), progress)
+        index.write_text(json.dumps({'sequences': starts, 'size': list(size)}))
+        return cls(cache_dir)
+
+    @classmethod
+    def _add_maps(cls, cache_dir, backbone, names, progress=None):
+        """Compute the backbone maps `names` of the cached frames into <cache>/<name>.npy (fp16)."""
+        frames = np.load(cache_dir / 'frames.npy', mmap_mode='r')
+        total = len(frames)
         with torch.no_grad():
-            probe = backbone_maps(backbone, data[0][0][:1])
-        shapes = {'frames': (total, h, w, 3), 'masks': (total, h, w),
-                  'f2': (total,) + tuple(probe[0].shape[1:]), 'f4': (total,) + tuple(probe[1].shape[1:]),
-                  'f16': (total,) + tuple(probe[2].shape[1:])}
-        dtypes = {'frames': np.uint8, 'masks': np.uint8, 'f2': np.float16, 'f4': np.float16, 'f16': np.float16}
-        arr = {k: np.lib.format.open_memmap(cache_dir / f'{k}.npy.part', mode='w+', dtype=dtypes[k],
-                                            shape=shapes[k]) for k in cls.FILES}
-        done = 0
-        for (fr, mk), seq in zip(data, seqs):
-            s, n = starts[seq]
-            arr['frames'][s:s + n] = fr
-            arr['masks'][s:s + n] = mk
-            for b in range(0, n, 16):
-                f2, f4, f16 = backbone_maps(backbone, fr[b:b + 16])
-                arr['f2'][s + b:s + b + len(f2)] = f2.half().numpy()
-                arr['f4'][s + b:s + b + len(f4)] = f4.half().numpy()
-                arr['f16'][s + b:s + b + len(f16)] = f16.half().numpy()
-                done += len(f2)
-                if progress:
-                    progress(done, total)
+            probe = backbone_maps(backbone, np.asarray(frames[:1]), with_f8=True)
+        arr = {k: np.lib.format.open_memmap(cache_dir / f'{k}.npy.part', mode='w+', dtype=np.float16,
+                                            shape=(total,) + tuple(probe[cls.MAPS[k]].shape[1:]))
+               for k in names}
+        for b in range(0, total, 16):
+            maps = backbone_maps(backbone, np.asarray(frames[b:b + 16]), with_f8=True)
+            for k in names:
+                arr[k][b:b + len(maps[0])] = maps[cls.MAPS[k]].half().numpy()
+            if progress:
+                progress(min(total, b + 16), total)
         for k, a in arr.items():
             a.flush()
             del a
             os.replace(cache_dir / f'{k}.npy.part', cache_dir / f'{k}.npy')
-        index.write_text(json.dumps({'sequences': starts, 'size': list(size)}))
-        return cls(cache_dir)
 
 
 # ---------------------------------------------------------------------------- geometry helpers
@@ -208,13 +219,13 @@ class ClipSampler:
         return [s + t for t in idx]
 
     def cached_clip(self, it):
-        """Real clip from the cache: dict with f2, f4, f16 (3,...) float tensors and labels (3,h,w)."""
+        """Real clip from the cache: dict with f2, f4, f8, f16 (3,...) float tensors and labels (3,h,w)."""
         seq = self.cache.names[self.rng.integers(len(self.cache.names))]
         idx = self.real_indices(seq, it)
-        d = {k: np.stack([np.asarray(self.cache.arrays[k][i]) for i in idx]) for k in ('f2', 'f4', 'f16', 'masks')}
+        d = {k: np.stack([np.asarray(self.cache.arrays[k][i]) for i in idx]) for k in ('f2', 'f4', 'f8', 'f16', 'masks')}
         flip = self.rng.random() < 0.5
         out = {}
-        for k in ('f2', 'f4', 'f16'):
+        for k in ('f2', 'f4', 'f8', 'f16'):
             t = torch.from_numpy(d[k].astype(np.float32))
             out[k] = t.flip(-1) if flip else t
         lab = torch.from_numpy(d['masks'].astype(np.int64))
@@ -300,10 +311,10 @@ def crop_window(labels0, rng, full_hw, crop_hw, align=16):
     return y, x, ch // align * align, cw // align * align
 
 
-def crop_maps(feats, labels, win):
-    """Crop backbone maps (f2, f4, f16 at strides 2, 4, 16) and labels to the window `win`."""
+def crop_maps(feats, labels, win, strides=(2, 4, 16)):
+    """Crop backbone maps (f2, f4, f16 at strides 2, 4, 16 by default) and labels to the window `win`."""
     y, x, ch, cw = win
     out = []
-    for f, s in zip(feats, (2, 4, 16)):
+    for f, s in zip(feats, strides):
         out.append(f[..., y // s:(y + ch) // s, x // s:(x + cw) // s])
     return out, labels[..., y:y + ch, x:x + cw]

@@ -31,11 +31,14 @@ from util.errors import UserError, run_cli
 from util.tensor_util import normalize_frames
 
 
-def _prob(prop, mk, mv, qk, qv, f4, f2, size):
-    """Single-object propagation at processing size -> prob (1,1,H,W) (dense top-k readout)."""
+def _prob(prop, mk, mv, qk, qv, f4, f2, size, prev=None):
+    """Single-object propagation at processing size -> prob (1,1,H,W) (dense top-k readout).
+    prev: the previous frame's mask of the pass, for networks that use it."""
     from model.memory_reader import memory_readout
     r = memory_readout(mk, mv, qk, top_k=prop.top_k)
-    return torch.sigmoid(prop.decode(r, qv, f4, f2, size))
+    if not getattr(prop, 'uses_previous_mask', False):
+        prev = None
+    return torch.sigmoid(prop.decode(r, qv, f4, f2, size, prev_mask=prev))
 
 
 @torch.no_grad()
@@ -50,18 +53,22 @@ def make_sample(prop, maps, frames_u8, labels, rng, up=2):
     ti = int(rng.integers(min(tc, tr) + 1, max(tc, tr)))
     idx = [tc, tr, ti]
     f2, f4, f16 = (maps[k][idx] for k in ('f2', 'f4', 'f16'))
+    # previous frame of a pass from a towards b at b: its neighbour on a's side (here its ground
+    # truth: in a real pass it is the result one frame earlier, nearly as good)
+    def before(a, b):
+        return torch.from_numpy(labels[b - int(np.sign(b - a))].astype(np.float32))[None, None]
     k16, qv = prop.keys_from_features(f16)
     size = labels.shape[1:]
     proc_hw = (f16.shape[-2] * 16, f16.shape[-1] * 16)
     gt = torch.from_numpy(labels[idx].astype(np.float32)).unsqueeze(1)          # (3,1,H,W)
     v_c = prop.value_from_features(f16[0:1], gt[0:1], proc_hw)
     mk1, mv1 = k16[0:1].unsqueeze(2), v_c
-    prev_ti = _prob(prop, mk1, mv1, k16[2:3], qv[2:3], f4[2:3], f2[2:3], size)
-    prev_tr = _prob(prop, mk1, mv1, k16[1:2], qv[1:2], f4[1:2], f2[1:2], size)
+    prev_ti = _prob(prop, mk1, mv1, k16[2:3], qv[2:3], f4[2:3], f2[2:3], size, before(tc, ti))
+    prev_tr = _prob(prop, mk1, mv1, k16[1:2], qv[1:2], f4[1:2], f2[1:2], size, before(tc, tr))
     v_r = prop.value_from_features(f16[1:2], gt[1:2], proc_hw)
     mk2 = torch.cat([mk1, k16[1:2].unsqueeze(2)], 2)
     mv2 = torch.cat([mv1, v_r], 2)
-    curr_ti = _prob(prop, mk2, mv2, k16[2:3], qv[2:3], f4[2:3], f2[2:3], size)
+    curr_ti = _prob(prop, mk2, mv2, k16[2:3], qv[2:3], f4[2:3], f2[2:3], size, before(tr, ti))
     # with background channel, as the engine passes them
     def with_bg(p):
         return torch.cat([1 - p, p], 0)
@@ -156,7 +163,9 @@ def main(argv=None):
         name = cache.names[rng.integers(len(cache.names))]
         s, n = cache.seq_range(name)
         maps = {k: torch.from_numpy(np.asarray(cache.arrays[k][s:s + n]).astype(np.float32))
-                for k in ('f2', 'f4', 'f16')}
+                for k in ('f2', 'f4', 'f8')}
+        with torch.no_grad():   # the propagation net's own stride-16 stages (it may have tuned them)
+            maps['f16'] = prop.backbone.tail(maps.pop('f8'))
         return maps, np.asarray(cache.arrays['frames'][s:s + n]), np.asarray(cache.arrays['masks'][s:s + n]) > 0
 
     stop = common.StopFlag()

@@ -47,9 +47,10 @@ def paste_sample(cache, rng, seq_of):
     return frame, gt
 
 
-def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None):
+def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None, deep='f16'):
     """Cached samples (backbone maps from the cache) and, with probability p_paste, pasted
-    composites whose maps are computed online. Returns stacked (f2, f4, f16, guide, target)."""
+    composites whose maps are computed online. Returns stacked (f2, f4, deep, guide, target) where
+    `deep` is the stride-16 map, or the stride-8 one with deep='f8' (to tune the backbone tail)."""
     from scripts.train.data import backbone_maps
     items, pasted = [], []
     n = len(cache)
@@ -66,16 +67,17 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
             i = int(rng.integers(n))
             if cache.arrays['masks'][i].any() or _attempt == 9:
                 break
-        d = {k: torch.from_numpy(np.asarray(cache.arrays[k][i]).astype(np.float32)) for k in ('f2', 'f4', 'f16')}
+        d = {k: torch.from_numpy(np.asarray(cache.arrays[k][i]).astype(np.float32)) for k in ('f2', 'f4', deep)}
         lab = torch.from_numpy(np.asarray(cache.arrays['masks'][i]).astype(np.int64))
         if rng.random() < 0.5:
             d = {k: v.flip(-1) for k, v in d.items()}
             lab = lab.flip(-1)
         win = crop_window(lab.numpy(), rng, lab.shape, crop)
-        (f2, f4, f16), lab = crop_maps((d['f2'], d['f4'], d['f16']), lab, win)
+        (f2, f4, f16), lab = crop_maps((d['f2'], d['f4'], d[deep]), lab, win, (2, 4, int(deep[1:])))
         items.append([f2, f4, f16, lab.numpy() > 0])
     if pasted:
-        f2, f4, f16 = backbone_maps(backbone, np.stack([fr for _, fr in pasted]))
+        f2, f4, f8, f16 = backbone_maps(backbone, np.stack([fr for _, fr in pasted]), with_f8=True)
+        f16 = f8 if deep == 'f8' else f16
         for j, (pos_in_batch, _) in enumerate(pasted):
             items[pos_in_batch][:3] = f2[j], f4[j], f16[j]
     f2s, f4s, f16s, guides, targets = [], [], [], [], []
@@ -90,8 +92,10 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
             torch.stack(targets))
 
 
-def batch_loss(net, batch):
+def batch_loss(net, batch, tune_tail=False):
     f2, f4, f16, guide, target = batch
+    if tune_tail:           # the batch holds stride-8 maps: run the trainable stride-16 stages
+        f16 = net.backbone.tail(f16)
     logits = net.head(f2, f4, f16, guide)
     logits = F.interpolate(logits, size=target.shape[-2:], mode='bilinear', align_corners=False)[:, 0]
     bce = F.binary_cross_entropy_with_logits(logits, target)
@@ -128,6 +132,12 @@ def main(argv=None):
     ap.add_argument('--val-minutes', type=float, default=15)
     ap.add_argument('--val-trials', type=int, default=1, help='random scribbles per validation frame')
     ap.add_argument('--no-val', action='store_true')
+    ap.add_argument('--tune-backbone', action='store_true',
+                    help="also fine-tune the backbone's stride-16 stages (from the cached stride-8 maps)")
+    ap.add_argument('--backbone-lr-mult', type=float, default=0.2,
+                    help='learning-rate factor of the tuned backbone stages')
+    ap.add_argument('--init', default=None,
+                    help='start a new run from these weights (an exported .pth or a run checkpoint)')
     common.add_run_args(ap)
     args = ap.parse_args(argv)
 
@@ -142,9 +152,14 @@ def main(argv=None):
     for si, name in enumerate(cache.names):
         s0, n0 = cache.seq_range(name)
         seq_of[s0:s0 + n0] = si
-    opt = torch.optim.AdamW(net.trainable_parameters(), lr=args.lr, weight_decay=1e-4)
+    groups = [{'params': net.trainable_parameters(), 'lr_mult': 1.0}]
+    if args.tune_backbone:
+        groups.append({'params': net.backbone.tail_parameters(), 'lr_mult': args.backbone_lr_mult})
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     it, best = 0, None
     state = common.load_checkpoint(run_dir / 'last.pt')
+    if state is None and args.init:
+        common.init_weights(net, args.init)
     if state is not None:
         net.load_state_dict(state['model'])
         opt.load_state_dict(state['optimizer'])
@@ -171,12 +186,14 @@ def main(argv=None):
             if args.minutes is not None and time.time() - t_start > args.minutes * 60:
                 break
             for g in opt.param_groups:
-                g['lr'] = sched(it)
-            batch = sample_batch(cache, rng, args.batch, crop, args.p_paste, net.backbone, seq_of)
+                g['lr'] = sched(it) * g.get('lr_mult', 1.0)
+            batch = sample_batch(cache, rng, args.batch, crop, args.p_paste, net.backbone, seq_of,
+                                 deep='f8' if args.tune_backbone else 'f16')
             opt.zero_grad(set_to_none=True)
-            loss, miou = batch_loss(net, batch)
+            loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.trainable_parameters(), 5.0)
+            torch.nn.utils.clip_grad_norm_(net.trainable_parameters() + (
+                net.backbone.tail_parameters() if args.tune_backbone else []), 5.0)
             opt.step()
             it += 1
             run_loss = float(loss) if run_loss is None else 0.98 * run_loss + 0.02 * float(loss)

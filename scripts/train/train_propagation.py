@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from model.lite_propagation import LitePropagationNet, dense_readout
 from scripts.train import common
@@ -27,8 +28,24 @@ from scripts.train.data import (DEFAULT_ROOT, ClipSampler, FeatureCache, backbon
 from util.errors import run_cli
 
 
-def clip_loss(net, feats, labels, k, it, warm_iters):
-    """Loss of one 3-frame clip. feats: (f2, f4, f16) each (3, C, h, w); labels (3, H, W) int64."""
+def perturb_mask(m, rng, max_px=12):
+    """A previous-frame mask as a propagation would have it wrong: dilated or eroded by up to
+    `max_px` pixels and shifted by up to `max_px` pixels. m: (K,1,H,W) float in [0, 1]."""
+    r = int(rng.integers(1, max_px // 2 + 1))
+    if rng.random() < 0.5:
+        m = F.max_pool2d(m, 2 * r + 1, stride=1, padding=r)               # dilate
+    else:
+        m = 1 - F.max_pool2d(1 - m, 2 * r + 1, stride=1, padding=r)       # erode
+    dy, dx = (int(v) for v in rng.integers(-max_px, max_px + 1, 2))
+    return torch.roll(m, (dy, dx), (-2, -1))
+
+
+def clip_loss(net, feats, labels, k, it, warm_iters, rng=None, p_noise=0.5):
+    """Loss of one 3-frame clip. feats: (f2, f4, f16) each (3, C, h, w); labels (3, H, W) int64.
+
+    The decoder also gets the previous frame's mask (the engine's `prev_mask`): frame 0's ground
+    truth (perturbed with probability `p_noise`) for frame 1, frame 1's prediction for frame 2.
+    """
     f2, f4, f16 = feats
     keys, qv = net.keys_from_features(f16)                         # (3,Ck,h,w), (3,Cq,h,w)
     size = labels.shape[-2:]
@@ -38,10 +55,13 @@ def clip_loss(net, feats, labels, k, it, warm_iters):
     mk, mv = keys[0:1].unsqueeze(2), v0
     loss, stats = 0.0, {}
     warm = it < warm_iters
+    prev = onehot0
+    if rng is not None and rng.random() < p_noise:
+        prev = perturb_mask(onehot0, rng)
     for t in (1, 2):
         # all objects share the affinity: expand the single key memory over the k objects
         readout = dense_readout(mk.expand(k, -1, -1, -1, -1), mv, keys[t:t + 1].expand(k, -1, -1, -1))
-        logits = net.decode(readout, qv[t:t + 1], f4[t:t + 1], f2[t:t + 1], size)
+        logits = net.decode(readout, qv[t:t + 1], f4[t:t + 1], f2[t:t + 1], size, prev_mask=prev)
         logp = net_logp = common.aggregated_log_probs(logits)
         ce = common.bootstrapped_ce(net_logp, labels[t], warm=warm)
         prob = logp.exp()
@@ -51,15 +71,26 @@ def clip_loss(net, feats, labels, k, it, warm_iters):
             pred = prob.argmax(0)
             stats[f'iou{t}'] = float(np.mean([common.iou(pred == j + 1, labels[t] == j + 1) for j in range(k)]))
         if t == 1:
+            prev = prob[1:].unsqueeze(1).detach()
             v1 = net.value_from_features(f16[1:2], prob[1:].unsqueeze(1), proc_hw)
             mk = torch.cat([mk, keys[1:2].unsqueeze(2)], 2)
             mv = torch.cat([mv, v1], 2)
     return loss, stats
 
 
-def online_feats(net, frames_u8):
-    with torch.no_grad():
-        return backbone_maps(net.backbone, frames_u8)
+def online_feats(net, frames_u8, tune_tail=False):
+    """(f2, f4, f16) of new frames; with tune_tail the stride-16 stages run with gradients."""
+    f2, f4, f8, f16 = backbone_maps(net.backbone, frames_u8, with_f8=True)
+    return (f2, f4, net.backbone.tail(f8) if tune_tail else f16)
+
+
+def cached_feats(net, clip, win, tune_tail=False):
+    """(f2, f4, f16) and labels of a cached clip, cropped to `win`; with tune_tail f16 is
+    recomputed from the cached stride-8 map by the (trainable) stride-16 stages."""
+    if not tune_tail:
+        return crop_maps((clip['f2'], clip['f4'], clip['f16']), clip['labels'], win)
+    (f2, f4, f8), labels = crop_maps((clip['f2'], clip['f4'], clip['f8']), clip['labels'], win, (2, 4, 8))
+    return (f2, f4, net.backbone.tail(f8)), labels
 
 
 def validate(net, root, quick=False):
@@ -82,6 +113,15 @@ def main(argv=None):
     ap.add_argument('--crop', type=int, nargs=2, default=(192, 320), help='training crop (h w) at 240p, /16')
     ap.add_argument('--p-static', type=float, default=0.15, help='share of warped single-frame clips')
     ap.add_argument('--p-paste', type=float, default=0.2, help='share of two-object pasted clips')
+    ap.add_argument('--p-noise', type=float, default=0.5,
+                    help='share of clips whose first previous-frame mask is perturbed')
+    ap.add_argument('--tune-backbone', action='store_true',
+                    help="also fine-tune the backbone's stride-16 stages (from the cached stride-8 maps)")
+    ap.add_argument('--backbone-lr-mult', type=float, default=0.2,
+                    help='learning-rate factor of the tuned backbone stages')
+    ap.add_argument('--init', default=None,
+                    help='start a new run from these weights (e.g. weights/propagation_lite.pth); '
+                         'layers they lack keep their initialisation')
     ap.add_argument('--val-every', type=int, default=1000, help='validate (and maybe export) every N iterations')
     ap.add_argument('--val-minutes', type=float, default=20, help='also validate when this many minutes passed')
     ap.add_argument('--val-quick', action='store_true', help='validate on the first 40 frames per sequence')
@@ -97,10 +137,15 @@ def main(argv=None):
                                progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
     print(f'\n{len(cache.names)} sequences, {len(cache)} frames', flush=True)
 
-    opt = torch.optim.AdamW(net.trainable_parameters(), lr=args.lr, weight_decay=1e-4)
+    groups = [{'params': net.trainable_parameters(), 'lr_mult': 1.0}]
+    if args.tune_backbone:
+        groups.append({'params': net.backbone.tail_parameters(), 'lr_mult': args.backbone_lr_mult})
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     it, best = 0, None
     state = common.load_checkpoint(run_dir / 'last.pt')
     sampler = ClipSampler(cache, seed=args.seed)
+    if state is None and args.init:
+        common.init_weights(net, args.init)
     if state is not None:
         net.load_state_dict(state['model'])
         opt.load_state_dict(state['optimizer'])
@@ -128,7 +173,7 @@ def main(argv=None):
             if args.minutes is not None and time.time() - t_start > args.minutes * 60:
                 break
             for g in opt.param_groups:
-                g['lr'] = sched(it)
+                g['lr'] = sched(it) * g.get('lr_mult', 1.0)
             opt.zero_grad(set_to_none=True)
             tot = 0.0
             for _ in range(args.batch):
@@ -137,18 +182,20 @@ def main(argv=None):
                     fr, lab, k = sampler.static_clip() if r < args.p_static else sampler.paste_clip(it)
                     y, x, ch, cw = crop_window(lab[0], sampler.rng, lab.shape[1:], crop)
                     fr, lab = fr[:, y:y + ch, x:x + cw], lab[:, y:y + ch, x:x + cw]
-                    feats, labels = online_feats(net, np.ascontiguousarray(fr)), torch.from_numpy(lab)
+                    feats = online_feats(net, np.ascontiguousarray(fr), args.tune_backbone)
+                    labels = torch.from_numpy(lab)
                 else:
                     c = sampler.cached_clip(it)
                     win = crop_window(c['labels'][0].numpy(), sampler.rng, c['labels'].shape[1:], crop)
-                    feats, labels = crop_maps((c['f2'], c['f4'], c['f16']), c['labels'], win)
+                    feats, labels = cached_feats(net, c, win, args.tune_backbone)
                     k = c['num_objects']
-                loss, stats = clip_loss(net, feats, labels, k, it, warm_iters=1000)
+                loss, stats = clip_loss(net, feats, labels, k, it, warm_iters=1000, rng=sampler.rng,
+                                        p_noise=args.p_noise)
                 (loss / args.batch).backward()
                 tot += float(loss.detach()) / args.batch
                 for key, v in stats.items():
                     run_stats[key] = v if key not in run_stats else 0.98 * run_stats[key] + 0.02 * v
-            torch.nn.utils.clip_grad_norm_(net.trainable_parameters(), 5.0)
+            torch.nn.utils.clip_grad_norm_(net.trainable_parameters(args.tune_backbone), 5.0)
             opt.step()
             it += 1
             run_loss = tot if run_loss is None else 0.98 * run_loss + 0.02 * tot
