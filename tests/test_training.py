@@ -65,6 +65,14 @@ def test_cache_excludes_held_out_and_samples(tiny_cache):
     assert frames.shape == (3,) + PROC_SIZE + (3,) and k in (1, 2) and labels.max() == k
 
 
+def test_near_clips_put_the_previous_frame_close_to_the_query(tiny_cache):
+    s = ClipSampler(FeatureCache(tiny_cache), seed=1, p_near=1.0)
+    for _ in range(50):
+        i0, i1, i2 = s.real_indices('tiny-b', it=8000)
+        assert 1 <= abs(i2 - i1) <= 3 or i1 == i2 == s.cache.seq_range('tiny-b')[0] + N_FRAMES - 1
+        assert (i1 - i0) * (i2 - i1) >= 0                  # one direction through the clip
+
+
 def test_scribble_simulation_stays_in_regions():
     rng = np.random.default_rng(0)
     gt = np.zeros((120, 160), bool)

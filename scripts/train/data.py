@@ -197,9 +197,10 @@ class ClipSampler:
     """3-frame training clips: real cached clips (growing frame skip), static warped clips and
     two-object clips made by pasting an object from another sequence."""
 
-    def __init__(self, cache, seed=0):
+    def __init__(self, cache, seed=0, p_near=0.0):
         self.cache = cache
         self.rng = np.random.default_rng(seed)
+        self.p_near = p_near
 
     def max_skip(self, it):
         # curriculum of STCN: short gaps first, wider gaps later
@@ -209,6 +210,15 @@ class ClipSampler:
         s, n = self.cache.seq_range(seq)
         skip = self.max_skip(it)
         rng = self.rng
+        if rng.random() < self.p_near:
+            # as at run time: the first frame far away, the previous frame (whose result is the
+            # decoder's previous-mask prior) 1-3 frames away, in either direction
+            g1, g2 = int(rng.integers(1, skip + 1)), int(rng.integers(1, 4))
+            t0 = int(rng.integers(0, max(1, n - g1 - g2)))
+            idx = [min(n - 1, t) for t in (t0, t0 + g1, t0 + g1 + g2)]
+            if rng.random() < 0.5:
+                idx = [min(n - 1, t) for t in (t0 + g1 + g2, t0 + g2, t0)]
+            return [s + t for t in idx]
         span = min(n - 1, 2 * skip)
         t0 = rng.integers(0, n - span) if n - span > 0 else 0
         t1 = min(n - 1, t0 + rng.integers(1, skip + 1))

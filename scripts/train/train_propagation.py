@@ -113,6 +113,8 @@ def main(argv=None):
     ap.add_argument('--crop', type=int, nargs=2, default=(192, 320), help='training crop (h w) at 240p, /16')
     ap.add_argument('--p-static', type=float, default=0.15, help='share of warped single-frame clips')
     ap.add_argument('--p-paste', type=float, default=0.2, help='share of two-object pasted clips')
+    ap.add_argument('--p-near', type=float, default=0.5,
+                    help='share of real clips whose last two frames are 1-3 frames apart (run-time-like prior)')
     ap.add_argument('--p-noise', type=float, default=0.5,
                     help='share of clips whose first previous-frame mask is perturbed')
     ap.add_argument('--tune-backbone', action='store_true',
@@ -143,7 +145,7 @@ def main(argv=None):
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     it, best = 0, None
     state = common.load_checkpoint(run_dir / 'last.pt')
-    sampler = ClipSampler(cache, seed=args.seed)
+    sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near)
     if state is None and args.init:
         common.init_weights(net, args.init)
     if state is not None:
