@@ -170,6 +170,31 @@ def init_weights(net, path):
     print(f'initialised from {path} ({len(missing)} tensors kept their initialisation)', flush=True)
 
 
+class WeightAverage:
+    """Exponential moving average of a network's trainable weights (validated and exported instead
+    of the raw weights: with a few dozen training videos the raw weights swing from one
+    validation to the next)."""
+
+    def __init__(self, net, params, decay):
+        import copy
+        self.decay = decay
+        self.net = copy.deepcopy(net).eval()
+        index = {id(p): n for n, p in net.named_parameters()}
+        own = dict(self.net.named_parameters())
+        self.pairs = [(own[index[id(p)]], p) for p in params]
+
+    @torch.no_grad()
+    def update(self):
+        for avg, p in self.pairs:
+            avg.lerp_(p.detach(), 1.0 - self.decay)
+
+    def state_dict(self):
+        return self.net.state_dict()
+
+    def load_state_dict(self, sd):
+        self.net.load_state_dict(sd)
+
+
 def make_bar(total, label):
     """progressbar2 bar (falls back to a no-op object when stdout is not a terminal)."""
     import progressbar

@@ -113,6 +113,8 @@ def main(argv=None):
     ap.add_argument('--crop', type=int, nargs=2, default=(192, 320), help='training crop (h w) at 240p, /16')
     ap.add_argument('--p-static', type=float, default=0.15, help='share of warped single-frame clips')
     ap.add_argument('--p-paste', type=float, default=0.2, help='share of two-object pasted clips')
+    ap.add_argument('--ema', type=float, default=0.998,
+                    help='decay of the weight average that is validated and exported (0: raw weights)')
     ap.add_argument('--p-near', type=float, default=0.5,
                     help='share of real clips whose last two frames are 1-3 frames apart (run-time-like prior)')
     ap.add_argument('--p-noise', type=float, default=0.5,
@@ -148,8 +150,13 @@ def main(argv=None):
     sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near)
     if state is None and args.init:
         common.init_weights(net, args.init)
+    avg = None
+    if args.ema > 0:
+        avg = common.WeightAverage(net, net.trainable_parameters(args.tune_backbone), args.ema)
     if state is not None:
         net.load_state_dict(state['model'])
+        if avg is not None:    # a run started without averaging starts it from its weights
+            avg.load_state_dict(state.get('ema') or state['model'])
         opt.load_state_dict(state['optimizer'])
         it, best = state['iteration'], state.get('best')
         sampler.rng.bit_generator.state = state['sampler_rng']
@@ -159,6 +166,7 @@ def main(argv=None):
 
     def save():
         common.save_checkpoint(run_dir / 'last.pt', model=net.state_dict(), optimizer=opt.state_dict(),
+                               ema=avg.state_dict() if avg is not None else None,
                                iteration=it, best=best, sampler_rng=sampler.rng.bit_generator.state,
                                torch_rng=torch.get_rng_state(), args=vars(args))
 
@@ -199,6 +207,8 @@ def main(argv=None):
                     run_stats[key] = v if key not in run_stats else 0.98 * run_stats[key] + 0.02 * v
             torch.nn.utils.clip_grad_norm_(net.trainable_parameters(args.tune_backbone), 5.0)
             opt.step()
+            if avg is not None:
+                avg.update()
             it += 1
             run_loss = tot if run_loss is None else 0.98 * run_loss + 0.02 * tot
             bar.update(min(it, args.iters), loss=run_loss)
@@ -213,7 +223,8 @@ def main(argv=None):
                                     or time.time() - last_val > args.val_minutes * 60):
                 last_val = time.time()
                 save()
-                res = validate(net, args.data, args.val_quick)
+                final_net = avg.net if avg is not None else net
+                res = validate(final_net, args.data, args.val_quick)
                 score = res['J&F-Mean'] * 100
                 log.write(iteration=it, val=res)
                 print(f'\niteration {it}: val J&F {score:.2f} (J {res["J-Mean"]*100:.2f} F {res["F-Mean"]*100:.2f})',
@@ -222,7 +233,7 @@ def main(argv=None):
                     best = score
                     if not args.no_export:
                         written = common.export_weights(
-                            'propagation', net, args.weights, 'semi_JF', score,
+                            'propagation', final_net, args.weights, 'semi_JF', score,
                             {'iterations': it, 'data': 'DAVIS 2016 train split minus util.davis_split.VAL_SEQUENCES',
                              'validation': {'semi_J': round(res['J-Mean'] * 100, 2),
                                             'semi_F': round(res['F-Mean'] * 100, 2),
