@@ -6,6 +6,8 @@ STCN-style main training on 3-frame clips: frame 0's ground truth goes to memory
 segmented, its (soft) result is encoded into memory, frame 2 is segmented from both. Clips are
 real clips with a growing frame skip (from the frozen-backbone cache), static clips made of one
 frame warped three times, and two-object clips with an object pasted from another sequence.
+The decoder also gets the previous frame's mask (the run-time `prev_mask` prior): frame 0's
+ground truth, sometimes perturbed, for frame 1, and frame 1's prediction for frame 2.
 Held-out sequences (util.davis_split.VAL_SEQUENCES) are never read for training; they are used
 for the periodic semi-supervised J&F validation, and the fp16 weights are exported to
 `weights/propagation_lite.pth` only when that validation improves.
