@@ -100,6 +100,12 @@ def test_propagation_training_runs_exports_and_resumes(tiny_root, tiny_cache, tm
     assert ck['iteration'] == 3                                    # resumed, one more step
     assert any(not torch.equal(before[k], v) for k, v in ck['model'].items() if not k.startswith('backbone.'))
     assert all(torch.equal(before[k], v) for k, v in ck['model'].items() if k.startswith('backbone.'))
+    # a new run from the exported weights records the iterations behind them too
+    args2 = [a if a != 't' else 't2' for a in args]
+    args2[args2.index('--weights') + 1] = str(tmp_path / 'w2')
+    assert train_propagation.main(args2 + ['--iters', '2', '--init', str(tmp_path / 'w' / 'propagation_lite.pth')]) == 0
+    man2 = json.loads((tmp_path / 'w2' / 'manifest.json').read_text())
+    assert man2['files']['propagation_lite.pth']['iterations'] == 2 + 2
 
 
 @pytest.mark.slow

@@ -159,15 +159,31 @@ def export_weights(kind, model, weights_dir, score_name, score, info, force=Fals
 
 def init_weights(net, path):
     """Start a new run from `path` (an exported fp16 state dict or a runs/<name>/last.pt): layers
-    the file lacks (added since) keep their initialisation; keys the network lacks are an error."""
+    the file lacks (added since) keep their initialisation; keys the network lacks are an error.
+
+    Returns the number of training iterations behind those weights (from the checkpoint, or from
+    the manifest entry of an exported file with the same sha256; 0 when unknown), so a fine-tuned
+    export can record its whole history."""
     from util.errors import UserError
     sd = torch.load(path, map_location='cpu', weights_only=False)
+    before = 0
+    if 'model' in sd:
+        before = int(sd.get('iteration', 0)) + int((sd.get('args') or {}).get('iterations_before', 0))
+    else:
+        manifest = Path(path).parent / 'manifest.json'
+        if manifest.is_file():
+            digest = sha256(path)
+            for entry in json.loads(manifest.read_text()).get('files', {}).values():
+                if entry.get('sha256') == digest:
+                    before = int(entry.get('iterations', 0))
     sd = sd.get('model', sd)
     missing, unexpected = net.load_state_dict(
         {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=False)
     if unexpected:
         raise UserError(f'{path}: keys the network does not have, e.g. {unexpected[0]}')
-    print(f'initialised from {path} ({len(missing)} tensors kept their initialisation)', flush=True)
+    print(f'initialised from {path} ({len(missing)} tensors kept their initialisation, '
+          f'{before} iterations behind it)', flush=True)
+    return before
 
 
 class WeightAverage:

@@ -159,11 +159,12 @@ def main(argv=None):
     it, best = 0, None
     state = common.load_checkpoint(run_dir / 'last.pt')
     if state is None and args.init:
-        common.init_weights(net, args.init)
+        args.iterations_before = common.init_weights(net, args.init)
     if state is not None:
         net.load_state_dict(state['model'])
         opt.load_state_dict(state['optimizer'])
         it, best = state['iteration'], state.get('best')
+        args.iterations_before = (state.get('args') or {}).get('iterations_before', 0)
         rng.bit_generator.state = state['rng']
         torch.set_rng_state(state['torch_rng'])
         print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
@@ -219,7 +220,7 @@ def main(argv=None):
                     if not args.no_export:
                         written = common.export_weights(
                             'interaction', net, args.weights, 'first_scribble_J_3frames', score,
-                            {'iterations': it,
+                            {'iterations': it + getattr(args, 'iterations_before', 0),
                              'data': 'DAVIS 2016 train split minus util.davis_split.VAL_SEQUENCES',
                              'validation': {'first_scribble_J_frame0': round(res['J_frame0'] * 100, 2),
                                             'latency_ms': round(res['latency_ms'], 1)},

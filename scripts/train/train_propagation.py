@@ -151,7 +151,7 @@ def main(argv=None):
     state = common.load_checkpoint(run_dir / 'last.pt')
     sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near)
     if state is None and args.init:
-        common.init_weights(net, args.init)
+        args.iterations_before = common.init_weights(net, args.init)
     avg = None
     if args.ema > 0:
         avg = common.WeightAverage(net, net.trainable_parameters(args.tune_backbone), args.ema)
@@ -161,6 +161,7 @@ def main(argv=None):
             avg.load_state_dict(state.get('ema') or state['model'])
         opt.load_state_dict(state['optimizer'])
         it, best = state['iteration'], state.get('best')
+        args.iterations_before = (state.get('args') or {}).get('iterations_before', 0)
         sampler.rng.bit_generator.state = state['sampler_rng']
         torch.set_rng_state(state['torch_rng'])
         print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
@@ -236,7 +237,8 @@ def main(argv=None):
                     if not args.no_export:
                         written = common.export_weights(
                             'propagation', final_net, args.weights, 'semi_JF', score,
-                            {'iterations': it, 'data': 'DAVIS 2016 train split minus util.davis_split.VAL_SEQUENCES',
+                            {'iterations': it + getattr(args, 'iterations_before', 0),
+                             'data': 'DAVIS 2016 train split minus util.davis_split.VAL_SEQUENCES',
                              'validation': {'semi_J': round(res['J-Mean'] * 100, 2),
                                             'semi_F': round(res['F-Mean'] * 100, 2),
                                             'frames': 'all' if not args.val_quick else 'first 40'},
