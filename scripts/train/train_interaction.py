@@ -197,7 +197,8 @@ def main(argv=None):
                 net.backbone.tail_parameters() if args.tune_backbone else []), 5.0)
             opt.step()
             it += 1
-            run_loss = float(loss) if run_loss is None else 0.98 * run_loss + 0.02 * float(loss)
+            loss_v = float(loss.detach())
+            run_loss = loss_v if run_loss is None else 0.98 * run_loss + 0.02 * loss_v
             run_iou = miou if run_iou is None else 0.98 * run_iou + 0.02 * miou
             bar.update(min(it, args.iters), loss=run_loss)
             if it % 50 == 0:
