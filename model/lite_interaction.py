@@ -125,8 +125,10 @@ class LiteInteractionNet(nn.Module):
             logits = drop_unmarked_regions(logits, x[:, 3:5])
         return logits
 
-    def trainable_parameters(self):
-        return [p for n, p in self.named_parameters() if not n.startswith('backbone.')]
+    def trainable_parameters(self, backbone_tail=False):
+        """The heads' parameters (+ the backbone's stride-16 stages with backbone_tail=True)."""
+        own = [p for n, p in self.named_parameters() if not n.startswith('backbone.')]
+        return own + (self.backbone.tail_parameters() if backbone_tail else [])
 
     def train(self, mode=True):
         super().train(mode)

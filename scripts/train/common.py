@@ -230,6 +230,31 @@ def add_run_args(ap):
     ap.add_argument('--sequences', nargs='*', default=None, help='train on these sequences only')
 
 
+def add_finetune_args(ap):
+    """Options of the trainers that can start from other weights and tune the backbone tail."""
+    ap.add_argument('--tune-backbone', action='store_true',
+                    help="also fine-tune the backbone's stride-16 stages (from the cached stride-8 maps)")
+    ap.add_argument('--backbone-lr-mult', type=float, default=0.2,
+                    help='learning-rate factor of the tuned backbone stages')
+    ap.add_argument('--init', default=None,
+                    help='start a new run from these weights (an exported .pth or a run checkpoint); '
+                         'layers they lack keep their initialisation')
+
+
+def make_optimizer(net, args):
+    """AdamW over the heads (+ the backbone's stride-16 stages with --tune-backbone, at a lower
+    rate); set each step's rate with set_lr."""
+    groups = [{'params': net.trainable_parameters(), 'lr_mult': 1.0}]
+    if args.tune_backbone:
+        groups.append({'params': net.backbone.tail_parameters(), 'lr_mult': args.backbone_lr_mult})
+    return torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
+
+
+def set_lr(opt, lr):
+    for g in opt.param_groups:
+        g['lr'] = lr * g.get('lr_mult', 1.0)
+
+
 def start_run(args):
     """Threads, seeds, run folder and log for a parsed trainer command line -> (run_dir, log)."""
     setup_threads(args.threads)

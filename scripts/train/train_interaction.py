@@ -132,13 +132,8 @@ def main(argv=None):
     ap.add_argument('--val-minutes', type=float, default=15)
     ap.add_argument('--val-trials', type=int, default=1, help='random scribbles per validation frame')
     ap.add_argument('--no-val', action='store_true')
-    ap.add_argument('--tune-backbone', action='store_true',
-                    help="also fine-tune the backbone's stride-16 stages (from the cached stride-8 maps)")
-    ap.add_argument('--backbone-lr-mult', type=float, default=0.2,
-                    help='learning-rate factor of the tuned backbone stages')
-    ap.add_argument('--init', default=None,
-                    help='start a new run from these weights (an exported .pth or a run checkpoint)')
     common.add_run_args(ap)
+    common.add_finetune_args(ap)
     args = ap.parse_args(argv)
 
     run_dir, log = common.start_run(args)
@@ -152,10 +147,7 @@ def main(argv=None):
     for si, name in enumerate(cache.names):
         s0, n0 = cache.seq_range(name)
         seq_of[s0:s0 + n0] = si
-    groups = [{'params': net.trainable_parameters(), 'lr_mult': 1.0}]
-    if args.tune_backbone:
-        groups.append({'params': net.backbone.tail_parameters(), 'lr_mult': args.backbone_lr_mult})
-    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
+    opt = common.make_optimizer(net, args)
     it, best = 0, None
     state = common.load_checkpoint(run_dir / 'last.pt')
     if state is None and args.init:
@@ -186,15 +178,13 @@ def main(argv=None):
         while it < args.iters and not stop.stop:
             if args.minutes is not None and time.time() - t_start > args.minutes * 60:
                 break
-            for g in opt.param_groups:
-                g['lr'] = sched(it) * g.get('lr_mult', 1.0)
+            common.set_lr(opt, sched(it))
             batch = sample_batch(cache, rng, args.batch, crop, args.p_paste, net.backbone, seq_of,
                                  deep='f8' if args.tune_backbone else 'f16')
             opt.zero_grad(set_to_none=True)
             loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.trainable_parameters() + (
-                net.backbone.tail_parameters() if args.tune_backbone else []), 5.0)
+            torch.nn.utils.clip_grad_norm_(net.trainable_parameters(args.tune_backbone), 5.0)
             opt.step()
             it += 1
             loss_v = float(loss.detach())

@@ -121,18 +121,12 @@ def main(argv=None):
                     help='share of real clips whose last two frames are 1-3 frames apart (run-time-like prior)')
     ap.add_argument('--p-noise', type=float, default=0.5,
                     help='share of clips whose first previous-frame mask is perturbed')
-    ap.add_argument('--tune-backbone', action='store_true',
-                    help="also fine-tune the backbone's stride-16 stages (from the cached stride-8 maps)")
-    ap.add_argument('--backbone-lr-mult', type=float, default=0.2,
-                    help='learning-rate factor of the tuned backbone stages')
-    ap.add_argument('--init', default=None,
-                    help='start a new run from these weights (e.g. weights/propagation_lite.pth); '
-                         'layers they lack keep their initialisation')
     ap.add_argument('--val-every', type=int, default=1000, help='validate (and maybe export) every N iterations')
     ap.add_argument('--val-minutes', type=float, default=20, help='also validate when this many minutes passed')
     ap.add_argument('--val-quick', action='store_true', help='validate on the first 40 frames per sequence')
     ap.add_argument('--no-val', action='store_true', help='never validate (tests)')
     common.add_run_args(ap)
+    common.add_finetune_args(ap)
     args = ap.parse_args(argv)
 
     run_dir, log = common.start_run(args)
@@ -143,10 +137,7 @@ def main(argv=None):
                                progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
     print(f'\n{len(cache.names)} sequences, {len(cache)} frames', flush=True)
 
-    groups = [{'params': net.trainable_parameters(), 'lr_mult': 1.0}]
-    if args.tune_backbone:
-        groups.append({'params': net.backbone.tail_parameters(), 'lr_mult': args.backbone_lr_mult})
-    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
+    opt = common.make_optimizer(net, args)
     it, best = 0, None
     state = common.load_checkpoint(run_dir / 'last.pt')
     sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near)
@@ -185,8 +176,7 @@ def main(argv=None):
         while it < args.iters and not stop.stop:
             if args.minutes is not None and time.time() - t_start > args.minutes * 60:
                 break
-            for g in opt.param_groups:
-                g['lr'] = sched(it) * g.get('lr_mult', 1.0)
+            common.set_lr(opt, sched(it))
             opt.zero_grad(set_to_none=True)
             tot = 0.0
             for _ in range(args.batch):
