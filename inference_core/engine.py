@@ -248,11 +248,9 @@ class PropagationEngine:
                     return False
                 k16, qv16, f16, f8, f4 = self._features(ti)
                 mk, mv = self.memory.memory()
+                extra = {} if prev is None else {'prev_mask': prev}
                 with self._autocast():
-                    if prev is None:
-                        out = net.segment_with_query(mk, mv, f8, f4, k16, qv16)
-                    else:
-                        out = net.segment_with_query(mk, mv, f8, f4, k16, qv16, prev_mask=prev)
+                    out = net.segment_with_query(mk, mv, f8, f4, k16, qv16, **extra)
                 out = aggregate_wbg(out.float(), keep_bg=True)
                 if ti != end and abs(ti - last) >= self.mem_freq and self.memory.can_add_temporary():
                     with self._autocast():

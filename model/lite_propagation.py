@@ -65,6 +65,12 @@ class LiteBackbone(nn.Module):
         return [p for b in self.net._blocks[self.tail_start:] for p in b.parameters()]
 
 
+def with_others(masks):
+    """masks (K,1,H,W) -> (K,2,H,W) [mask, others]: 'others' is the sum of the other objects."""
+    others = masks.sum(0, keepdim=True) - masks if masks.shape[0] > 1 else torch.zeros_like(masks)
+    return torch.cat([masks, others], 1)
+
+
 def resize_to(x, size, mode='bilinear'):
     if tuple(x.shape[-2:]) == tuple(size):
         return x
@@ -190,21 +196,10 @@ class LitePropagationNet(nn.Module):
         return f2, f4, f16
 
     def value_from_features(self, f16, masks, proc_hw):
-        """f16 (1,C,h,w), masks (K,1,H,W) -> (K,Cv,1,h,w); 'others' = sum of the other objects."""
-        k = masks.shape[0]
-        if k > 1:
-            others = masks.sum(0, keepdim=True) - masks
-        else:
-            others = torch.zeros_like(masks)
+        """f16 (1,C,h,w), masks (K,1,H,W) -> (K,Cv,1,h,w)."""
         m4 = (proc_hw[0] // 4, proc_hw[1] // 4)
-        x = resize_to(torch.cat([masks, others], 1).to(f16.dtype), m4, 'area')
+        x = resize_to(with_others(masks).to(f16.dtype), m4, 'area')
         return self.value_encoder(x, f16).unsqueeze(2)
-
-    @staticmethod
-    def mask_prior(masks, size4):
-        """masks (K,1,H,W) probabilities of the previous frame -> (K,2,h4,w4) [mask, others]."""
-        others = masks.sum(0, keepdim=True) - masks if masks.shape[0] > 1 else torch.zeros_like(masks)
-        return resize_to(torch.cat([masks, others], 1), size4, 'area')
 
     def decode(self, readout, qv16, f4, f2, out_size=None, prev_mask=None):
         """readout (K,Cv,h,w) -> logits (K,1,out_size) (processing size when out_size is None).
@@ -213,7 +208,7 @@ class LitePropagationNet(nn.Module):
         x = torch.cat([readout, qv16.expand(k, -1, -1, -1)], 1)
         prior = None
         if prev_mask is not None:
-            prior = self.mask_prior(prev_mask.to(f4.dtype), f4.shape[-2:])
+            prior = resize_to(with_others(prev_mask.to(f4.dtype)), f4.shape[-2:], 'area')
         logits = self.decoder(x, f4.expand(k, -1, -1, -1), f2.expand(k, -1, -1, -1), prior)
         size = out_size or (f2.shape[-2] * 2, f2.shape[-1] * 2)
         return resize_to(logits, size)
