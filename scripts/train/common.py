@@ -212,6 +212,21 @@ class WeightAverage:
         self.net.load_state_dict(sd)
 
 
+TRAIN_DATA = 'DAVIS 2016 train split minus util.davis_split.VAL_SEQUENCES'
+
+
+def export_if_better(kind, net, args, it, score_name, score, info):
+    """Export `net` unless --no-export; the manifest entry gets `info` plus the iterations (those
+    behind --init weights included) and the training data. Prints and returns whether it wrote."""
+    if args.no_export:
+        return False
+    entry = {'iterations': it + getattr(args, 'iterations_before', 0), 'data': TRAIN_DATA, **info}
+    written = export_weights(kind, net, args.weights, score_name, score, entry)
+    if written:
+        print(f'exported weights/{WEIGHT_FILES[kind]}', flush=True)
+    return written
+
+
 def make_bar(total, label):
     """progressbar2 bar (falls back to a no-op object when stdout is not a terminal)."""
     import progressbar

@@ -201,12 +201,8 @@ def main(argv=None):
                 print(f'\niteration {it}: val IoU fused {iou_f*100:.2f} vs unfused {iou_c*100:.2f}', flush=True)
                 if (best is None or iou_f * 100 > best) and iou_f > iou_c:
                     best = iou_f * 100
-                    if not args.no_export:
-                        common.export_weights('fusion', fusion, args.weights, 'fused_iou', best,
-                                              {'iterations': it, 'unfused_iou': round(iou_c * 100, 2),
-                                               'data': 'DAVIS 2016 train split minus VAL_SEQUENCES',
-                                               'model': 'model.lite_fusion.LiteFusionNet'})
-                        print('exported weights/fusion_lite.pth', flush=True)
+                    common.export_if_better('fusion', fusion, args, it, 'fused_iou', best, {
+                        'unfused_iou': round(iou_c * 100, 2), 'model': 'model.lite_fusion.LiteFusionNet'})
                 save()
     finally:
         save()

@@ -208,16 +208,10 @@ def main(argv=None):
                       f'{res["latency_ms"]:.0f} ms)', flush=True)
                 if best is None or score > best:
                     best = score
-                    if not args.no_export:
-                        written = common.export_weights(
-                            'interaction', net, args.weights, 'first_scribble_J_3frames', score,
-                            {'iterations': it + getattr(args, 'iterations_before', 0),
-                             'data': 'DAVIS 2016 train split minus util.davis_split.VAL_SEQUENCES',
-                             'validation': {'first_scribble_J_frame0': round(res['J_frame0'] * 100, 2),
-                                            'latency_ms': round(res['latency_ms'], 1)},
-                             'model': 'model.lite_interaction.LiteInteractionNet(lite0, proc_short=240)'})
-                        if written:
-                            print(f'exported weights/{common.WEIGHT_FILES["interaction"]}', flush=True)
+                    common.export_if_better('interaction', net, args, it, 'first_scribble_J_3frames', score, {
+                        'validation': {'first_scribble_J_frame0': round(res['J_frame0'] * 100, 2),
+                                       'latency_ms': round(res['latency_ms'], 1)},
+                        'model': 'model.lite_interaction.LiteInteractionNet(lite0, proc_short=240)'})
                 save()
     finally:
         save()

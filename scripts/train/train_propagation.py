@@ -224,17 +224,11 @@ def main(argv=None):
                       flush=True)
                 if best is None or score > best:
                     best = score
-                    if not args.no_export:
-                        written = common.export_weights(
-                            'propagation', final_net, args.weights, 'semi_JF', score,
-                            {'iterations': it + getattr(args, 'iterations_before', 0),
-                             'data': 'DAVIS 2016 train split minus util.davis_split.VAL_SEQUENCES',
-                             'validation': {'semi_J': round(res['J-Mean'] * 100, 2),
-                                            'semi_F': round(res['F-Mean'] * 100, 2),
-                                            'frames': 'all' if not args.val_quick else 'first 40'},
-                             'model': 'model.lite_propagation.LitePropagationNet(lite0, proc_short=240)'})
-                        if written:
-                            print(f'exported weights/{common.WEIGHT_FILES["propagation"]}', flush=True)
+                    common.export_if_better('propagation', final_net, args, it, 'semi_JF', score, {
+                        'validation': {'semi_J': round(res['J-Mean'] * 100, 2),
+                                       'semi_F': round(res['F-Mean'] * 100, 2),
+                                       'frames': 'all' if not args.val_quick else 'first 40'},
+                        'model': 'model.lite_propagation.LitePropagationNet(lite0, proc_short=240)'})
                 save()
     finally:
         save()
