@@ -31,8 +31,8 @@ BOUND_TH = 0.008
 
 
 # ---------------------------------------------------------------------------- per mask
-def jaccard(gt, pred, void=None):
-    """Region similarity of two boolean masks (H, W); `void` marks ignored pixels."""
+def _mask_pair(gt, pred, void):
+    """Boolean gt and pred of the same shape, with the `void` pixels cleared in both."""
     gt = np.asarray(gt, bool)
     pred = np.asarray(pred, bool)
     if gt.shape != pred.shape:
@@ -40,6 +40,12 @@ def jaccard(gt, pred, void=None):
     if void is not None:
         keep = ~np.asarray(void, bool)
         gt, pred = gt & keep, pred & keep
+    return gt, pred
+
+
+def jaccard(gt, pred, void=None):
+    """Region similarity of two boolean masks (H, W); `void` marks ignored pixels."""
+    gt, pred = _mask_pair(gt, pred, void)
     union = np.count_nonzero(gt | pred)
     if union == 0:
         return 1.0
@@ -86,13 +92,7 @@ def boundary_tolerance(shape, bound_th=BOUND_TH):
 
 def boundary_f(gt, pred, void=None, bound_th=BOUND_TH, _gt_cache=None):
     """Boundary F-measure of two boolean masks (H, W) (DAVIS `f_measure`)."""
-    gt = np.asarray(gt, bool)
-    pred = np.asarray(pred, bool)
-    if gt.shape != pred.shape:
-        raise ValueError(f'mask shapes differ: {gt.shape} vs {pred.shape}')
-    if void is not None:
-        keep = ~np.asarray(void, bool)
-        gt, pred = gt & keep, pred & keep
+    gt, pred = _mask_pair(gt, pred, void)
     se = disk(boundary_tolerance(gt.shape, bound_th))
     fg_b = seg2bmap(pred)
     gt_b = seg2bmap(gt)
