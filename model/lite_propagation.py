@@ -198,7 +198,7 @@ class LitePropagationNet(nn.Module):
     def value_from_features(self, f16, masks, proc_hw):
         """f16 (1,C,h,w), masks (K,1,H,W) -> (K,Cv,1,h,w)."""
         m4 = (proc_hw[0] // 4, proc_hw[1] // 4)
-        x = resize_to(with_others(masks).to(f16.dtype), m4, 'area')
+        x = with_others(resize_to(masks.to(f16.dtype), m4, 'area'))   # shrink first: cheaper, same sums
         return self.value_encoder(x, f16).unsqueeze(2)
 
     def decode(self, readout, qv16, f4, f2, out_size=None, prev_mask=None):
@@ -208,7 +208,7 @@ class LitePropagationNet(nn.Module):
         x = torch.cat([readout, qv16.expand(k, -1, -1, -1)], 1)
         prior = None
         if prev_mask is not None:
-            prior = resize_to(with_others(prev_mask.to(f4.dtype)), f4.shape[-2:], 'area')
+            prior = with_others(resize_to(prev_mask.to(f4.dtype), f4.shape[-2:], 'area'))
         logits = self.decoder(x, f4.expand(k, -1, -1, -1), f2.expand(k, -1, -1, -1), prior)
         size = out_size or (f2.shape[-2] * 2, f2.shape[-1] * 2)
         return resize_to(logits, size)
