@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[2]
 WEIGHT_FILES = {'propagation': 'propagation_lite.pth', 'fusion': 'fusion_lite.pth',
@@ -77,32 +76,7 @@ class JsonLog:
             f.write(json.dumps(rec) + '\n')
 
 
-# ---------------------------------------------------------------------------- losses
-def aggregated_log_probs(logits):
-    """Per-object logits (K,1,H,W) -> log-probabilities (K+1,H,W) of {bg, objects}, using the same
-    soft aggregation as inference (bg = prod(1-p_k), clamp, logit, softmax)."""
-    p = torch.sigmoid(logits[:, 0]).clamp(1e-7, 1 - 1e-7)
-    bg = torch.prod(1 - p, 0, keepdim=True)
-    new = torch.cat([bg, p], 0).clamp(1e-7, 1 - 1e-7)
-    return F.log_softmax(torch.log(new) - torch.log1p(-new), 0)
-
-
-def bootstrapped_ce(logp, labels, top_p=0.15, warm=True):
-    """Cross-entropy over the hardest `top_p` pixels (STCN bootstrapping; all pixels when warm)."""
-    ce = F.nll_loss(logp.unsqueeze(0), labels.unsqueeze(0), reduction='none').flatten()
-    if warm:
-        return ce.mean()
-    k = max(1, int(ce.numel() * top_p))
-    return ce.topk(k).values.mean()
-
-
-def soft_iou_loss(prob, target):
-    """1 - soft IoU per map, averaged: prob, target (N,H,W)."""
-    inter = (prob * target).flatten(1).sum(1)
-    union = (prob + target - prob * target).flatten(1).sum(1)
-    return (1 - (inter + 1) / (union + 1)).mean()
-
-
+# ---------------------------------------------------------------------------- metrics
 def iou(a, b):
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     u = np.count_nonzero(a | b)

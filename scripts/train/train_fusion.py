@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from model import lite_networks
 from model.lite_fusion import LiteFusionNet
 from model.lite_propagation import LitePropagationNet
+from model.propagation_loss import soft_iou_loss
 from scripts.train import common
 from scripts.train.data import DEFAULT_ROOT, FeatureCache, backbone_maps, load_sequence
 from util.davis_split import VAL_SEQUENCES
@@ -186,7 +187,7 @@ def main(argv=None):
                 im, prev, curr, attn, dist, target = make_sample(prop, maps, frames, labels, rng, args.up)
                 logits = fusion(im, prev, curr, attn, dist)[0, 0]
                 loss = F.binary_cross_entropy_with_logits(logits, target) \
-                    + 0.5 * common.soft_iou_loss(torch.sigmoid(logits)[None], target[None])
+                    + 0.5 * soft_iou_loss(torch.sigmoid(logits)[None], target[None])
                 (loss / args.batch).backward()
                 tot += float(loss.detach()) / args.batch
             opt.step()

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from model.lite_interaction import LiteInteractionNet
+from model.propagation_loss import soft_iou_loss
 from scripts.train import common
 from scripts.train.data import DEFAULT_ROOT, FeatureCache, crop_maps, crop_window
 from scripts.train.scribbles import simulate_round
@@ -28,7 +29,7 @@ def paste_sample(cache, rng, seq_of):
     """A frame of one sequence with an object of another sequence pasted on it; the target is one
     of the two objects at random, so the scribbles (not saliency) must decide which one."""
     import cv2
-    from scripts.train.data import random_affine, warp
+    from util.augment import random_affine, warp
     n = len(cache)
     for _attempt in range(20):
         i, j = int(rng.integers(n)), int(rng.integers(n))
@@ -100,7 +101,7 @@ def batch_loss(net, batch, tune_tail=False):
     logits = F.interpolate(logits, size=target.shape[-2:], mode='bilinear', align_corners=False)[:, 0]
     bce = F.binary_cross_entropy_with_logits(logits, target)
     prob = torch.sigmoid(logits)
-    loss = bce + 0.5 * common.soft_iou_loss(prob, target)
+    loss = bce + 0.5 * soft_iou_loss(prob, target)
     with torch.no_grad():
         ious = [common.iou(p > 0.5, t > 0.5) for p, t in zip(prob.numpy(), target.numpy())]
     return loss, float(np.mean(ious))
