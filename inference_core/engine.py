@@ -187,6 +187,18 @@ class PropagationEngine:
     def clear_feature_cache(self):
         self.features.clear()
 
+    def set_propagation_net(self, net):
+        """Use another propagation network (e.g. an adapted copy, inference_core/adaptation.py).
+        Cached keys and the memory's keys and values came from the old one: they are recomputed
+        (memory values from the stored labels of the interacted frames)."""
+        with self._lock, torch.inference_mode():
+            self.prop_net = net
+            self.features.clear()
+            for e in self.memory.permanent.values():
+                e.key = self._features(e.frame)[0].unsqueeze(2)
+                e.value = None
+            self._refresh_stale_memory()
+
     def remove_object(self, obj_id):
         """Drop object `obj_id` (call together with store.remove_object): its probability goes to
         the background and ids above it shift down, as in the store."""

@@ -8,6 +8,7 @@
     s.scribble(0, obj, negative=[[(20, 20), (40, 30)]])     # refine; negative = background
     s.click(0, obj, x=150, y=90)                            # or clicks (f-BRS / bundled net)
     s.propagate(progress=lambda done, total: print(done, total))
+    s.adapt()                                               # optional: tune the bundled network to this video
     s.paint(30, obj, bool_mask, erase=True)                 # fix frame 30 by hand ...
     s.propagate(30)                                         # ... fused with frame 0's result
     labels = s.get_mask(42)                                 # (H, W) uint8, 0 = background
@@ -33,6 +34,7 @@ import torch
 from inference_core.engine import (DEFAULT_FEATURE_CACHE_BYTES, DEFAULT_PROB_CACHE_BYTES,
                                    DIRECTIONS, PropagationEngine, amp_dtype,
                                    argmax0)
+from inference_core.adaptation import DEFAULT_ITERS, adapt_propagation, supports_adaptation
 from inference_core.history import Action, History
 from inference_core.interaction import (ScribbleController, as_region, paint_labels,
                                         set_object_region)
@@ -111,6 +113,7 @@ class Session:
         self._scr = None
         self._image_cache = (None, None)
         self._run_lock = threading.Lock()
+        self._adapted = ()       # frames the propagation network was adapted to (see adapt)
 
     @classmethod
     def open(cls, path, resolution=480, masks=None, networks=None, *, storage='auto',
@@ -402,6 +405,51 @@ class Session:
                 self._reset_click()
                 self.history.push(action)
             return ok
+
+    # ------------------------------------------------------------------ online adaptation
+    @property
+    def can_adapt(self):
+        """Whether the propagation network can be adapted (the bundled one can)."""
+        return supports_adaptation(self.networks.propagation)
+
+    @property
+    def adapted_frames(self):
+        """The frames the propagation network is adapted to (empty: the shipped network)."""
+        return self._adapted
+
+    def adapt(self, frames=None, iters=DEFAULT_ITERS, progress=None, should_cancel=None, seed=0):
+        """Fine-tune a copy of the bundled propagation network on the current masks of `frames`
+        (default: the interacted frames) and propagate with it from now on
+        (inference_core/adaptation.py). A few seconds on a CPU; it helps most where the object
+        has see-through parts or look-alikes in the background. Adapting again starts from the
+        shipped network. Returns True, or False when cancelled (nothing changed)."""
+        with self._exclusive('adapt the network'):
+            if not self.can_adapt:
+                raise UserError('online adaptation needs the bundled networks '
+                                '(the official MiVOS propagation network cannot be adapted)')
+            if frames is None:
+                frames = self.interacted_frames
+            frames = sorted({self._check_frame(t) for t in frames})
+            if not frames:
+                raise UserError('nothing to adapt to: draw or load a mask on a frame first')
+            examples = [(np.array(self.store.frame(t)), self.store.get_mask(t)) for t in frames]
+            examples = [(img, lab) for img, lab in examples if lab.any()]
+            if not examples:
+                raise UserError('the annotated frames have no object pixels: nothing to adapt to')
+            net = adapt_propagation(self.networks.propagation, examples, iters=iters, seed=seed,
+                                    progress=progress, should_cancel=should_cancel)
+            if net is None:
+                return False
+            self.engine.set_propagation_net(net)
+            self._adapted = tuple(frames)
+            return True
+
+    def reset_adaptation(self):
+        """Propagate with the shipped network again."""
+        with self._exclusive('reset the adaptation'):
+            if self._adapted:
+                self.engine.set_propagation_net(self.networks.propagation)
+                self._adapted = ()
 
     # ------------------------------------------------------------------ history
     @property
