@@ -343,6 +343,11 @@ class MainWindow(QMainWindow):
         self.act_propagate = A('&Propagate', self.propagate, 'P', 'propagate',
                                'Propagate the current frame to the whole video (fuses with other edited frames)')
         self.act_reset = A('Reset &frame', self.reset_frame, 'R', 'reset', 'Clear the mask of this frame')
+        self.act_adapt = A('&Adapt network to this video', self.adapt_network, 'Shift+P', None,
+                           'Fine-tune the bundled propagation network on the annotated frames '
+                           '(a few seconds); helps with see-through objects and look-alikes')
+        self.act_unadapt = A('Use the shipped network', self.reset_adaptation, None, None,
+                             'Undo the adaptation: propagate with the shipped network again')
         self.act_cancel = A('Cancel', self._escape, 'Esc')
         self.act_play = A('Play / pause', self.toggle_play, 'Space')
         self.act_prev = A('Previous frame', lambda: self.step(-1), 'Left')
@@ -380,7 +385,7 @@ class MainWindow(QMainWindow):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu('&Edit')
         for a in (self.act_undo, self.act_redo, None, self.act_commit, self.act_propagate,
-                  self.act_reset, None, *self.mode_actions.values(), self.act_local, None,
+                  self.act_adapt, self.act_unadapt, self.act_reset, None, *self.mode_actions.values(), self.act_local, None,
                   self.act_add_obj, self.act_hide_obj):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu('&View')
@@ -431,6 +436,9 @@ class MainWindow(QMainWindow):
         for a in (self.act_undo, self.act_redo, self.act_commit, self.act_propagate,
                   self.act_reset, self.act_load_masks, self.act_add_obj):
             a.setEnabled(edit)
+        can_adapt = edit and self.session is not None and self.session.can_adapt
+        self.act_adapt.setEnabled(can_adapt)
+        self.act_unadapt.setEnabled(can_adapt and bool(self.session.adapted_frames))
         self.act_export.setEnabled(has and not self.busy())
         for a in (self.act_open_video, self.act_open_images):
             a.setEnabled(not self.busy())
@@ -1177,6 +1185,39 @@ class MainWindow(QMainWindow):
             return session.propagate(t, progress=progress, should_cancel=should_cancel)
         return self.run_job(job, 'Propagating', lambda _ok: self.refresh_view(),
                             title='Propagation failed')
+
+    def adapt_network(self):
+        if not self._can_edit():
+            return
+        session = self.session
+        if not session.can_adapt:
+            self.error('Online adaptation needs the bundled networks; the official MiVOS network '
+                       'cannot be adapted.', 'Cannot adapt')
+            return
+        self._end_interaction_marks()
+        frames = session.interacted_frames
+        if not frames:
+            self.error('Annotate a frame first (scribble, click, paint or load masks): the network '
+                       'is adapted to the annotated frames.', 'Nothing to adapt to')
+            return
+        self.log(f'Adapting the propagation network to frame(s) {", ".join(map(str, frames))} \u2026')
+
+        def job(progress, should_cancel):
+            return session.adapt(frames, progress=progress, should_cancel=should_cancel)
+
+        def done(ok):
+            if ok:
+                self.log('Network adapted: propagate (P) to use it; Edit \u25b8 Use the shipped '
+                         'network undoes it.')
+            self._set_editing_enabled(True)
+        return self.run_job(job, 'Adapting network', done, title='Adaptation failed')
+
+    def reset_adaptation(self):
+        if not self._can_edit() or not self.session.adapted_frames:
+            return
+        self.session.reset_adaptation()
+        self.log('Propagating with the shipped network again.')
+        self._set_editing_enabled(True)
 
     # ================================================================== export
     def export_dialog(self):

@@ -55,11 +55,15 @@ def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, 
     return np.array(store.masks)
 
 
-def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None):
-    """Semi-supervised J&F (util.metrics.summarize dict, values in 0..1) plus 'fps' and per-sequence results."""
+def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None,
+                  adapt=0, seed=0):
+    """Semi-supervised J&F (util.metrics.summarize dict, values in 0..1) plus 'fps' and per-sequence results.
+    adapt > 0: first adapt the network to each sequence's first mask for that many steps
+    (inference_core/adaptation.py, with `seed`); 'adapt_s' is the mean time it took."""
+    from inference_core.adaptation import adapt_propagation
     from scripts.train.data import load_sequence
     from util.metrics import evaluate_sequence, summarize
-    results, n_frames, t_total = [], 0, 0.0
+    results, n_frames, t_total, t_adapt = [], 0, 0.0, []
     sequences = available_sequences(root, sequences)
     with torch.inference_mode():
         for i, seq in enumerate(sequences):
@@ -67,8 +71,13 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
             if max_frames:
                 frames, masks = frames[:max_frames], masks[:max_frames]
             gt = masks.astype(np.uint8)
+            net = prop_net
+            if adapt:
+                t0 = time.time()
+                net = adapt_propagation(prop_net, [(frames[0], gt[0])], iters=adapt, seed=seed)
+                t_adapt.append(time.time() - t0)
             t0 = time.time()
-            pred = propagate_sequence(prop_net, frames, gt[0])
+            pred = propagate_sequence(net, frames, gt[0])
             t_total += time.time() - t0
             n_frames += len(frames) - 1
             results.append(evaluate_sequence(list(gt), list(pred), object_ids=[1], name=seq))
@@ -76,6 +85,8 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
                 progress(i + 1, len(sequences))
     out = summarize(results)
     out['fps'] = n_frames / max(t_total, 1e-9)
+    if adapt:
+        out['adapt_s'] = float(np.mean(t_adapt))
     out['per_sequence'] = {r['name']: {'J': r['J'], 'F': r['F'], 'J&F': r['J&F']} for r in results}
     return out
 
@@ -126,6 +137,10 @@ def main(argv=None):
     ap.add_argument('--skip-scribble', action='store_true')
     ap.add_argument('--skip-semi', action='store_true')
     ap.add_argument('--scribble-trials', type=int, default=5, help='random scribbles per frame (J is averaged)')
+    ap.add_argument('--adapt', type=int, default=0, metavar='STEPS',
+                    help='online adaptation to each first mask before propagating (steps; 0 = off)')
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0],
+                    help='with --adapt: one evaluation per adaptation seed (mean and range reported)')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--json', default=None, help='also write the results here')
     args = ap.parse_args(argv)
@@ -141,14 +156,23 @@ def main(argv=None):
         prop, inter = nets.propagation, nets.interaction
     out = {'sequences': list(VAL_SEQUENCES)}
     if not args.skip_semi:
-        res = evaluate_semi(prop, args.data, max_frames=args.max_frames,
-                            progress=lambda d, t: print(f'\rsemi {d}/{t}', end='', file=sys.stderr))
-        print(file=sys.stderr)
-        out['semi'] = res
-        print(f'semi-supervised: J&F {res["J&F-Mean"]*100:.2f}  J {res["J-Mean"]*100:.2f}  '
-              f'F {res["F-Mean"]*100:.2f}  ({res["fps"]:.1f} frames/s)')
-        for s, r in res['per_sequence'].items():
-            print(f'  {s:14s} J&F {r["J&F"]*100:6.2f}')
+        runs = []
+        for seed in (args.seeds if args.adapt else [0]):
+            label = f'semi (adapt {args.adapt} steps, seed {seed})' if args.adapt else 'semi'
+            res = evaluate_semi(prop, args.data, max_frames=args.max_frames, adapt=args.adapt, seed=seed,
+                                progress=lambda d, t: print(f'\r{label} {d}/{t}', end='', file=sys.stderr))
+            print(file=sys.stderr)
+            runs.append(res)
+            extra = f', adaptation {res["adapt_s"]:.1f} s per sequence' if args.adapt else ''
+            print(f'{label}: J&F {res["J&F-Mean"]*100:.2f}  J {res["J-Mean"]*100:.2f}  '
+                  f'F {res["F-Mean"]*100:.2f}  ({res["fps"]:.1f} frames/s{extra})')
+            for s, r in res['per_sequence'].items():
+                print(f'  {s:14s} J&F {r["J&F"]*100:6.2f}')
+        out['semi'] = runs[0] if len(runs) == 1 else runs
+        if len(runs) > 1:
+            jf = [r['J&F-Mean'] * 100 for r in runs]
+            print(f'semi-supervised over {len(runs)} adaptation seeds: J&F mean {np.mean(jf):.2f} '
+                  f'(min {min(jf):.2f}, max {max(jf):.2f})')
     if not args.skip_scribble:
         res = evaluate_first_scribble(inter, args.data, trials=args.scribble_trials)
         out['first_scribble'] = res

@@ -128,18 +128,40 @@ class Runner:
                        max_memory_frames=args.max_memory_frames,
                        amp='fp16' if args.amp else False)
         self.flip = args.flip
+        self.adapt = getattr(args, 'adapt', 0) or 0
 
-    def _session(self, store):
+    def _session(self, store, networks):
         from inference_core.session import Session
-        return Session(store, networks=self.networks, history_bytes=0, **self.kw)
+        return Session(store, networks=networks, history_bytes=0, **self.kw)
+
+    def _adapted_networks(self, store, given, mode, progress, should_cancel):
+        """The networks with the propagation net adapted to this video's given masks (the first
+        one with --use-masks first, all of them otherwise); None when cancelled."""
+        import dataclasses
+
+        from inference_core.adaptation import adapt_propagation
+        frames = [min(given)] if mode == 'first' else sorted(given)
+        examples = [(np.array(store.frame(t)), given[t]) for t in frames if given[t].any()]
+        if not examples:
+            return self.networks
+        net = adapt_propagation(self.networks.propagation, examples, iters=self.adapt,
+                                progress=progress, should_cancel=should_cancel)
+        return None if net is None else dataclasses.replace(self.networks, propagation=net)
 
     def run(self, store, given, mode, progress=None, should_cancel=None):
         """given: {t: labels at processing size}. Returns a Propagation (call .close()), or None
         when cancelled."""
         T = store.num_frames
         steps = plan_steps(given, mode, T)
-        total = count_work(steps, T) * (2 if self.flip else 1)
-        sessions = [self._session(store)]
+        done = self.adapt
+        total = count_work(steps, T) * (2 if self.flip else 1) + done
+        networks = self.networks
+        if self.adapt:
+            cb = None if progress is None else (lambda d, _t: progress(d, total))
+            networks = self._adapted_networks(store, given, mode, cb, should_cancel)
+            if networks is None:
+                return None
+        sessions = [self._session(store, networks)]
         appear_at = {}
         if mode == 'appear':
             for t in sorted(given):
@@ -150,8 +172,7 @@ class Runner:
         ok = False
         try:
             if self.flip:
-                sessions.append(self._session(_flipped_store(store)))
-            done = 0
+                sessions.append(self._session(_flipped_store(store), networks))
             first = min(given)
             for t, direction, end in steps:
                 labels = given[t]
@@ -450,6 +471,10 @@ def build_parser():
     p.add_argument('--flip', action='store_true',
                    help='test-time augmentation: average the probabilities of the normal and the '
                         'horizontally flipped run (twice the time)')
+    p.add_argument('--adapt', type=int, default=0, metavar='STEPS',
+                   help='bundled networks: fine-tune the propagation network on the given masks '
+                        'of each video for STEPS steps before propagating (online adaptation; '
+                        '100 takes ~10 s on a laptop CPU and improves hard videos; default 0 = off)')
     p.add_argument('--resolution', type=int, default=480,
                    help='processing size: shorter side in pixels (default 480, -1 = original)')
     p.add_argument('--overwrite', action='store_true',
@@ -468,13 +493,16 @@ def _check_args(args):
     if args.input and (args.split or args.sequences):
         raise UserError('--split/--sequences are for --dataset')
     check_engine_options(args)
+    if args.adapt < 0:
+        raise UserError(f'--adapt must be 0 (off) or a number of steps, got {args.adapt}')
 
 
 def settings(args, mode):
     """What decides the result (compared when a run is resumed or found complete)."""
     return {'model': args.model, 'resolution': args.resolution, 'top_k': args.top_k,
             'mem_freq': args.mem_freq, 'max_memory_frames': args.max_memory_frames,
-            'flip': args.flip, 'amp': args.amp, 'use_masks': mode}
+            'flip': args.flip, 'amp': args.amp, 'use_masks': mode,
+            **({'adapt': args.adapt} if args.adapt else {})}
 
 
 def _same_run(marker, cfg, source, out):
@@ -552,6 +580,11 @@ def main(argv=None, networks=None):
         networks = load_networks(args.model, saves_dir=args.saves, device=args.device)
     elif args.model != 'auto' and networks.kind != args.model:
         raise UserError(f'--model {args.model} requested but {networks.kind} networks given')
+    if args.adapt:
+        from inference_core.adaptation import supports_adaptation
+        if not supports_adaptation(networks.propagation):
+            raise UserError(f'--adapt needs the bundled networks ({networks.kind} networks are loaded; '
+                            f'use --model bundled)')
     runner = Runner(networks, args)
 
     if kind == 'single':
