@@ -283,6 +283,23 @@ def test_propagate_fills_other_frames(qtbot, win, clip, nets):
     assert all(np.array_equal(before[t], win.store.get_mask(t)) for t in range(N_FRAMES))
 
 
+def test_adapt_network_then_propagate(qtbot, win, clip, errors):
+    if not win.session.can_adapt:
+        pytest.skip('official networks are loaded: they cannot be adapted')
+    win.adapt_network()
+    assert win.worker is None and errors and 'Nothing to adapt to' in errors[-1][0]
+    assert not win.act_unadapt.isEnabled()
+    win.session.set_object_mask(0, 1, gt(clip, 0, win.store) == 1)
+    args = run_job(qtbot, win, lambda: qtbot.keyClick(win, Qt.Key_P, Qt.ShiftModifier))
+    assert args == ['Adapting network', True]
+    assert win.session.adapted_frames == (0,) and win.act_unadapt.isEnabled()
+    assert 'Network adapted' in win.console.messages()
+    assert run_job(qtbot, win, win.propagate)[1] is True
+    assert all(win.store.get_mask(t).any() for t in range(N_FRAMES))
+    win.act_unadapt.trigger()
+    assert win.session.adapted_frames == () and not win.act_unadapt.isEnabled()
+
+
 def test_propagate_without_mask_is_an_error(win, errors):
     win.propagate()
     assert win.worker is None
