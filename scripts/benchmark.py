@@ -12,6 +12,8 @@ Measured per network kind, each in its own subprocess (so peak memory is per kin
   scribble_ms          Session.scribble -> mask latency on a 480p frame (median of --repeats)
   click_ms             Session.click latency (f-BRS with official weights when fbrs.pth exists,
                        the interaction net otherwise): first click and median of later clicks
+  adapt_s              Session.adapt (online adaptation, 100 steps) on one annotated 480p frame
+                       with 3 objects (bundled networks only)
   peak_rss_mb          peak resident memory of the process (Linux/macOS)
   peak_gpu_mb          torch.cuda.max_memory_allocated (CUDA only)
 Weights: real files when present (saves/*.pth, weights/*.pth). Without them the timings are
@@ -128,6 +130,21 @@ def bench_propagation(nets, frames, labels0, num_objects, args):
         s.close()
 
 
+def bench_adapt(nets, frames, labels0, args):
+    s = _session(nets, frames[:2], 3, args)
+    try:
+        if not s.can_adapt:
+            return None
+        s.set_labels(0, labels0.astype(np.uint8))
+        _sync(nets.device)
+        t0 = time.perf_counter()
+        s.adapt(iters=100)
+        _sync(nets.device)
+        return {'steps': 100, 'objects': 3, 'seconds': round(time.perf_counter() - t0, 3)}
+    finally:
+        s.close()
+
+
 def _stroke(labels0, obj):
     ys, xs = np.nonzero(labels0 == obj)
     cy, cx = ys.mean(), xs.mean()
@@ -215,6 +232,7 @@ def run_kind(kind, args):
         out['propagation'] = [bench_propagation(nets, frames, labels0, k, args) for k in (1, 3)]
     out['scribble'] = bench_scribble(nets, frames, labels0, args)
     out['click'] = bench_click(nets, frames, labels0, args)
+    out['adapt'] = bench_adapt(nets, frames, labels0, args)
     out['peak_rss_mb'] = peak_rss_mb()
     if device.type == 'cuda':
         out['peak_gpu_mb'] = round(torch.cuda.max_memory_allocated(device) / (1 << 20), 1)

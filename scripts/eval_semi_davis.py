@@ -55,11 +55,34 @@ def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, 
     return np.array(store.masks)
 
 
+def propagate_flipped(prop_net, frames, first_labels, fusion=None, adapt=0, seed=0):
+    """Like propagate_sequence plus flip test-time augmentation (and optional adaptation), through
+    the same code as `scripts.propagate --flip [--adapt N]`. Returns labels (T,H,W) uint8."""
+    from types import SimpleNamespace
+
+    from inference_core.networks import Networks
+    from inference_core.store import FrameStore
+    from scripts.propagate import Runner
+    store = FrameStore(np.ascontiguousarray(frames), storage='memory')
+    store.ensure_objects(int(first_labels.max()))
+    args = SimpleNamespace(mem_freq=5, top_k=20, max_memory_frames=None, amp=False, flip=True,
+                           adapt=adapt, adapt_seed=seed)
+    nets = Networks('bundled', prop_net, fusion, None, None, torch.device('cpu'))
+    run = Runner(nets, args).run(store, {0: first_labels}, 'first')
+    try:
+        return np.stack([run.labels(t) for t in range(len(frames))])
+    finally:
+        run.close()
+        store.close()
+
+
 def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None,
-                  adapt=0, seed=0):
+                  adapt=0, seed=0, flip=False):
     """Semi-supervised J&F (util.metrics.summarize dict, values in 0..1) plus 'fps' and per-sequence results.
     adapt > 0: first adapt the network to each sequence's first mask for that many steps
-    (inference_core/adaptation.py, with `seed`); 'adapt_s' is the mean time it took."""
+    (inference_core/adaptation.py, with `seed`); 'adapt_s' is the mean time it took.
+    flip: average with a run on the mirrored video (test-time augmentation; 'fps' then includes
+    the adaptation)."""
     from inference_core.adaptation import adapt_propagation
     from scripts.train.data import load_sequence
     from util.metrics import evaluate_sequence, summarize
@@ -71,6 +94,15 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
             if max_frames:
                 frames, masks = frames[:max_frames], masks[:max_frames]
             gt = masks.astype(np.uint8)
+            if flip:
+                t0 = time.time()
+                pred = propagate_flipped(prop_net, frames, gt[0], adapt=adapt, seed=seed)
+                t_total += time.time() - t0
+                n_frames += len(frames) - 1
+                results.append(evaluate_sequence(list(gt), list(pred), object_ids=[1], name=seq))
+                if progress:
+                    progress(i + 1, len(sequences))
+                continue
             net = prop_net
             if adapt:
                 t0 = time.time()
@@ -85,7 +117,7 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
                 progress(i + 1, len(sequences))
     out = summarize(results)
     out['fps'] = n_frames / max(t_total, 1e-9)
-    if adapt:
+    if t_adapt:
         out['adapt_s'] = float(np.mean(t_adapt))
     out['per_sequence'] = {r['name']: {'J': r['J'], 'F': r['F'], 'J&F': r['J&F']} for r in results}
     return out
@@ -139,6 +171,8 @@ def main(argv=None):
     ap.add_argument('--scribble-trials', type=int, default=5, help='random scribbles per frame (J is averaged)')
     ap.add_argument('--adapt', type=int, default=0, metavar='STEPS',
                     help='online adaptation to each first mask before propagating (steps; 0 = off)')
+    ap.add_argument('--flip', action='store_true',
+                    help='flip test-time augmentation (as scripts.propagate --flip)')
     ap.add_argument('--seeds', type=int, nargs='+', default=[0],
                     help='with --adapt: one evaluation per adaptation seed (mean and range reported)')
     ap.add_argument('--threads', type=int, default=2)
@@ -159,11 +193,13 @@ def main(argv=None):
         runs = []
         for seed in (args.seeds if args.adapt else [0]):
             label = f'semi (adapt {args.adapt} steps, seed {seed})' if args.adapt else 'semi'
+            label += ' + flip' if args.flip else ''
             res = evaluate_semi(prop, args.data, max_frames=args.max_frames, adapt=args.adapt, seed=seed,
+                                flip=args.flip,
                                 progress=lambda d, t: print(f'\r{label} {d}/{t}', end='', file=sys.stderr))
             print(file=sys.stderr)
             runs.append(res)
-            extra = f', adaptation {res["adapt_s"]:.1f} s per sequence' if args.adapt else ''
+            extra = f', adaptation {res["adapt_s"]:.1f} s per sequence' if 'adapt_s' in res else ''
             print(f'{label}: J&F {res["J&F-Mean"]*100:.2f}  J {res["J-Mean"]*100:.2f}  '
                   f'F {res["F-Mean"]*100:.2f}  ({res["fps"]:.1f} frames/s{extra})')
             for s, r in res['per_sequence'].items():

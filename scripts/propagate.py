@@ -129,6 +129,7 @@ class Runner:
                        amp='fp16' if args.amp else False)
         self.flip = args.flip
         self.adapt = getattr(args, 'adapt', 0) or 0
+        self.adapt_seed = getattr(args, 'adapt_seed', 0)
 
     def _session(self, store, networks):
         from inference_core.session import Session
@@ -145,7 +146,7 @@ class Runner:
         if not examples:
             return self.networks
         net = adapt_propagation(self.networks.propagation, examples, iters=self.adapt,
-                                progress=progress, should_cancel=should_cancel)
+                                seed=self.adapt_seed, progress=progress, should_cancel=should_cancel)
         return None if net is None else dataclasses.replace(self.networks, propagation=net)
 
     def run(self, store, given, mode, progress=None, should_cancel=None):
