@@ -34,7 +34,7 @@ SHORTCUTS = [
     ]),
     ('Editing', [
         ('P', 'propagate from this frame (fuses with other edited frames)'),
-        ('Shift+P', 'adapt the bundled network to the annotated frames (a few seconds; then P)'),
+        ('Shift+P', 'adapt the bundled network to the annotated frames (under a minute; then P)'),
         ('Enter', 'commit the current interaction'),
         ('Ctrl+Z', 'undo'),
         ('Ctrl+Shift+Z / Ctrl+Y', 'redo'),

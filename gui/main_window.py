@@ -345,7 +345,7 @@ class MainWindow(QMainWindow):
         self.act_reset = A('Reset &frame', self.reset_frame, 'R', 'reset', 'Clear the mask of this frame')
         self.act_adapt = A('&Adapt network to this video', self.adapt_network, 'Shift+P', None,
                            'Fine-tune the bundled propagation network on the annotated frames '
-                           '(a few seconds); helps with see-through objects and look-alikes')
+                           '(under a minute on a CPU); helps with see-through objects and look-alikes')
         self.act_unadapt = A('Use the shipped network', self.reset_adaptation, None, None,
                              'Undo the adaptation: propagate with the shipped network again')
         self.act_cancel = A('Cancel', self._escape, 'Esc')

@@ -420,7 +420,7 @@ class Session:
     def adapt(self, frames=None, iters=DEFAULT_ITERS, progress=None, should_cancel=None, seed=0):
         """Fine-tune a copy of the bundled propagation network on the current masks of `frames`
         (default: the interacted frames) and propagate with it from now on
-        (inference_core/adaptation.py). A few seconds on a CPU; it helps most where the object
+        (inference_core/adaptation.py). Tens of seconds on a CPU; it helps most where the object
         has see-through parts or look-alikes in the background. Adapting again starts from the
         shipped network. Returns True, or False when cancelled (nothing changed)."""
         with self._exclusive('adapt the network'):

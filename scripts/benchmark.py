@@ -12,7 +12,7 @@ Measured per network kind, each in its own subprocess (so peak memory is per kin
   scribble_ms          Session.scribble -> mask latency on a 480p frame (median of --repeats)
   click_ms             Session.click latency (f-BRS with official weights when fbrs.pth exists,
                        the interaction net otherwise): first click and median of later clicks
-  adapt_s              Session.adapt (online adaptation, 100 steps) on one annotated 480p frame
+  adapt                Session.adapt (online adaptation, default steps) on one annotated 480p frame
                        with 3 objects (bundled networks only)
   peak_rss_mb          peak resident memory of the process (Linux/macOS)
   peak_gpu_mb          torch.cuda.max_memory_allocated (CUDA only)
@@ -138,9 +138,10 @@ def bench_adapt(nets, frames, labels0, args):
         s.set_labels(0, labels0.astype(np.uint8))
         _sync(nets.device)
         t0 = time.perf_counter()
-        s.adapt(iters=100)
+        s.adapt()
         _sync(nets.device)
-        return {'steps': 100, 'objects': 3, 'seconds': round(time.perf_counter() - t0, 3)}
+        from inference_core.adaptation import DEFAULT_ITERS
+        return {'steps': DEFAULT_ITERS, 'objects': 3, 'seconds': round(time.perf_counter() - t0, 3)}
     finally:
         s.close()
 

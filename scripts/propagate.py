@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from inference_core.adaptation import DEFAULT_ITERS as DEFAULT_ADAPT_STEPS
 from inference_core.padding import unpad
 from inference_core.store import FrameStore, resize_labels
 from util.atomic import write_bytes, write_json
@@ -130,6 +131,7 @@ class Runner:
         self.flip = args.flip
         self.adapt = getattr(args, 'adapt', 0) or 0
         self.adapt_seed = getattr(args, 'adapt_seed', 0)
+        self.last_adapt_s = 0.0      # time the last run spent adapting the network
 
     def _session(self, store, networks):
         from inference_core.session import Session
@@ -157,9 +159,12 @@ class Runner:
         done = self.adapt
         total = count_work(steps, T) * (2 if self.flip else 1) + done
         networks = self.networks
+        self.last_adapt_s = 0.0
         if self.adapt:
             cb = None if progress is None else (lambda d, _t: progress(d, total))
+            t0 = time.time()
             networks = self._adapted_networks(store, given, mode, cb, should_cancel)
+            self.last_adapt_s = time.time() - t0
             if networks is None:
                 return None
         sessions = [self._session(store, networks)]
@@ -324,6 +329,7 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
             return None
         labels_at, run = res
         t2 = time.time()
+        adapt_s = runner.last_adapt_s
         try:
             with cli_progress(f'{label} write', quiet) as p:
                 write_sequence(store, labels_at, out_dir, progress=p)
@@ -332,8 +338,10 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
         info = {'frames': store.num_frames, 'objects': store.num_objects,
                 'size': [store.orig_width, store.orig_height],
                 'processing_size': [store.width, store.height],
-                'load_s': round(t1 - t0, 3), 'propagate_s': round(t2 - t1, 3),
+                'load_s': round(t1 - t0, 3), 'propagate_s': round(t2 - t1 - adapt_s, 3),
                 'total_s': round(time.time() - t0, 3)}
+        if runner.adapt:
+            info['adapt_s'] = round(adapt_s, 3)
         return info
     finally:
         store.close()
@@ -472,10 +480,11 @@ def build_parser():
     p.add_argument('--flip', action='store_true',
                    help='test-time augmentation: average the probabilities of the normal and the '
                         'horizontally flipped run (twice the time)')
-    p.add_argument('--adapt', type=int, default=0, metavar='STEPS',
+    p.add_argument('--adapt', type=int, nargs='?', const=DEFAULT_ADAPT_STEPS, default=0, metavar='STEPS',
                    help='bundled networks: fine-tune the propagation network on the given masks '
-                        'of each video for STEPS steps before propagating (online adaptation; '
-                        '100 takes ~10 s on a laptop CPU and improves hard videos; default 0 = off)')
+                        f'of each video for STEPS steps (default {DEFAULT_ADAPT_STEPS}) before '
+                        'propagating (online adaptation: tens of seconds per video on a CPU; best '
+                        'together with --flip)')
     p.add_argument('--resolution', type=int, default=480,
                    help='processing size: shorter side in pixels (default 480, -1 = original)')
     p.add_argument('--overwrite', action='store_true',
@@ -648,7 +657,8 @@ def main(argv=None, networks=None):
 
 def _report(info, name):
     fps = (info['frames'] - 1) / max(info['propagate_s'], 1e-9)
-    print(f'{name}: {info["frames"]} frames, {info["objects"]} objects, propagation '
+    adapt = f'adaptation {info["adapt_s"]:.1f} s, ' if 'adapt_s' in info else ''
+    print(f'{name}: {info["frames"]} frames, {info["objects"]} objects, {adapt}propagation '
           f'{info["propagate_s"]:.1f} s ({fps:.1f} fps), total {info["total_s"]:.1f} s',
           file=sys.stderr)
 

@@ -169,6 +169,9 @@ def test_propagate_cli_adapt(tmp_path):
     save_frames(tmp_path / 'frames', frames)
     save_png(str(tmp_path / 'masks' / '00000.png'), labels[0])
     args = ['--input', tmp_path / 'frames', '--masks', tmp_path / 'masks', '--quiet']
+    from inference_core.adaptation import DEFAULT_ITERS
+    parsed = propagate.build_parser().parse_args([*map(str, args), '--output', 'x', '--adapt'])
+    assert parsed.adapt == DEFAULT_ITERS
     with pytest.raises(UserError, match='--adapt must be'):
         propagate.main([*map(str, args), '--output', str(tmp_path / 'bad'), '--adapt', '-1'],
                        networks=official_random_networks())
@@ -182,3 +185,4 @@ def test_propagate_cli_adapt(tmp_path):
     assert len(list(out.glob('*.png'))) == 4
     marker = json.loads((out / propagate.MARKER).read_text())
     assert marker['settings']['adapt'] == 3
+    assert marker['run']['adapt_s'] > 0 and marker['run']['propagate_s'] > 0
