@@ -18,9 +18,8 @@ import cv2
 import numpy as np
 import torch
 
-from util.augment import elastic, elastic_field, random_affine, warp
+from util.augment import warped_clip
 from util.errors import UserError
-from util.tensor_util import normalize_frames
 
 # 100 / 200 / 300 steps: held-out J&F with --flip 84.07 / 84.76 / 85.10, means over 3 seeds
 # (scripts/train/README.md); 300 steps take ~40 s for one object on a 2-core CPU.
@@ -50,32 +49,12 @@ def synthesise_clips(examples, size, n_clips, rng):
     annotated frame is in memory at run time), the rest warp all three frames.
     """
     small = [_resize_example(img, lab, size) for img, lab in examples]
-    h, w = size
     clips = []
     for c in range(n_clips):
         img, lab = small[c % len(small)]
-        frames, labels = [], []
-        for j in range(3):
-            if j == 0 and (c // len(small)) % 2 == 0:
-                f, m = img, lab
-            else:
-                a = random_affine(rng, h, w)
-                f, m = warp(img, a, (h, w)), warp(lab, a, (h, w), nearest=True)
-                fld = elastic_field(rng, h, w)
-                f, m = elastic(f, fld), elastic(m, fld, nearest=True)
-            frames.append(f)
-            labels.append(m)
-        clips.append((np.stack(frames), torch.from_numpy(np.stack(labels).astype(np.int64))))
+        frames, labels = warped_clip(img, lab, rng, keep_first=(c // len(small)) % 2 == 0)
+        clips.append((frames, torch.from_numpy(labels.astype(np.int64))))
     return clips
-
-
-@torch.no_grad()
-def _backbone_maps(net, frames_u8, device):
-    """(f2, f4, f16) of the frozen backbone for uint8 frames already at the processing size."""
-    from model.efficientnet_lite import from_imagenet_norm
-    x = from_imagenet_norm(normalize_frames(frames_u8).to(device))
-    f2, f4, _, f16 = net.backbone(x)
-    return f2, f4, f16
 
 
 def adapt_propagation(net, examples, iters=DEFAULT_ITERS, lr=DEFAULT_LR, clips=DEFAULT_CLIPS, seed=0,
@@ -102,14 +81,14 @@ def adapt_propagation(net, examples, iters=DEFAULT_ITERS, lr=DEFAULT_LR, clips=D
 
 
 def _adapt(net, examples, k, iters, lr, clips, seed, progress, should_cancel):
-    from model.lite_propagation import proc_size
+    from model.lite_propagation import backbone_maps, proc_size
     from model.propagation_loss import clip_loss
     device = next(net.parameters()).device
     rng = np.random.default_rng(seed)
     size = proc_size(*examples[0][0].shape[:2], net.proc_short)
     clip_data = []
     for frames, labels in synthesise_clips(examples, size, max(int(clips), len(examples)), rng):
-        clip_data.append((_backbone_maps(net, frames, device), labels.to(device)))
+        clip_data.append((backbone_maps(net.backbone, frames), labels.to(device)))
         if should_cancel is not None and should_cancel():
             return None
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from model.efficientnet_lite import EfficientNetLite, from_imagenet_norm
 from model.memory_reader import attention_readout, memory_readout
 from model.modules import ResBlock
+from util.tensor_util import normalize_frames
 
 KEY_DIM = 64
 QV_DIM = 128
@@ -63,6 +64,19 @@ class LiteBackbone(nn.Module):
 
     def tail_parameters(self):
         return [p for b in self.net._blocks[self.tail_start:] for p in b.parameters()]
+
+
+@torch.no_grad()
+def backbone_maps(backbone, frames_u8, batch=8, with_f8=False):
+    """uint8 (N,h,w,3) frames already at the processing size -> f2, f4, f16 float tensors of the
+    frozen backbone, on its device (f2, f4, f8, f16 with with_f8=True)."""
+    device = next(backbone.parameters()).device
+    outs = []
+    for s in range(0, len(frames_u8), batch):
+        x = from_imagenet_norm(normalize_frames(frames_u8[s:s + batch]).to(device))
+        f2, f4, f8, f16 = backbone(x)
+        outs.append((f2, f4, f8, f16) if with_f8 else (f2, f4, f16))
+    return [torch.cat(o, 0) for o in zip(*outs)]
 
 
 def with_others(masks):

@@ -101,11 +101,11 @@ def test_adaptation_fits_the_annotated_object_better():
 
     def loss(net):
         rng = np.random.default_rng(123)     # clips the adaptation never saw
-        from inference_core.adaptation import _backbone_maps
+        from model.lite_propagation import backbone_maps
         total = 0.0
         with torch.no_grad():
             for fr, lab in synthesise_clips([(frames[0], labels[0])], (192, 320), 4, rng):
-                total += float(clip_loss(net, _backbone_maps(net, fr, 'cpu'), lab, 1, 0, 0)[0])
+                total += float(clip_loss(net, backbone_maps(net.backbone, fr), lab, 1, 0, 0)[0])
         return total
 
     la, lb = loss(adapted), loss(base)

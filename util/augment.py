@@ -35,3 +35,21 @@ def elastic(img, field, nearest=False):
     xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
     return cv2.remap(img, xx + field[0], yy + field[1], interp, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def warped_clip(img, mask, rng, keep_first=True, n=3):
+    """`n` random affine + elastic warps of one frame and its mask (STCN's static-image clips):
+    uint8 frames (n,h,w,3), masks (n,h,w). keep_first: frame 0 is the unwarped original."""
+    h, w = img.shape[:2]
+    frames, masks = [], []
+    for j in range(n):
+        if j == 0 and keep_first:
+            f, m = img, mask
+        else:
+            a = random_affine(rng, h, w)
+            f, m = warp(img, a, (h, w)), warp(mask, a, (h, w), nearest=True)
+            fld = elastic_field(rng, h, w)
+            f, m = elastic(f, fld), elastic(m, fld, nearest=True)
+        frames.append(f)
+        masks.append(m)
+    return np.stack(frames), np.stack(masks)

@@ -76,13 +76,6 @@ class JsonLog:
             f.write(json.dumps(rec) + '\n')
 
 
-# ---------------------------------------------------------------------------- metrics
-def iou(a, b):
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    u = np.count_nonzero(a | b)
-    return 1.0 if u == 0 else np.count_nonzero(a & b) / u
-
-
 # ---------------------------------------------------------------------------- export
 def sha256(path):
     h = hashlib.sha256()

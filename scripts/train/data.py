@@ -20,8 +20,8 @@ import torch
 
 from util.davis_split import VAL_SEQUENCES, train_sequences
 from util.errors import UserError
-from util.augment import elastic, elastic_field, random_affine, warp  # noqa: F401 (re-exported)
-from util.tensor_util import normalize_frames
+from model.lite_propagation import backbone_maps
+from util.augment import random_affine, warp, warped_clip
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'davis2016-train'
 PROC_SIZE = (240, 432)   # processing size of a 480x854 frame (model.lite_propagation.proc_size)
@@ -61,19 +61,6 @@ def load_sequence(root, seq, size=None):
         frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
         masks = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) for m in masks])
     return frames, masks > 127
-
-
-@torch.no_grad()
-def backbone_maps(backbone, frames_u8, batch=8, with_f8=False):
-    """uint8 (N,h,w,3) at the processing size -> f2, f4, f16 float tensors of the frozen backbone
-    (f2, f4, f8, f16 with with_f8=True)."""
-    from model.efficientnet_lite import from_imagenet_norm
-    outs = []
-    for s in range(0, len(frames_u8), batch):
-        x = from_imagenet_norm(normalize_frames(frames_u8[s:s + batch]))
-        f2, f4, f8, f16 = backbone(x)
-        outs.append((f2, f4, f8, f16) if with_f8 else (f2, f4, f16))
-    return [torch.cat(o, 0) for o in zip(*outs)]
 
 
 class FeatureCache:
@@ -221,19 +208,8 @@ class ClipSampler:
         seq = self.cache.names[self.rng.integers(len(self.cache.names))]
         _, n = self.cache.seq_range(seq)
         fr, mk = self._frames_masks(seq, [self.rng.integers(n)])
-        h, w = fr.shape[1:3]
-        frames, labels = [], []
-        for j in range(3):
-            if j == 0:
-                f, m = fr[0], mk[0]
-            else:
-                a = random_affine(self.rng, h, w)
-                f, m = warp(fr[0], a, (h, w)), warp(mk[0], a, (h, w), nearest=True)
-                fld = elastic_field(self.rng, h, w)
-                f, m = elastic(f, fld), elastic(m, fld, nearest=True)
-            frames.append(f)
-            labels.append(m)
-        return np.stack(frames), np.stack(labels).astype(np.int64), 1
+        frames, labels = warped_clip(fr[0], mk[0], self.rng)
+        return frames, labels.astype(np.int64), 1
 
     def paste_clip(self, it):
         """Real clip of sequence A with an object (+mask) of sequence B pasted on every frame:

@@ -23,12 +23,13 @@ import torch.nn.functional as F
 
 from model import lite_networks
 from model.lite_fusion import LiteFusionNet
-from model.lite_propagation import LitePropagationNet
+from model.lite_propagation import LitePropagationNet, backbone_maps
 from model.propagation_loss import soft_iou_loss
 from scripts.train import common
-from scripts.train.data import DEFAULT_ROOT, FeatureCache, backbone_maps, load_sequence
+from scripts.train.data import DEFAULT_ROOT, FeatureCache, load_sequence
 from util.davis_split import VAL_SEQUENCES
 from util.errors import UserError, run_cli
+from util.metrics import jaccard
 from util.tensor_util import normalize_frames
 
 
@@ -108,8 +109,8 @@ def validate(fusion, prop, val_data, seed=123, n=24, up=2):
             maps, frames, labels = val_data[i % len(val_data)]
             im, prev, curr, attn, dist, target = make_sample(prop, maps, frames, labels, rng, up)
             fused = torch.sigmoid(fusion(im, prev, curr, attn, dist))[0, 0]
-            ious_f.append(common.iou(fused > 0.5, target > 0.5))
-            ious_c.append(common.iou(curr[0, 0] > 0.5, target > 0.5))
+            ious_f.append(jaccard(fused > 0.5, target > 0.5))
+            ious_c.append(jaccard(curr[0, 0] > 0.5, target > 0.5))
     fusion.train()
     return float(np.mean(ious_f)), float(np.mean(ious_c))
 

@@ -23,6 +23,7 @@ from scripts.train import common
 from scripts.train.data import DEFAULT_ROOT, FeatureCache, crop_maps, crop_window
 from scripts.train.scribbles import simulate_round
 from util.errors import run_cli
+from util.metrics import jaccard
 
 
 def paste_sample(cache, rng, seq_of):
@@ -52,7 +53,7 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
     """Cached samples (backbone maps from the cache) and, with probability p_paste, pasted
     composites whose maps are computed online. Returns stacked (f2, f4, deep, guide, target) where
     `deep` is the stride-16 map, or the stride-8 one with deep='f8' (to tune the backbone tail)."""
-    from scripts.train.data import backbone_maps
+    from model.lite_propagation import backbone_maps
     items, pasted = [], []
     n = len(cache)
     for _ in range(batch):
@@ -103,7 +104,7 @@ def batch_loss(net, batch, tune_tail=False):
     prob = torch.sigmoid(logits)
     loss = bce + 0.5 * soft_iou_loss(prob, target)
     with torch.no_grad():
-        ious = [common.iou(p > 0.5, t > 0.5) for p, t in zip(prob.numpy(), target.numpy())]
+        ious = [jaccard(p > 0.5, t > 0.5) for p, t in zip(prob.numpy(), target.numpy())]
     return loss, float(np.mean(ious))
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.lite_propagation import LitePropagationNet
+from model.lite_propagation import LitePropagationNet, backbone_maps
 from model.propagation_loss import clip_loss
 from scripts.train import common
-from scripts.train.data import (DEFAULT_ROOT, ClipSampler, FeatureCache, backbone_maps, crop_maps,
+from scripts.train.data import (DEFAULT_ROOT, ClipSampler, FeatureCache, crop_maps,
                                 crop_window)
 from util.errors import run_cli
 
