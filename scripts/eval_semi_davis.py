@@ -94,22 +94,16 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
             if max_frames:
                 frames, masks = frames[:max_frames], masks[:max_frames]
             gt = masks.astype(np.uint8)
-            if flip:
-                t0 = time.time()
-                pred = propagate_flipped(prop_net, frames, gt[0], adapt=adapt, seed=seed)
-                t_total += time.time() - t0
-                n_frames += len(frames) - 1
-                results.append(evaluate_sequence(list(gt), list(pred), object_ids=[1], name=seq))
-                if progress:
-                    progress(i + 1, len(sequences))
-                continue
-            net = prop_net
-            if adapt:
-                t0 = time.time()
-                net = adapt_propagation(prop_net, [(frames[0], gt[0])], iters=adapt, seed=seed)
-                t_adapt.append(time.time() - t0)
             t0 = time.time()
-            pred = propagate_sequence(net, frames, gt[0])
+            if flip:      # adaptation (if any) happens inside and is timed with the propagation
+                pred = propagate_flipped(prop_net, frames, gt[0], adapt=adapt, seed=seed)
+            else:
+                net = prop_net
+                if adapt:
+                    net = adapt_propagation(prop_net, [(frames[0], gt[0])], iters=adapt, seed=seed)
+                    t_adapt.append(time.time() - t0)
+                    t0 = time.time()
+                pred = propagate_sequence(net, frames, gt[0])
             t_total += time.time() - t0
             n_frames += len(frames) - 1
             results.append(evaluate_sequence(list(gt), list(pred), object_ids=[1], name=seq))

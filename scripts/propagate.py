@@ -88,9 +88,10 @@ def count_work(steps, num_frames):
 class Propagation:
     """The sessions of one propagation run; prob(t) gives the final soft result."""
 
-    def __init__(self, sessions, appear_at=None):
+    def __init__(self, sessions, appear_at=None, adapt_s=0.0):
         self.sessions = sessions
         self.appear_at = appear_at or {}
+        self.adapt_s = adapt_s       # time spent adapting the network before propagating
 
     def prob(self, t):
         """(K+1, H, W) float32 CPU probabilities at processing size (flip runs averaged).
@@ -131,7 +132,6 @@ class Runner:
         self.flip = args.flip
         self.adapt = getattr(args, 'adapt', 0) or 0
         self.adapt_seed = getattr(args, 'adapt_seed', 0)
-        self.last_adapt_s = 0.0      # time the last run spent adapting the network
 
     def _session(self, store, networks):
         from inference_core.session import Session
@@ -158,13 +158,12 @@ class Runner:
         steps = plan_steps(given, mode, T)
         done = self.adapt
         total = count_work(steps, T) * (2 if self.flip else 1) + done
-        networks = self.networks
-        self.last_adapt_s = 0.0
+        networks, adapt_s = self.networks, 0.0
         if self.adapt:
             cb = None if progress is None else (lambda d, _t: progress(d, total))
             t0 = time.time()
             networks = self._adapted_networks(store, given, mode, cb, should_cancel)
-            self.last_adapt_s = time.time() - t0
+            adapt_s = time.time() - t0
             if networks is None:
                 return None
         sessions = [self._session(store, networks)]
@@ -174,7 +173,7 @@ class Runner:
                 for k in np.unique(given[t]).tolist():
                     if k:
                         appear_at.setdefault(int(k), t)
-        result = Propagation(sessions, appear_at)
+        result = Propagation(sessions, appear_at, adapt_s)
         ok = False
         try:
             if self.flip:
@@ -329,7 +328,7 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
             return None
         labels_at, run = res
         t2 = time.time()
-        adapt_s = runner.last_adapt_s
+        adapt_s = run.adapt_s
         try:
             with cli_progress(f'{label} write', quiet) as p:
                 write_sequence(store, labels_at, out_dir, progress=p)
