@@ -1189,11 +1189,7 @@ class MainWindow(QMainWindow):
     def adapt_network(self):
         if not self._can_edit():
             return
-        session = self.session
-        if not session.can_adapt:
-            self.error('Online adaptation needs the bundled networks; the official MiVOS network '
-                       'cannot be adapted.', 'Cannot adapt')
-            return
+        session = self.session      # (the action is disabled when the networks cannot be adapted)
         self._end_interaction_marks()
         frames = session.interacted_frames
         if not frames:
@@ -1209,7 +1205,6 @@ class MainWindow(QMainWindow):
             if ok:
                 self.log('Network adapted: propagate (P) to use it; Edit \u25b8 Use the shipped '
                          'network undoes it.')
-            self._set_editing_enabled(True)
         return self.run_job(job, 'Adapting network', done, title='Adaptation failed')
 
     def reset_adaptation(self):
