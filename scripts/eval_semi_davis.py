@@ -6,8 +6,13 @@
 * Semi-supervised J&F: the first frame's ground-truth mask is given, the PropagationEngine
   (inference_core/engine.py, mem_freq 5, top-k 20) propagates it forward; J and F exclude the
   first and last frames (DAVIS protocol, util/metrics.py).
-* First-scribble J: one simulated positive scribble inside the object and one negative scribble
-  in the background of the first frame -> interaction network -> J on that frame.
+* First-scribble J: a simulated first scribble on the first frame -> interaction network -> J on
+  that frame. Two simulators: this project's (a positive stroke inside the object and a negative
+  one in the background around it, 5 random draws per sequence) and, when the optional
+  davisinteractive package is installed, the DAVIS interactive robot's first scribble (the
+  standard benchmark's; one positive stroke along the object's skeleton). The robot's path
+  is not exactly the same from one run to the next (it moves by a pixel here and there; J per
+  sequence by up to ~1 point).
 Also reports propagation speed (frames/s over the whole run) and peak RSS.
 """
 import argparse
@@ -117,12 +122,31 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
     return out
 
 
+def robot_first_scribbles(gt, robot):
+    """The DAVIS interactive robot's first scribble on `gt` (H,W bool) with an empty prediction
+    (davisinteractive's InteractiveScribblesRobot: the longest path of the object's skeleton),
+    drawn as eval_interactive_davis.py and MiVOS draw it. Returns (pos, neg) float32 maps."""
+    from eval_interactive_davis import ROBOT_BRUSH, robot_paths, to_pixels
+    from inference_core.interaction import stroke_mask
+    gt = np.asarray(gt, bool)
+    h, w = gt.shape
+    ans = robot.interact('frame', np.zeros((1, h, w), int), gt[None].astype(int), nb_objects=1, frame=0)
+    _, by_obj = robot_paths(ans, 1)
+    pos = stroke_mask(h, w, to_pixels(by_obj.get(1, []), w, h), ROBOT_BRUSH)
+    neg = stroke_mask(h, w, to_pixels(by_obj.get(0, []), w, h), ROBOT_BRUSH)
+    return pos.astype(np.float32), neg.astype(np.float32)
+
+
 def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, seed=0, frames=(0,),
-                            trials=1):
-    """Mean J of the interaction net's mask from one simulated scribble pair (a positive stroke in
-    the object, a negative one in the background around it) on frame 0 (or each of `frames`) of
-    each held-out sequence, averaged over `trials` random scribbles per frame; also the median
-    latency (ms) of one scribble -> mask at full resolution."""
+                            trials=1, robot=None):
+    """Mean J of the interaction net's mask from one simulated first scribble on frame 0 (or each
+    of `frames`) of each held-out sequence; also the median latency (ms) of one scribble -> mask
+    at full resolution.
+
+    Scribbles: by default this project's simulator (scripts/train/scribbles.first_scribbles: a
+    positive stroke in the object, a negative one in the background around it; J averaged over
+    `trials` random draws per frame); with `robot` (a davisinteractive InteractiveScribblesRobot)
+    the DAVIS robot's first scribble (one positive stroke, no negative; one draw per frame)."""
     from inference_core.padding import pad_divide_by, unpad
     from scripts.train.data import load_sequence
     from scripts.train.scribbles import first_scribbles
@@ -139,8 +163,8 @@ def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCE
                     continue
                 img, gt = video[t], masks[t]
                 scores = []
-                for _ in range(trials):
-                    pos, neg = first_scribbles(gt, rng)
+                for _ in range(1 if robot is not None else trials):
+                    pos, neg = robot_first_scribbles(gt, robot) if robot is not None else first_scribbles(gt, rng)
                     t0 = time.time()
                     x = normalize_frames(img)
                     maps = torch.from_numpy(np.stack([np.zeros_like(pos), pos, neg]).astype(np.float32))[None]
@@ -162,6 +186,9 @@ def main(argv=None):
     ap.add_argument('--max-frames', type=int, default=None, help='only the first N frames per sequence')
     ap.add_argument('--skip-scribble', action='store_true')
     ap.add_argument('--skip-semi', action='store_true')
+    ap.add_argument('--scribble-scales', type=int, nargs='+', default=None, metavar='SHORT',
+                    help='run the interaction net at these processing sizes (short sides) and average '
+                         'the logits (default: its own single size, 240)')
     ap.add_argument('--scribble-trials', type=int, default=5, help='random scribbles per frame (J is averaged)')
     ap.add_argument('--adapt', type=int, default=0, metavar='STEPS',
                     help='online adaptation to each first mask before propagating (steps; 0 = off)')
@@ -183,6 +210,11 @@ def main(argv=None):
         nets = load_official(args.saves, 'cpu')
         prop, inter = nets.propagation, nets.interaction
     out = {'sequences': list(VAL_SEQUENCES)}
+    if args.scribble_scales:
+        if args.kind != 'bundled' or min(args.scribble_scales) < 32:
+            raise UserError('--scribble-scales needs the bundled networks and sizes of at least 32 pixels')
+        inter.proc_short, inter.extra_scales = args.scribble_scales[0], tuple(args.scribble_scales[1:])
+        out['scribble_scales'] = args.scribble_scales
     if not args.skip_semi:
         runs = []
         for seed in (args.seeds if args.adapt else [0]):
@@ -206,10 +238,24 @@ def main(argv=None):
     if not args.skip_scribble:
         res = evaluate_first_scribble(inter, args.data, trials=args.scribble_trials)
         out['first_scribble'] = res
-        print(f'first-scribble J {res["J"]*100:.2f}  ({args.scribble_trials} scribbles per sequence, '
-              f'median {res["latency_ms"]:.0f} ms per scribble)')
+        print(f'first-scribble J {res["J"]*100:.2f}  (this project\'s simulator: a positive and a '
+              f'negative stroke, {args.scribble_trials} draws per sequence; median '
+              f'{res["latency_ms"]:.0f} ms per scribble)')
         for s, j in res['per_sequence'].items():
             print(f'  {s:14s} J {j*100:6.2f}')
+        from util import davis_compat
+        if davis_compat.available():
+            from eval_interactive_davis import _quiet_robot_logs
+            robot = davis_compat.scribbles_robot()
+            _quiet_robot_logs()
+            res = evaluate_first_scribble(inter, args.data, robot=robot)
+            out['first_scribble_robot'] = res
+            print(f'first-scribble J {res["J"]*100:.2f}  (the DAVIS interactive robot\'s first scribble)')
+            for s, j in res['per_sequence'].items():
+                print(f'  {s:14s} J {j*100:6.2f}')
+        else:
+            print('(the DAVIS robot\'s first-scribble J needs the optional davisinteractive package: '
+                  f'{davis_compat.INSTALL_HINT})')
     out['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f'peak RSS {out["peak_rss_mb"]:.0f} MB')
     if args.json:

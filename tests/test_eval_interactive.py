@@ -78,3 +78,15 @@ def test_errors(tmp_path, nets):
         ev.main(['--dataset', str(root), '--rounds', '0'], networks=nets)
     with pytest.raises(UserError, match="sequence 'x' not found"):
         ev.main(['--dataset', str(root), '--sequences', 'x'], networks=nets)
+
+
+def test_robot_first_scribble_runs_along_the_object():
+    from scripts.eval_semi_davis import robot_first_scribbles
+    robot = _robot_or_skip()
+    gt = np.zeros((120, 200), bool)
+    gt[30:90, 40:160] = True                                   # a wide box: its skeleton is long
+    pos, neg = robot_first_scribbles(gt, robot)
+    assert pos.dtype == np.float32 and not neg.any()          # one positive stroke, no negative
+    ys, xs = np.nonzero(pos)
+    assert gt[ys, xs].mean() > 0.95                             # inside the object
+    assert xs.max() - xs.min() > 60                              # along its length, not a dot

@@ -96,6 +96,40 @@ def test_interaction_contract_shapes():
     assert out.shape == (2, 1, 80, 112)
 
 
+def test_interaction_test_time_scales_average_the_logits():
+    torch.manual_seed(4)
+    net = LiteInteractionNet(pretrained=False, keep_connected=False).eval()
+    x = torch.cat([torch.randn(1, 3, 96, 160), torch.zeros(1, 3, 96, 160)], 1)
+    x[:, 4, 40:42, 50:90] = 1
+    with torch.inference_mode():
+        single = net(x)
+        net.extra_scales = (96,)              # the same size as the base one: computed once
+        assert torch.equal(net(x), single)
+        net.proc_short, net.extra_scales = 64, (96,)
+        two = net(x)
+        net.extra_scales = ()
+        small = net(x)
+    assert two.shape == single.shape == (1, 1, 96, 160)
+    # the average of the two sizes' logits (the small one's head map resized to the large one's)
+    assert not torch.allclose(two, single) and not torch.allclose(two, small)
+    assert torch.allclose(two, (single + small) / 2, atol=0.5)
+
+
+def test_unmarked_far_regions_are_dropped_and_the_marked_object_kept():
+    from model.lite_interaction import drop_unmarked_regions
+    logits = torch.full((1, 1, 60, 100), -5.0)
+    logits[..., 10:30, 10:30] = 5                               # the scribbled object
+    logits[..., 12:20, 33:40] = 5                               # a part near it (3 px away)
+    logits[..., 40:55, 70:95] = 5                               # a salient thing far away
+    guide = torch.zeros(1, 2, 60, 100)
+    guide[0, 1, 20, 12:28] = 1
+    out = drop_unmarked_regions(logits, guide, min_dist=2.5)
+    assert (out[..., 10:30, 10:30] > 0).all() and (out[..., 12:20, 33:40] > 0).all()
+    assert (out[..., 40:55, 70:95] < 0).all()
+    # without any mark nothing is dropped
+    assert torch.equal(drop_unmarked_regions(logits, torch.zeros_like(guide)), logits)
+
+
 def test_export_and_load_bundled_roundtrip(tmp_path, prop):
     from scripts.train.common import export_weights
     inter = LiteInteractionNet(pretrained=False)

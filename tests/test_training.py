@@ -141,6 +141,24 @@ def test_cache_gains_a_missing_map_without_a_rebuild(tiny_root, tiny_cache, tmp_
                        atol=1e-2, rtol=1e-2)
 
 
+def test_layers_missing_from_the_init_file_learn_at_the_full_rate(tmp_path):
+    import argparse
+    from model.lite_interaction import LiteInteractionNet
+    from scripts.train import common
+    net = LiteInteractionNet(pretrained=False)
+    # weights from before the last layers were added
+    torch.save({k: v for k, v in net.state_dict().items() if not k.startswith('pred.')}, tmp_path / 'old.pth')
+    args = argparse.Namespace(init=str(tmp_path / 'old.pth'), init_lr_mult=0.1, tune_backbone=False, lr=1e-3)
+    opt = common.make_optimizer(net, args)
+    common.set_lr(opt, args.lr)
+    fresh, loaded = opt.param_groups[0], opt.param_groups[1]
+    assert {id(p) for p in fresh['params']} == {id(p) for p in net.pred.parameters()}
+    assert fresh['lr'] == pytest.approx(1e-3) and loaded['lr'] == pytest.approx(1e-4)
+    assert len(loaded['params']) + len(fresh['params']) == len(net.trainable_parameters())
+    args.init_lr_mult = 1.0                                          # the default: one group
+    assert len(common.make_optimizer(net, args).param_groups) == 1
+
+
 @pytest.mark.slow
 def test_interaction_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
     from scripts.train import train_interaction

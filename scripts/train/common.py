@@ -221,12 +221,31 @@ def add_finetune_args(ap):
     ap.add_argument('--init', default=None,
                     help='start a new run from these weights (an exported .pth or a run checkpoint); '
                          'layers they lack keep their initialisation')
+    ap.add_argument('--init-lr-mult', type=float, default=1.0,
+                    help='with --init: learning-rate factor of the layers loaded from it (the layers '
+                         'it lacks learn at the full rate)')
+
+
+def layers_missing_from(path, net):
+    """Names of net's parameters that the weights file `path` lacks (layers added since)."""
+    sd = torch.load(path, map_location='cpu', weights_only=False)
+    sd = sd.get('model', sd)
+    return {n for n, _ in net.named_parameters() if n not in sd}
 
 
 def make_optimizer(net, args):
     """AdamW over the heads (+ the backbone's stride-16 stages with --tune-backbone, at a lower
-    rate); set each step's rate with set_lr."""
-    groups = [{'params': net.trainable_parameters(), 'lr_mult': 1.0}]
+    rate; with --init and --init-lr-mult, the layers loaded from the init file at that factor);
+    set each step's rate with set_lr."""
+    params = net.trainable_parameters()
+    mult = getattr(args, 'init_lr_mult', 1.0)
+    if getattr(args, 'init', None) and mult != 1.0:
+        fresh = layers_missing_from(args.init, net)
+        ids = {id(p) for n, p in net.named_parameters() if n in fresh}
+        groups = [{'params': [p for p in params if id(p) in ids], 'lr_mult': 1.0},
+                  {'params': [p for p in params if id(p) not in ids], 'lr_mult': mult}]
+    else:
+        groups = [{'params': params, 'lr_mult': 1.0}]
     if args.tune_backbone:
         groups.append({'params': net.backbone.tail_parameters(), 'lr_mult': args.backbone_lr_mult})
     return torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)

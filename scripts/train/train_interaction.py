@@ -134,6 +134,9 @@ def main(argv=None):
     ap.add_argument('--val-minutes', type=float, default=15)
     ap.add_argument('--val-trials', type=int, default=1, help='random scribbles per validation frame')
     ap.add_argument('--no-val', action='store_true')
+    ap.add_argument('--ema', type=float, default=0.0,
+                    help='decay of a weight average that is validated and exported instead of the raw '
+                         'weights (0: off; 0.998 smooths the checkpoint-to-checkpoint swings)')
     common.add_run_args(ap)
     common.add_finetune_args(ap)
     args = ap.parse_args(argv)
@@ -154,8 +157,13 @@ def main(argv=None):
     state = common.load_checkpoint(run_dir / 'last.pt')
     if state is None and args.init:
         args.iterations_before = common.init_weights(net, args.init)
+    avg = None
+    if args.ema > 0:
+        avg = common.WeightAverage(net, net.trainable_parameters(args.tune_backbone), args.ema)
     if state is not None:
         net.load_state_dict(state['model'])
+        if avg is not None:    # a run started without averaging starts it from its weights
+            avg.load_state_dict(state.get('ema') or state['model'])
         opt.load_state_dict(state['optimizer'])
         it, best = state['iteration'], state.get('best')
         args.iterations_before = (state.get('args') or {}).get('iterations_before', 0)
@@ -166,7 +174,7 @@ def main(argv=None):
 
     def save():
         common.save_checkpoint(run_dir / 'last.pt', model=net.state_dict(), optimizer=opt.state_dict(),
-                               iteration=it, best=best, rng=rng.bit_generator.state,
+                               ema=avg.state_dict() if avg is not None else None, iteration=it, best=best, rng=rng.bit_generator.state,
                                torch_rng=torch.get_rng_state(), args=vars(args))
 
     stop = common.StopFlag()
@@ -188,6 +196,8 @@ def main(argv=None):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.trainable_parameters(args.tune_backbone), 5.0)
             opt.step()
+            if avg is not None:
+                avg.update()
             it += 1
             loss_v = float(loss.detach())
             run_loss = loss_v if run_loss is None else 0.98 * run_loss + 0.02 * loss_v
@@ -203,14 +213,15 @@ def main(argv=None):
                                     or time.time() - last_val > args.val_minutes * 60):
                 last_val = time.time()
                 save()
-                res = validate(net, args.data, args.val_trials)
+                final_net = avg.net if avg is not None else net
+                res = validate(final_net, args.data, args.val_trials)
                 score = res['J'] * 100
                 log.write(iteration=it, val=res)
                 print(f'\niteration {it}: first-scribble J {score:.2f} (frame 0 only {res["J_frame0"]*100:.2f}, '
                       f'{res["latency_ms"]:.0f} ms)', flush=True)
                 if best is None or score > best:
                     best = score
-                    common.export_if_better('interaction', net, args, it, 'first_scribble_J_3frames', score, {
+                    common.export_if_better('interaction', final_net, args, it, 'first_scribble_J_3frames', score, {
                         'validation': {'first_scribble_J_frame0': round(res['J_frame0'] * 100, 2),
                                        'latency_ms': round(res['latency_ms'], 1)},
                         'model': 'model.lite_interaction.LiteInteractionNet(lite0, proc_short=240)'})
