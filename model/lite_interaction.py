@@ -8,12 +8,12 @@ features are fused with the image features at strides 16, 4 and 2. Positive/nega
 max-pooled (not averaged) when shrunk, so 1-pixel scribbles and small click disks survive.
 Scribbles and clicks (small disks) use the same inputs.
 
-Test-time scales (`extra_scales`, off by default): the network is trained at one processing size
-(short side 240); with extra_scales it also runs at those short sides and averages the logits.
-Two sizes (208 + 272, or 240 + 280) lift held-out J from the DAVIS robot's first scribble from
-84.7 to 85.6, but double the cost of a scribble (about 130 instead of 70 ms through the Session
-on a 2-core CPU, over the 100 ms budget), so the shipped configuration uses one size
-(scripts/train/README.md has the numbers).
+Test-time scales: the network is trained at one processing size (short side 240); the shipped
+configuration (`TEST_SCALES`, used by model.lite_networks.build / load_bundled) runs it at short
+sides 208 and 272 and averages the logits (`proc_short` + `extra_scales`). On the held-out
+sequences that lifts J from the DAVIS robot's first scribble on frame 0 from 84.7 to 85.6 and
+helps a little on every other measure (scripts/train/README.md), for about 1.5x the time of one
+size (81-91 instead of 56-60 ms per scribble through the Session at 480p on a 2-core CPU).
 
 Post-processing (`keep_connected`, on by default): connected regions of the predicted mask that
 touch neither a positive scribble/click nor the previous mask are dropped. The small network
@@ -52,6 +52,7 @@ def shrink_guidance(g, size):
 
 
 LIMIT_FRAC = 0.25
+TEST_SCALES = (208, 272)     # short sides the shipped configuration runs at (logits averaged)
 
 
 def drop_unmarked_regions(logits, guide, min_dist=10.0):

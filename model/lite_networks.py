@@ -27,8 +27,10 @@ def build(kind, pretrained=False):
         from model.lite_propagation import LitePropagationNet
         return LitePropagationNet(pretrained=pretrained)
     if kind == 'interaction':
-        from model.lite_interaction import LiteInteractionNet
-        return LiteInteractionNet(pretrained=pretrained)
+        # trained at one size; the shipped configuration averages two (TEST_SCALES)
+        from model.lite_interaction import LiteInteractionNet, TEST_SCALES
+        return LiteInteractionNet(pretrained=pretrained, proc_short=TEST_SCALES[0],
+                                  extra_scales=TEST_SCALES[1:])
     if kind == 'fusion':
         from model.lite_fusion import LiteFusionNet
         return LiteFusionNet()

@@ -52,15 +52,17 @@ class LiteBackbone(nn.Module):
         self.tail_start = self.net.stage_ends[8] + 1      # first block of the stride-16 stages
 
     def forward(self, x):
-        f = self.net.forward_features(x)
-        return f[2], f[4], f[8], f[16]
+        # channels-last: the depthwise convolutions run ~30% faster on CPU (oneDNN); the maps are
+        # handed on in the usual layout
+        f = self.net.forward_features(x.contiguous(memory_format=torch.channels_last))
+        return tuple(f[s].contiguous() for s in (2, 4, 8, 16))
 
     def tail(self, f8):
         """Stride-8 map -> stride-16 map (the blocks after the stride-8 stage)."""
-        x = f8
+        x = f8.contiguous(memory_format=torch.channels_last)
         for b in self.net._blocks[self.tail_start:]:
             x = b(x)
-        return x
+        return x.contiguous()
 
     def tail_parameters(self):
         return [p for b in self.net._blocks[self.tail_start:] for p in b.parameters()]

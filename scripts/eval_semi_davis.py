@@ -188,7 +188,7 @@ def main(argv=None):
     ap.add_argument('--skip-semi', action='store_true')
     ap.add_argument('--scribble-scales', type=int, nargs='+', default=None, metavar='SHORT',
                     help='run the interaction net at these processing sizes (short sides) and average '
-                         'the logits (default: its own single size, 240)')
+                         'the logits (default: the shipped ones, model.lite_interaction.TEST_SCALES)')
     ap.add_argument('--scribble-trials', type=int, default=5, help='random scribbles per frame (J is averaged)')
     ap.add_argument('--adapt', type=int, default=0, metavar='STEPS',
                     help='online adaptation to each first mask before propagating (steps; 0 = off)')

@@ -58,3 +58,25 @@ def test_feature_strides_and_extra_stem_channels():
 def test_other_variants_load(variant, blocks):
     net = EfficientNetLite(variant).load_imagenet()
     assert len(net._blocks) == blocks
+
+
+def test_folded_batchnorm_matches_the_layers_and_follows_weight_changes(lite0, chelsea_224):
+    from model.lite_propagation import LiteBackbone
+    bb = LiteBackbone(pretrained=True).eval()
+    x = from_imagenet_norm(normalize_frames(chelsea_224))
+    with torch.enable_grad():                      # autograd on: conv then BN, as in training
+        ref = [f.detach() for f in bb(x)]
+    with torch.inference_mode():
+        folded = bb(x)                              # BN folded into the convolutions
+    for a, b in zip(folded, ref):
+        assert a.is_contiguous() and torch.allclose(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+    # new weights loaded in place (as load_state_dict does) are picked up, not the cached fold
+    sd = {k: v.clone() for k, v in bb.state_dict().items()}
+    sd['net._blocks.0._bn1.weight'] *= 0.5
+    bb.load_state_dict(sd)
+    with torch.inference_mode():
+        changed = bb(x)
+    with torch.enable_grad():
+        ref2 = [f.detach() for f in bb(x)]
+    assert not torch.allclose(changed[0], folded[0])
+    assert torch.allclose(changed[0], ref2[0], rtol=1e-4, atol=1e-4 * float(ref2[0].abs().max()))
