@@ -97,10 +97,16 @@ class ExportDialog(QDialog):
     """Pick an output folder and formats. Values: out_dir(), formats(), alpha()."""
 
     FORMAT_LABELS = [
-        ('png', 'Indexed PNG masks (DAVIS palette)', 'masks/<frame>.png, index = object id'),
+        ('png', 'Indexed PNG masks (DAVIS palette)',
+         'masks/<frame>.png, index = object id: DAVIS / YouTube-VOS tools'),
         ('objects', 'Per-object binary PNGs', 'objects/<object>/<frame>.png, 0 / 255'),
-        ('mp4', 'Overlay video (MP4)', 'overlay.mp4, object colours over the video'),
-        ('rle', 'COCO RLE JSON', 'rle/<frame>.json, compressed RLE per object'),
+        ('soft', 'Per-object soft masks (probabilities)',
+         'soft/<object>/<frame>.png, 0..255: matting, soft-label training'),
+        ('coco', 'COCO JSON (one file)',
+         'annotations.json: RLE per object and frame with track ids (pycocotools, CVAT, FiftyOne)'),
+        ('ytvis', 'YouTube-VIS JSON', 'ytvis.json: one entry per object over all frames'),
+        ('mp4', 'Overlay video (H.264 MP4)',
+         'overlay.mp4, object colours over the video; plays in web browsers'),
     ]
 
     def __init__(self, parent=None, default_dir='', selected=('png',), alpha=0.5, size_text=''):
@@ -185,6 +191,18 @@ def ask_resume(parent, ws_path, description):
     if clicked is fresh:
         return 'fresh'
     return 'cancel'
+
+
+def confirm_replace(parent, out_dir, existing):
+    """Ask before an export replaces files; True to replace them."""
+    shown = '\n'.join(os.path.relpath(p, out_dir) for p in existing[:5])
+    more = f'\n… and {len(existing) - 5} more' if len(existing) > 5 else ''
+    ans = QMessageBox.question(
+        parent, 'Replace files?',
+        f'{len(existing)} file(s) in {out_dir} will be replaced by this export:\n\n{shown}{more}'
+        '\n\nOther files in the folder are not touched.',
+        QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
+    return ans == QMessageBox.Yes
 
 
 def show_error(parent, title, message):

@@ -22,7 +22,7 @@ from PyQt5.QtWidgets import (QAction, QActionGroup, QApplication, QColorDialog, 
 
 from gui import overlay as overlay_mod
 from gui.canvas import Canvas
-from gui.dialogs import ExportDialog, HelpDialog, ask_resume, show_error
+from gui.dialogs import ExportDialog, HelpDialog, ask_resume, confirm_replace, show_error
 from gui.icons import icon
 from gui.widgets import Console, Minimap, Timeline, color_icon
 from gui.workers import Worker
@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self._bridge.masksChanged.connect(self._on_masks_changed)
         self._bridge.objectsChanged.connect(self._on_objects_changed)
         self._export_dir = ''
+        self._mask_inputs = []      # mask files/folders loaded into this video: never export over them
         self._last_interaction_ms = None
         self._brush_by_mode = {'scribble': 1, 'click': 1, 'free': 8}
         self._autosave_error = None
@@ -334,6 +335,8 @@ class MainWindow(QMainWindow):
         self.act_open_video = A('Open &video\u2026', self.open_video_dialog, 'Ctrl+O', 'open')
         self.act_open_images = A('Open &image folder\u2026', self.open_images_dialog, 'Ctrl+Shift+O', 'open')
         self.act_load_masks = A('Load &masks\u2026', self.load_masks_dialog, 'Ctrl+M')
+        self.act_load_annotations = A('Load &annotations (COCO / YouTube-VIS)\u2026',
+                                      self.load_annotations_dialog)
         self.act_export = A('&Export masks\u2026', self.export_dialog, ['Ctrl+E', 'Ctrl+S'], 'export')
         self.act_quit = A('&Quit', self.close, 'Ctrl+Q')
         self.act_undo = A('&Undo', self.undo, 'Ctrl+Z', 'undo')
@@ -380,8 +383,8 @@ class MainWindow(QMainWindow):
 
         mb = self.menuBar()
         m = mb.addMenu('&File')
-        for a in (self.act_open_video, self.act_open_images, self.act_load_masks, None,
-                  self.act_export, None, self.act_quit):
+        for a in (self.act_open_video, self.act_open_images, self.act_load_masks,
+                  self.act_load_annotations, None, self.act_export, None, self.act_quit):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu('&Edit')
         for a in (self.act_undo, self.act_redo, None, self.act_commit, self.act_propagate,
@@ -434,7 +437,7 @@ class MainWindow(QMainWindow):
         has = self.store is not None
         edit = on and has and not self.busy()
         for a in (self.act_undo, self.act_redo, self.act_commit, self.act_propagate,
-                  self.act_reset, self.act_load_masks, self.act_add_obj):
+                  self.act_reset, self.act_load_masks, self.act_load_annotations, self.act_add_obj):
             a.setEnabled(edit)
         can_adapt = edit and self.session is not None and self.session.can_adapt
         self.act_adapt.setEnabled(can_adapt)
@@ -535,6 +538,8 @@ class MainWindow(QMainWindow):
             self.log(f'Loaded {len(done)} mask(s) from {masks}')
         elif masks:
             self.log('Resumed the workspace; --masks ignored', 'warning')
+        for w in store.load_warnings:
+            self.log(w, 'warning')
         session = Session(store, networks=self.networks, device=self.opts.device,
                           model=self.opts.model, mem_freq=self.opts.mem_freq, top_k=self.opts.top_k,
                           max_memory_frames=self.opts.max_memory_frames)
@@ -545,6 +550,7 @@ class MainWindow(QMainWindow):
             ws.start_fresh()
         self._close_store()
         self.store, self.session, self.workspace = store, session, ws
+        self._mask_inputs = [masks] if masks else []
         store.add_listener(self._store_listener)
         store.add_object_listener(self._bridge.objectsChanged.emit)
         self._has_mask = np.array([store.masks[t].any() for t in range(store.num_frames)]) \
@@ -597,6 +603,14 @@ class MainWindow(QMainWindow):
         if path:
             self.load_masks(path)
 
+    def load_annotations_dialog(self):
+        if self.store is None or self.busy():
+            return
+        path, _ = QFileDialog.getOpenFileName(self, 'Load annotations (COCO or YouTube-VIS JSON)',
+                                              '', 'Annotation files (*.json)')
+        if path:
+            self.load_masks(path)
+
     def load_masks(self, path):
         """Load mask PNGs into the current video through the Session (the loaded frames become
         edited frames; one undo step). Errors -> message box, nothing changed."""
@@ -612,6 +626,8 @@ class MainWindow(QMainWindow):
         finally:
             QApplication.restoreOverrideCursor()
         self.log(f'Loaded {len(done)} mask(s) from {path}')
+        self._mask_inputs.append(path)
+        self._rebuild_object_list()
         if done:
             self.goto(done[0], force=True)
         self._flush_workspace()
@@ -1225,30 +1241,39 @@ class MainWindow(QMainWindow):
             return
         self.export(dlg.out_dir(), dlg.formats(), dlg.alpha())
 
-    def export(self, out_dir, formats, alpha=0.5):
-        """Export in a worker; errors (e.g. a read-only folder) -> message box."""
-        from util.export import export as export_fn
+    def export(self, out_dir, formats, alpha=0.5, overwrite=None):
+        """Export through the Session in a worker. Existing files are replaced only after the
+        person agrees (overwrite=None asks; True/False decide); errors -> message box, and the
+        previous export stays as it was."""
         from util.atomic import ensure_writable_dir
+        from util.export import existing_outputs
         if self.store is None:
             return None
         try:
             ensure_writable_dir(out_dir)       # fail fast, before the worker starts
+            existing = existing_outputs(self.store, out_dir, formats)
         except UserError as e:
             self.error(str(e), 'Cannot export')
             return None
+        if existing and overwrite is None:
+            overwrite = confirm_replace(self, out_dir, existing)
+            if not overwrite:
+                self.log('Export cancelled: nothing was replaced.')
+                return None
         self._flush_workspace()
         self._export_dir = out_dir
-        store = self.store
+        session, inputs = self.session, list(self._mask_inputs)
 
         def job(progress, should_cancel):
-            return export_fn(store, out_dir, formats=formats, alpha=alpha, progress=progress,
-                             should_cancel=should_cancel)
+            return session.export(out_dir, formats=formats, alpha=alpha, progress=progress,
+                                  should_cancel=should_cancel, overwrite=bool(overwrite),
+                                  inputs=inputs)
 
         def done(ok):
             if ok:
                 self.log(f'Exported {", ".join(formats)} to {out_dir}')
             else:
-                self.log('Export cancelled (files written so far are complete).', 'warning')
+                self.log('Export cancelled: nothing was written or replaced.', 'warning')
         return self.run_job(job, 'Exporting', done, title='Cannot export')
 
     # ================================================================== workspace

@@ -245,6 +245,12 @@ class PropagationEngine:
         with torch.inference_mode():
             return self._prob(int(t)).cpu()
 
+    def cached_prob(self, t):
+        """The soft probability the engine holds for frame t, float32 (K+1, 1, H, W) unpadded on
+        the CPU, or None when it holds only labels (never propagated, edited since, evicted)."""
+        p = self.probs.get(int(t), self.num_objects + 1)
+        return None if p is None else unpad(p, self.pad).float().cpu()
+
     # ------------------------------------------------------------------ passes
     def _do_pass(self, idx, frames, bound, done, total, progress, should_cancel):
         net = self.prop_net

@@ -85,6 +85,8 @@ class FrameStore:
         self.orig_height, self.orig_width = int(orig_size[0]), int(orig_size[1])
         self.source = str(source)
         self.fps = None                 # frames per second when loaded from a video
+        self.timestamps = None          # per-frame presentation times (s) of a video, else None
+        self.load_warnings = []         # one-line notes from loading (e.g. a truncated video)
         if frame_names is None:
             frame_names = [f'{i:05d}' for i in range(self.num_frames)]
         if len(frame_names) != self.num_frames:
@@ -223,6 +225,8 @@ class FrameStore:
         self.orig_height, self.orig_width = int(orig_size[0]), int(orig_size[1])
         self.source = str(source)
         self.fps = None
+        self.timestamps = None
+        self.load_warnings = []
         self.frame_names = list(frame_names)
         self.storage = 'memory'
         self.lock = threading.RLock()

@@ -1,19 +1,23 @@
-"""Exports: indexed PNG, per-object PNG, overlay MP4, COCO RLE; atomicity; round trips."""
+"""Exports: every format read back by the tool that consumes it (pycocotools for COCO, PyAV for
+the H.264 video), soft masks, all-or-nothing writes, overwrite and input-folder guards."""
+import errno
 import json
 import os
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from inference_core.store import FrameStore
-from util import atomic, export as export_mod, rle
+from util import atomic, export as export_mod, video_io
+from util.coco_io import read_annotation_file
 from util.errors import UserError
-from util.export import export, labels_from_rle_record, read_rle_json
+from util.export import export, soft_maps
 from util.frames_io import encode_image, open_frames
 from util.mask_io import load_masks
 from util.palette import davis_palette
+
+ALL = ['png', 'objects', 'soft', 'coco', 'ytvis', 'mp4']
 
 
 def _store(t=4, h=36, w=64, orig=(72, 128), names=None):
@@ -25,108 +29,269 @@ def _store(t=4, h=36, w=64, orig=(72, 128), names=None):
     for i in range(t):
         m = np.zeros((h, w), np.uint8)
         m[5 + i:20 + i, 4:30] = 1
-        m[10:30, 35 + i:60] = 2
+        if i != 1:                               # object 2 is absent from frame 1
+            m[10:30, 35 + i:60] = 2
         s.set_mask(i, m)
     return s
 
 
-def test_rle_matches_pycocotools_strings():
-    # Reference strings produced by pycocotools 2.0.11 mask.encode on the same masks.
-    rng = np.random.default_rng(7)
-    m = (rng.random((23, 31)) < 0.4).astype(np.uint8)
-    m[5:20, 3:28] = 1
-    ref = ('114000O0O0O2050I11O10N20O2OO1O20O2N`00@0>33N^OOO0>0B20O`00@0?OB000b03KMD3<MD0O0`04N2OJ'
-           'B10O00>71LAN>OC1O0>2BM00>2B1`0MC0;0B100?1B0=ODON0?3AN>OB100?0A01O>3A01N11NN170I11N41OOO2N03')
-    assert rle.encode(m)['counts'] == ref
-    assert np.array_equal(rle.decode({'size': [23, 31], 'counts': ref}), m)
-    m2 = np.zeros((480, 854), np.uint8)
-    m2[100:300, 200:700] = 1
-    m2[0, 0] = m2[479, 853] = 1
-    enc = rle.encode(m2)['counts']
-    assert enc.startswith('01Skm2W6e]RM000') and enc.endswith('0kRX2iI')
-    assert np.array_equal(rle.decode({'size': [480, 854], 'counts': enc}), m2)
-    for mm in [np.zeros((3, 4)), np.ones((3, 4)), np.eye(5)]:
-        e = rle.encode(mm)
-        assert np.array_equal(rle.decode(e), mm) and rle.area(e) == mm.sum()
-        assert np.array_equal(rle.decode({'size': e['size'], 'counts': rle.mask_to_counts(mm)}), mm)
+def _tree(root):
+    """{relative path: bytes} of every file under root."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob('*')) if p.is_file()}
 
 
-def test_all_formats_readable_back(tmp_path):
+def _decode_all(path):
+    import av
+    with av.open(str(path)) as c:
+        st = c.streams.video[0]
+        frames = [(f.to_ndarray(format='rgb24'), float(f.pts * st.time_base)) for f in c.decode(st)]
+        return st.codec_context.name, float(st.average_rate), frames
+
+
+def test_all_formats_read_back_by_their_consumers(tmp_path):
+    from pycocotools.coco import COCO
     s = _store()
     seen = []
     out = tmp_path / 'out'
-    assert export(s, out, formats=['png', 'objects', 'mp4', 'rle'],
-                  progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1] == (16, 16)
+    assert export(s, out, formats=ALL, fps=12, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (24, 24)
+    coco = COCO(str(out / 'annotations.json'))
+    assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == ['cup', 'cat/dog']
+    ytvis = json.loads((out / 'ytvis.json').read_text())
+    tracks = {a['id']: a for a in ytvis['annotations']}
     for t in range(4):
         big = s.mask_at_original(t)
         im = Image.open(out / 'masks' / f'{t:05d}.png')
         assert im.mode == 'P' and im.size == (128, 72)
         assert np.array_equal(np.array(im), big)
         assert np.array_equal(np.array(im.getpalette()[:9]).reshape(3, 3), davis_palette()[:3])
+        img = coco.loadImgs([t + 1])[0]
+        assert img['frame_index'] == t and (img['height'], img['width']) == (72, 128)
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[img['id']]))
+        assert sorted(a['track_id'] for a in anns) == ([1] if t == 1 else [1, 2])
+        for a in anns:
+            m = coco.annToMask(a).astype(bool)
+            assert np.array_equal(m, big == a['track_id']) and a['area'] == m.sum()
+            ys, xs = np.nonzero(m)
+            assert a['bbox'] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
         for obj_id, d in [(1, 'cup'), (2, 'cat_dog')]:
             b = np.array(Image.open(out / 'objects' / d / f'{t:05d}.png'))
             assert set(np.unique(b)) <= {0, 255} and np.array_equal(b == 255, big == obj_id)
-        rec, lab = read_rle_json(out / 'rle' / f'{t:05d}.json')
-        assert np.array_equal(lab, big)
-        assert [o['name'] for o in rec['objects']] == ['cup', 'cat/dog']
-        assert rec['objects'][0]['area'] == int((big == 1).sum())
-    cap = cv2.VideoCapture(str(out / 'overlay.mp4'))
-    n = 0
-    while True:
-        ok, fr = cap.read()
-        if not ok:
-            break
-        assert fr.shape == (72, 128, 3)
-        n += 1
-    assert n == 4
-    assert not [p for p in out.rglob('*') if p.name.endswith('.part') or p.name.startswith('.')]
+            soft = np.array(Image.open(out / 'soft' / d / f'{t:05d}.png'))
+            assert np.array_equal(soft, b)     # no probabilities given: the documented fallback
+        assert (tracks[2]['segmentations'][t] is None) == (t == 1)
+    codec, fps, frames = _decode_all(out / 'overlay.mp4')
+    assert codec == 'h264' and fps == 12 and len(frames) == 4
+    assert frames[0][0].shape == (72, 128, 3)
+    assert not [p for p in out.rglob('*') if p.name.startswith('.')]
 
 
-def test_round_trip_video_export_reimport(tmp_path):
-    # A 1280x720 "video" processed at 480p: export at 720p, re-import -> identical labels.
-    d = tmp_path / 'frames'
-    d.mkdir()
-    for i in range(3):
-        (d / f'{i:05d}.jpg').write_bytes(encode_image(np.full((720, 1280, 3), 40 * i, np.uint8), '.jpg'))
-    s = open_frames(d, resolution=480)
-    assert (s.height, s.width) == (480, 853)
+def test_coco_and_ytvis_round_trip_through_import(tmp_path):
+    s = _store(names=['a', 'b', 'c', 'd'])
+    assert export(s, tmp_path / 'ex', formats=['coco', 'ytvis'])
+    for name in ('annotations.json', 'ytvis.json'):
+        ann = read_annotation_file(tmp_path / 'ex' / name)
+        assert ann.names == {1: 'cup', 2: 'cat/dog'} and ann.size == (72, 128)
+        s2 = _store(names=['a', 'b', 'c', 'd'])
+        s2.clear_masks()
+        for o in list(s2.objects)[::-1]:
+            s2.remove_object(o.id)
+        assert load_masks(s2, tmp_path / 'ex' / name) == [0, 1, 2, 3]
+        assert np.array_equal(s2.masks, s.masks)
+        assert [o.name for o in s2.objects] == ['cup', 'cat/dog']
+
+
+def test_foreign_coco_polygons_without_track_ids(tmp_path):
+    # A COCO file as another tool writes it: polygons, no track ids, frames matched by file name.
+    data = {'images': [{'id': 7, 'file_name': 'frames/b.jpg', 'width': 40, 'height': 20}],
+            'categories': [{'id': 3, 'name': 'dog'}, {'id': 9, 'name': 'ball'}],
+            'annotations': [{'id': 1, 'image_id': 7, 'category_id': 9, 'iscrowd': 0,
+                             'segmentation': [[2, 2, 12, 2, 12, 12, 2, 12]]},
+                            {'id': 2, 'image_id': 7, 'category_id': 3, 'iscrowd': 0,
+                             'segmentation': [[20, 5, 30, 5, 30, 15, 20, 15]]}]}
+    p = tmp_path / 'foreign.json'
+    p.write_text(json.dumps(data))
+    ann = read_annotation_file(p)
+    assert list(ann.frames) == ['b'] and ann.names == {1: 'ball', 2: 'dog'}
+    lab = ann.frames['b']
+    assert lab[7, 7] == 1 and lab[10, 25] == 2 and lab[18, 38] == 0
+    s = FrameStore(np.zeros((3, 20, 40, 3), np.uint8), frame_names=['a', 'b', 'c'])
+    assert load_masks(s, p) == [1]
+    assert s.get_mask(1)[7, 7] == 1 and s.num_objects == 2
+    (tmp_path / 'bad.json').write_text('{"images": []}')
+    with pytest.raises(UserError, match='not a COCO or YouTube-VIS'):
+        read_annotation_file(tmp_path / 'bad.json')
+
+
+def _vfr_video(path, stamps, size=(48, 64)):
+    with video_io.H264Writer(path, size, 30) as w:
+        for i, t in enumerate(stamps):
+            img = np.zeros(size + (3,), np.uint8)
+            img[:, :8 * (i + 1)] = 200
+            w.write(img, timestamp=t)
+
+
+def test_vfr_video_keeps_timestamps_through_export(tmp_path):
+    stamps = [0.0, 0.04, 0.1, 0.3, 0.35, 0.9]
+    _vfr_video(tmp_path / 'phone.mp4', stamps)
+    s = open_frames(tmp_path / 'phone.mp4', resolution=-1)
+    assert s.num_frames == 6 and s.load_warnings == []
+    assert np.allclose(s.timestamps, stamps, atol=1e-3)
+    s.ensure_objects(1)
+    s.set_mask(2, np.pad(np.ones((10, 10), np.uint8), ((5, 33), (5, 49))))
+    assert export(s, tmp_path / 'out', formats=['mp4', 'coco'])
+    codec, _fps, frames = _decode_all(tmp_path / 'out' / 'overlay.mp4')
+    assert codec == 'h264' and np.allclose([f[1] for f in frames], stamps, atol=1e-3)
+    images = json.loads((tmp_path / 'out' / 'annotations.json').read_text())['images']
+    assert np.allclose([im['timestamp'] for im in images], stamps, atol=1e-3)
+    assert images[0]['file_name'] == 'phone/00000.jpg'
+
+
+def test_truncated_video_is_reported(tmp_path):
+    import cv2
+    w = cv2.VideoWriter(str(tmp_path / 'a.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 10, (64, 48))
     rng = np.random.default_rng(0)
-    s.ensure_objects(5)
-    for t in range(3):
-        s.set_mask(t, rng.integers(0, 6, (480, 853), dtype=np.uint8))
-    assert export(s, tmp_path / 'ex', formats='png')
-    assert Image.open(tmp_path / 'ex' / 'masks' / '00001.png').size == (1280, 720)
-    s2 = open_frames(d, resolution=480)
-    assert load_masks(s2, tmp_path / 'ex' / 'masks') == [0, 1, 2]
-    assert np.array_equal(s2.masks, s.masks) and s2.num_objects == 5
+    for _ in range(8):
+        w.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    w.release()
+    data = (tmp_path / 'a.avi').read_bytes()
+    (tmp_path / 'cut.avi').write_bytes(data[:int(len(data) * 0.7)])
+    s = open_frames(tmp_path / 'cut.avi', resolution=-1)
+    assert 0 < s.num_frames < 8
+    assert len(s.load_warnings) == 1
+    assert f'declares 8 frames but {s.num_frames} could be decoded' in s.load_warnings[0]
+    assert open_frames(tmp_path / 'a.avi', resolution=-1).load_warnings == []
 
 
-def test_export_names_follow_frames_and_odd_size_mp4(tmp_path):
-    s = _store(t=2, h=15, w=21, orig=(15, 21), names=['img_a', 'img_b'])
-    s.set_visible(2, False)
-    assert export(s, tmp_path, formats=['indexed', 'video'], fps=5)
-    assert sorted(os.listdir(tmp_path / 'masks')) == ['img_a.png', 'img_b.png']
-    cap = cv2.VideoCapture(str(tmp_path / 'overlay.mp4'))
-    ok, fr = cap.read()
-    assert ok and fr.shape[:2] == (16, 22)
+def test_soft_maps_are_monotone_with_the_labels():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(3, 12, 16)).astype(np.float32) * 3
+    prob = np.exp(logits) / np.exp(logits).sum(0)
+    labels = np.argmax(prob, 0).astype(np.uint8)
+    edited = labels[0] != 2
+    labels[0, :] = 2                              # labels edited after the network ran
+    soft = soft_maps(labels, prob, [1, 2])
+    assert soft.dtype == np.uint8 and soft.shape == (2, 12, 16)
+    assert ((soft > 0) & (soft < 255)).mean() > 0.5   # real probabilities, not the hard mask
+    bg = 255 - soft.astype(int).sum(0)
+    stacked = np.concatenate([bg[None], soft.astype(int)])
+    top = stacked.max(0)
+    ties = (stacked == top).sum(0) > 1
+    assert np.array_equal(np.argmax(stacked, 0)[~ties], labels[~ties])
+    assert (soft[1, 0][edited] == 255).all() and (soft[:, 0][:, ~edited] < 255).any()
+    # upsampled to the original size: still monotone with the nearest-neighbour labels
+    big_labels = np.kron(labels, np.ones((3, 3), np.uint8))
+    big = soft_maps(big_labels, prob, [1, 2])
+    stacked = np.concatenate([(255 - big.astype(int).sum(0))[None], big.astype(int)])
+    ties = (stacked == stacked.max(0)).sum(0) > 1
+    assert np.array_equal(np.argmax(stacked, 0)[~ties], big_labels[~ties])
+    assert np.array_equal(soft_maps(labels, None, [1, 2]), np.stack([labels == 1, labels == 2]) * 255)
 
 
-def test_overlay_uses_source_frames_at_original_size(tmp_path):
-    d = tmp_path / 'src'
-    d.mkdir()
+def test_session_exports_the_engines_soft_masks(tmp_path):
+    from inference_core.session import Session
+    from tests.test_engine import bundled_networks_or_skip, make_clip
+    nets = bundled_networks_or_skip()
+    frames, gt = make_clip(num_frames=5)
+    store = FrameStore(frames, storage='memory')
+    store.ensure_objects(1)
+    with Session(store, nets) as s:
+        s.set_labels(0, gt[0])
+        s.propagate(0)
+        p = s.soft_probabilities(3)
+        assert p is not None and p.shape == (2,) + gt[0].shape
+        assert s.export(tmp_path / 'o', ['soft', 'objects'])
+        d = export_mod.object_dir_names(store)[1]
+        soft = np.array(Image.open(tmp_path / 'o' / 'soft' / d / '00003.png'))
+        hard = np.array(Image.open(tmp_path / 'o' / 'objects' / d / '00003.png'))
+        assert ((soft > 0) & (soft < 255)).any()
+        assert ((soft > 127) == (hard == 255)).mean() > 0.999
+        s.set_labels(3, gt[3])                     # edited: only labels remain for frame 3
+        assert s.soft_probabilities(3) is None
+
+
+def test_failure_mid_export_leaves_the_previous_export_untouched(tmp_path, monkeypatch):
+    s = _store()
+    out = tmp_path / 'out'
+    assert export(s, out, formats=ALL)
+    before = _tree(out)
+    s.set_mask(2, np.zeros((36, 64), np.uint8))
+    real_write = video_io.H264Writer.write
+    n = []
+
+    def full_disk(self, rgb, timestamp=None):
+        n.append(1)
+        if len(n) == 3:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real_write(self, rgb, timestamp)
+    monkeypatch.setattr(video_io.H264Writer, 'write', full_disk)
+    with pytest.raises(UserError, match='export failed, nothing was replaced .*No space left'):
+        export(s, out, formats=ALL, overwrite=True)
+    assert _tree(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith('.')]
+    monkeypatch.undo()
+
+    real_bytes = atomic.write_bytes
+    k = []
+
+    def full_disk_png(path, data, fsync=False):
+        k.append(1)
+        if len(k) == 5:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real_bytes(path, data, fsync)
+    monkeypatch.setattr(export_mod, 'write_bytes', full_disk_png)
+    with pytest.raises(UserError, match='No space left'):
+        export(s, out, formats=ALL, overwrite=True)
+    assert _tree(out) == before
+
+
+def test_unverifiable_video_is_not_moved_into_place(tmp_path, monkeypatch):
+    s = _store()
+    assert export(s, tmp_path, formats=['mp4'])
+    old = (tmp_path / 'overlay.mp4').read_bytes()
+    monkeypatch.setattr(video_io, 'count_frames', lambda p: ('h264', 2))
+    with pytest.raises(UserError, match='did not verify'):
+        export(s, tmp_path, formats=['mp4'], overwrite=True)
+    assert (tmp_path / 'overlay.mp4').read_bytes() == old
+
+
+def test_overwrite_needs_consent(tmp_path):
+    s = _store()
+    assert export(s, tmp_path, formats=['png'])
+    (tmp_path / 'notes.txt').write_text('mine')
+    old = _tree(tmp_path)
+    s.set_mask(0, np.zeros((36, 64), np.uint8))
+    assert export_mod.existing_outputs(s, tmp_path, ['png', 'coco']) == \
+        [str(tmp_path / 'masks' / f'{t:05d}.png') for t in range(4)]
+    with pytest.raises(UserError, match='4 files would be replaced'):
+        export(s, tmp_path, formats=['png'])
+    assert _tree(tmp_path) == old
+    assert export(s, tmp_path, formats=['png'], overwrite=True)
+    assert not np.array(Image.open(tmp_path / 'masks' / '00000.png')).any()
+    assert (tmp_path / 'notes.txt').read_text() == 'mine'
+
+
+def test_refuses_to_write_into_input_folders(tmp_path):
+    frames = tmp_path / 'frames'
+    frames.mkdir()
     for i in range(2):
-        img = np.zeros((64, 96, 3), np.uint8)
-        img[:, ::2] = 255                       # fine stripes are lost when downscaled
-        (d / f'{i}.png').write_bytes(encode_image(img, '.png'))
-    s = open_frames(d, resolution=32)
-    assert export_mod._source_frames(s) is not None
-    assert export_mod.export_overlay_mp4(s, tmp_path / 'o.mp4')
-    ok, fr = cv2.VideoCapture(str(tmp_path / 'o.mp4')).read()
-    assert ok and fr.shape[:2] == (64, 96) and fr[..., 0].std() > 60
+        (frames / f'{i:05d}.png').write_bytes(encode_image(np.full((20, 30, 3), 50, np.uint8)))
+    masks = tmp_path / 'project' / 'masks'
+    masks.mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(np.pad(np.full((5, 5), 255, np.uint8), ((2, 13), (2, 23)))).save(masks / f'{i:05d}.png')
+    before = _tree(tmp_path)
+    s = open_frames(frames, resolution=-1)
+    load_masks(s, masks)
+    with pytest.raises(UserError, match='inside an input folder'):
+        export(s, frames, formats=['png'], overwrite=True)
+    with pytest.raises(UserError, match='would write into the input folder'):
+        export(s, tmp_path / 'project', formats=['png', 'mp4'], overwrite=True, inputs=[masks])
+    assert _tree(tmp_path) == before
+    assert export(s, tmp_path / 'project', formats=['mp4', 'coco'], inputs=[masks])
 
 
-def test_cancel_mp4_leaves_no_file_and_png_partial_complete(tmp_path):
+def test_cancel_leaves_nothing(tmp_path):
     s = _store()
     calls = []
 
@@ -135,38 +300,36 @@ def test_cancel_mp4_leaves_no_file_and_png_partial_complete(tmp_path):
             calls.append(1)
             return len(calls) > k
         return f
-    assert export(s, tmp_path, formats=['mp4'], should_cancel=cancel_after(2)) is False
-    assert os.listdir(tmp_path) == []
-    calls.clear()
-    assert export(s, tmp_path, formats=['png'], should_cancel=cancel_after(2)) is False
-    assert sorted(os.listdir(tmp_path / 'masks')) == ['00000.png', '00001.png']
+    for fmt in ('mp4', 'png'):
+        calls.clear()
+        assert export(s, tmp_path, formats=[fmt], should_cancel=cancel_after(2)) is False
+        assert os.listdir(tmp_path) == []
 
 
-def test_failure_mid_write_keeps_old_file(tmp_path, monkeypatch):
-    s = _store()
-    assert export(s, tmp_path, formats=['png'])
-    target = tmp_path / 'masks' / '00002.png'
-    old = target.read_bytes()
-    s.set_mask(2, np.zeros((36, 64), np.uint8))
-    real = export_mod.indexed_png_bytes
-    n = []
+def test_files_follow_the_umask(tmp_path):
+    s = _store(t=1)
+    assert export(s, tmp_path, formats=['png', 'coco', 'mp4'])
+    want = 0o666 & ~atomic._UMASK
+    for p in ('masks/00000.png', 'annotations.json', 'overlay.mp4'):
+        assert (tmp_path / p).stat().st_mode & 0o777 == want, p
 
-    def failing(labels):
-        n.append(1)
-        if len(n) == 3:
-            raise OSError('disk full')
-        return real(labels)
-    monkeypatch.setattr(export_mod, 'indexed_png_bytes', failing)
-    with pytest.raises(OSError):
-        export(s, tmp_path, formats=['png'])
-    assert target.read_bytes() == old
-    # a failure inside the write itself: partial temp removed, old file intact
-    with pytest.raises(RuntimeError):
-        with atomic.atomic_open(target) as f:
-            f.write(b'half')
-            raise RuntimeError('crash')
-    assert target.read_bytes() == old
-    assert sorted(os.listdir(tmp_path / 'masks')) == [f'{i:05d}.png' for i in range(4)]
+
+def test_names_odd_size_and_source_frames(tmp_path):
+    s = _store(t=2, h=15, w=21, orig=(15, 21), names=['img_a', 'img_b'])
+    s.set_visible(2, False)
+    assert export(s, tmp_path / 'a', formats=['indexed', 'video'], fps=5)
+    assert sorted(os.listdir(tmp_path / 'a' / 'masks')) == ['img_a.png', 'img_b.png']
+    assert _decode_all(tmp_path / 'a' / 'overlay.mp4')[2][0][0].shape[:2] == (16, 22)
+    d = tmp_path / 'src'
+    d.mkdir()
+    for i in range(2):
+        img = np.zeros((64, 96, 3), np.uint8)
+        img[:, ::4] = 255                       # fine stripes are lost when downscaled
+        (d / f'{i}.png').write_bytes(encode_image(img, '.png'))
+    s = open_frames(d, resolution=32)
+    assert export(s, tmp_path / 'b', formats=['mp4'])
+    fr = _decode_all(tmp_path / 'b' / 'overlay.mp4')[2][0][0]
+    assert fr.shape[:2] == (64, 96) and fr[..., 0].std() > 60
 
 
 def test_unwritable_and_bad_format(tmp_path):
@@ -176,31 +339,21 @@ def test_unwritable_and_bad_format(tmp_path):
     with pytest.raises(UserError, match='not a folder'):
         export(s, f, formats=['png'])
     with pytest.raises(UserError, match='not writable'):
-        export(s, f / 'sub', formats=['png'])      # parent is a file: cannot create
+        export(s, f / 'sub', formats=['png'])      # parent is a file: fails for root too
     with pytest.raises(UserError, match='unknown export format'):
         export(s, tmp_path / 'o', formats=['gif'])
-    ro = tmp_path / 'ro'
-    ro.mkdir()
-    os.chmod(ro, 0o500)
-    try:
-        if os.access(ro, os.W_OK):
-            pytest.skip('running as root: permissions are not enforced')
-        with pytest.raises(UserError, match='not writable'):
-            export(s, ro, formats=['png'])
-    finally:
-        os.chmod(ro, 0o700)
 
 
 def test_non_ascii_export(tmp_path):
     s = _store(t=2, names=['первый', '第二'])
     s.rename_object(1, 'tasse à café')
     out = tmp_path / 'экспорт'
-    assert export(s, out, formats=['png', 'objects', 'rle', 'mp4'])
+    assert export(s, out, formats=ALL)
     assert np.array_equal(np.array(Image.open(out / 'masks' / '第二.png')), s.mask_at_original(1))
     assert (out / 'objects' / 'tasse à café' / 'первый.png').is_file()
-    rec = json.loads((out / 'rle' / 'первый.json').read_text(encoding='utf-8'))
-    assert np.array_equal(labels_from_rle_record(rec), s.mask_at_original(0))
-    assert (out / 'overlay.mp4').stat().st_size > 0
+    ann = read_annotation_file(out / 'annotations.json')
+    assert ann.names[1] == 'tasse à café' and np.array_equal(ann.frames[0], s.mask_at_original(0))
+    assert _decode_all(out / 'overlay.mp4')[0] == 'h264'
 
 
 def test_cli_progress_bar():

@@ -402,8 +402,10 @@ def test_local_refinement_changes_only_the_region(qtbot, win):
     assert not win.local_mode and win.canvas.zoom == 1
 
 
-def test_export_roundtrip(qtbot, win, tmp_path):
+def test_export_roundtrip(qtbot, win, tmp_path, monkeypatch, errors):
+    from pycocotools.coco import COCO
     from util.mask_io import read_label_png
+    from util.video_io import count_frames
     win.set_mode('free')
     drag(win.canvas, [(20, 30), (60, 30)])
     qtbot.keyClick(win, Qt.Key_2)
@@ -411,36 +413,68 @@ def test_export_roundtrip(qtbot, win, tmp_path):
     drag(win.canvas, [(100, 60), (140, 60)])
     win.rename_object('cup')
     out = tmp_path / 'export'
-    args = run_job(qtbot, win, lambda: win.export(str(out), ['png', 'objects', 'mp4', 'rle']))
+    formats = ['png', 'objects', 'soft', 'coco', 'ytvis', 'mp4']
+    args = run_job(qtbot, win, lambda: win.export(str(out), formats))
     assert args[1] is True
     for t in range(N_FRAMES):
         lab = read_label_png(str(out / 'masks' / f'{t:05d}.png'))
         assert lab.shape == (120, 214)                  # original resolution
         assert np.array_equal(lab, win.store.mask_at_original(t))
     assert (out / 'objects' / 'object 1' / '00000.png').is_file()
-    assert (out / 'objects' / 'cup' / '00002.png').is_file()
-    rec = json.loads((out / 'rle' / '00002.json').read_text())
-    assert [o['name'] for o in rec['objects']] == ['cup']
-    import cv2
-    cap = cv2.VideoCapture(str(out / 'overlay.mp4'))
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == N_FRAMES
-    cap.release()
+    assert (out / 'soft' / 'cup' / '00002.png').is_file()
+    coco = COCO(str(out / 'annotations.json'))
+    ann = coco.loadAnns(coco.getAnnIds(imgIds=[3]))
+    assert [coco.loadCats(a['category_id'])[0]['name'] for a in ann] == ['cup']
+    assert np.array_equal(coco.annToMask(ann[0]), win.store.mask_at_original(2) == 2)
+    assert count_frames(str(out / 'overlay.mp4')) == ('h264', N_FRAMES)
+    before = (out / 'masks' / '00002.png').read_bytes()
+
+    # Exporting again asks before replacing: "Cancel" keeps every file as it was.
+    asked = []
+    monkeypatch.setattr(QMessageBox, 'question', staticmethod(
+        lambda *a, **k: asked.append(a[2]) or QMessageBox.Cancel))
+    win.goto(2)
+    drag(win.canvas, [(100, 90), (140, 90)])
+    assert win.export(str(out), ['png']) is None
+    assert asked and f'{N_FRAMES} file(s)' in asked[0]
+    assert (out / 'masks' / '00002.png').read_bytes() == before
+    # A full disk part-way: a message, the previous export untouched.
+    import errno
+    from util import export as export_mod
+    real = export_mod.write_bytes
+    calls = []
+
+    def full(path, data, fsync=False):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real(path, data, fsync)
+    monkeypatch.setattr(export_mod, 'write_bytes', full)
+    args = run_job(qtbot, win, lambda: win.export(str(out), ['png'], overwrite=True))
+    assert errors and 'No space left on device' in errors[-1][1]
+    assert (out / 'masks' / '00002.png').read_bytes() == before
+    monkeypatch.setattr(export_mod, 'write_bytes', real)
+    monkeypatch.setattr(QMessageBox, 'question', staticmethod(lambda *a, **k: QMessageBox.Yes))
+    args = run_job(qtbot, win, lambda: win.export(str(out), ['png']))
+    assert args[1] is True and (out / 'masks' / '00002.png').read_bytes() != before
 
 
-def test_export_errors_show_a_message(qtbot, win, tmp_path, errors):
+def test_export_errors_show_a_message(qtbot, win, clip, tmp_path, errors):
     blocker = tmp_path / 'a_file'
     blocker.write_text('x')
     assert win.export(str(blocker), ['png']) is None
     assert errors and 'not a folder' in errors[-1][1]
-    if os.geteuid() != 0:                                  # root can write anywhere
-        ro = tmp_path / 'ro'
-        ro.mkdir()
-        ro.chmod(0o500)
-        try:
-            assert win.export(str(ro / 'sub'), ['png']) is None
-            assert 'not writable' in errors[-1][1]
-        finally:
-            ro.chmod(0o700)
+    assert win.export(str(blocker / 'sub'), ['png']) is None   # under a file: fails for root too
+    assert 'not writable' in errors[-1][1]
+    # Exporting to the folder that holds the loaded masks folder would replace them: refused.
+    import shutil
+    masks = tmp_path / 'project' / 'masks'
+    shutil.copytree(clip / 'masks', masks)
+    originals = {p.name: p.read_bytes() for p in masks.iterdir()}
+    win.load_masks(str(masks))
+    run_job(qtbot, win, lambda: win.export(str(tmp_path / 'project'), ['png'], overwrite=True))
+    assert 'would write into the input folder' in errors[-1][1]
+    assert {p.name: p.read_bytes() for p in masks.iterdir()} == originals
 
 
 def test_bad_files_show_a_message_and_change_nothing(qtbot, win, tmp_path, errors):
@@ -644,11 +678,11 @@ def test_export_dialog(qtbot, win, tmp_path, monkeypatch):
     dlg.checks['png'].setChecked(False)
     dlg._accept()
     assert 'at least one format' in warned[-1]
-    dlg.checks['rle'].setChecked(True)
+    dlg.checks['coco'].setChecked(True)
     dlg.checks['mp4'].setChecked(True)
     dlg._accept()
     assert dlg.result() == ExportDialog.Accepted
-    assert dlg.formats() == ['mp4', 'rle'] and dlg.out_dir() == str(tmp_path / 'out')
+    assert dlg.formats() == ['coco', 'mp4'] and dlg.out_dir() == str(tmp_path / 'out')
 
 
 def test_timeline_click_jumps_to_frame(qtbot, win):

@@ -11,10 +11,24 @@ import tempfile
 from util.errors import UserError
 
 
+def _current_umask():
+    mask = os.umask(0o022)     # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def _tmp_name(path, suffix='.part'):
     d, base = os.path.split(os.path.abspath(os.fspath(path)))
     fd, tmp = tempfile.mkstemp(prefix=f'.{base}.', suffix=suffix, dir=d)
     os.close(fd)
+    # mkstemp creates 0600; the final file gets the permissions a plain open() would give.
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
+    except OSError:
+        pass
     return tmp
 
 

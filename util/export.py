@@ -1,31 +1,59 @@
-"""Export masks of a FrameStore at the ORIGINAL resolution. Every file is written atomically
-(temp file in the same folder + os.replace), so a crash or cancel never leaves a half-written
-file; files already exported stay complete.
+"""Export the masks of a FrameStore at the ORIGINAL resolution, for the GUI and the CLIs alike.
 
-Formats (names for `export(..., formats=[...])`):
-  'png'      indexed PNGs with the DAVIS palette, <out>/masks/<frame>.png (index = object id;
-             what DAVIS / YouTube-VOS tools read)
-  'objects'  per-object binary PNGs 0/255, <out>/objects/<object name or id>/<frame>.png
-  'mp4'      colour overlay video for review, <out>/overlay.mp4 (mp4v)
-  'rle'      COCO-style RLE JSON per frame, <out>/rle/<frame>.json
+Formats (names for `export(..., formats=[...])`, with the tools that read them):
+  'png'      indexed PNGs with the DAVIS palette, <out>/masks/<frame>.png (index = object id):
+             DAVIS / YouTube-VOS evaluation code, most VOS training code
+  'objects'  per-object binary PNGs 0/255, <out>/objects/<object name or id>/<frame>.png:
+             any image tool, matting and compositing software
+  'soft'     per-object probabilities 0..255, <out>/soft/<object name or id>/<frame>.png
+             (see soft_maps): matting, training with soft labels
+  'coco'     one COCO instance file for the video, <out>/annotations.json (RLE via pycocotools,
+             bbox, area, track_id; util/coco_io.py): pycocotools, CVAT, FiftyOne, Label Studio
+  'ytvis'    YouTube-VIS file, <out>/ytvis.json: YouTube-VIS / OVIS video-instance tooling
+  'mp4'      colour-overlay review video, <out>/overlay.mp4: H.264 (yuv420p, +faststart) at
+             the source's frame rate and timestamps; plays in web browsers and chat apps
+
+An export is all-or-nothing: every file is first written into a hidden staging folder inside
+<out>, the overlay video is re-opened and its frames counted, and only then are the files moved
+into place. A failure (full disk, cancel, anything) leaves the previous export untouched and
+removes the staging folder. Existing files are only replaced with overwrite=True, and an output
+inside an input folder (the frames, the masks that were loaded) is refused.
 """
 import io
-import json
 import os
 import re
+import shutil
+import tempfile
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from util import rle as rle_mod
-from util.atomic import atomic_path, ensure_writable_dir, write_bytes, write_json
+from util.atomic import ensure_writable_dir, write_bytes, write_json
 from util.errors import UserError
 from util.palette import davis_palette_flat, overlay
 
-FORMATS = ('png', 'objects', 'mp4', 'rle')
+FORMATS = ('png', 'objects', 'soft', 'coco', 'ytvis', 'mp4')
 _ALIASES = {'indexed': 'png', 'palette': 'png', 'binary': 'objects', 'per-object': 'objects',
-            'video': 'mp4', 'overlay': 'mp4', 'coco': 'rle', 'json': 'rle'}
+            'video': 'mp4', 'overlay': 'mp4', 'rle': 'coco', 'json': 'coco',
+            'youtube-vis': 'ytvis', 'vis': 'ytvis', 'probabilities': 'soft', 'prob': 'soft'}
+COCO_FILE, YTVIS_FILE, MP4_FILE = 'annotations.json', 'ytvis.json', 'overlay.mp4'
+STAGING_PREFIX = '.ivos-export-'
+
+
+def normalize_formats(formats):
+    if isinstance(formats, str):
+        formats = [formats]
+    out = []
+    for f in formats:
+        f = _ALIASES.get(str(f).lower(), str(f).lower())
+        if f not in FORMATS:
+            raise UserError(f'unknown export format {f!r} (choose from {", ".join(FORMATS)})')
+        if f not in out:
+            out.append(f)
+    if not out:
+        raise UserError('no export format given')
+    return out
 
 
 def _frames_arg(store, frames):
@@ -39,14 +67,15 @@ def _frames_arg(store, frames):
 
 
 class _Steps:
-    """Shared progress/cancel bookkeeping over several exporters."""
+    """Progress/cancel bookkeeping over several exporters."""
 
     def __init__(self, total, progress, should_cancel):
         self.done, self.total = 0, total
         self.progress, self.should_cancel = progress, should_cancel
 
-    def cancelled(self):
-        return self.should_cancel is not None and bool(self.should_cancel())
+    def check(self):
+        if self.should_cancel is not None and self.should_cancel():
+            raise _Cancel
 
     def step(self):
         self.done += 1
@@ -54,6 +83,11 @@ class _Steps:
             self.progress(self.done, self.total)
 
 
+class _Cancel(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------- encoders
 def indexed_png_bytes(labels):
     """uint8 label map -> PNG bytes, palette mode with the DAVIS palette."""
     im = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode='P')
@@ -63,30 +97,16 @@ def indexed_png_bytes(labels):
     return buf.getvalue()
 
 
-def binary_png_bytes(mask):
-    im = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode='L')
+def grey_png_bytes(values):
+    """uint8 (H, W) -> 8-bit greyscale PNG bytes."""
+    im = Image.fromarray(np.ascontiguousarray(values, dtype=np.uint8), mode='L')
     buf = io.BytesIO()
     im.save(buf, format='PNG')
     return buf.getvalue()
 
 
-def _per_frame(frames, steps, write_frame):
-    """Call write_frame(t) for each frame, checking for cancel between frames (False if cancelled)."""
-    for t in frames:
-        if steps.cancelled():
-            return False
-        write_frame(t)
-        steps.step()
-    return True
-
-
-def export_indexed_pngs(store, out_dir, frames=None, progress=None, should_cancel=None, _steps=None):
-    """<out_dir>/<frame name>.png, DAVIS palette. Returns False when cancelled."""
-    frames = _frames_arg(store, frames)
-    ensure_writable_dir(out_dir)
-    steps = _steps or _Steps(len(frames), progress, should_cancel)
-    return _per_frame(frames, steps, lambda t: write_bytes(
-        os.path.join(out_dir, f'{store.frame_names[t]}.png'), indexed_png_bytes(store.mask_at_original(t))))
+def binary_png_bytes(mask):
+    return grey_png_bytes(np.where(mask, 255, 0).astype(np.uint8))
 
 
 def object_dir_names(store):
@@ -104,183 +124,266 @@ def object_dir_names(store):
     return names
 
 
-def export_object_pngs(store, out_dir, frames=None, progress=None, should_cancel=None, _steps=None):
-    """<out_dir>/<object name or id>/<frame name>.png, 0/255 per object. False if cancelled."""
-    frames = _frames_arg(store, frames)
-    dirs = object_dir_names(store)
-    ensure_writable_dir(out_dir)
-    for d in dirs.values():
-        ensure_writable_dir(os.path.join(out_dir, d))
-    steps = _steps or _Steps(len(frames), progress, should_cancel)
+def soft_maps(labels, prob, object_ids):
+    """Per-object soft masks (len(object_ids), H, W) uint8 at the size of `labels`.
 
-    def write_frame(t):
-        labels = store.mask_at_original(t)
-        for obj_id, d in dirs.items():
-            write_bytes(os.path.join(out_dir, d, f'{store.frame_names[t]}.png'),
-                        binary_png_bytes(labels == obj_id))
-    return _per_frame(frames, steps, write_frame)
-
-
-def frame_rle(store, t, labels=None):
-    """COCO-style record of frame t at the original resolution (objects present only)."""
-    labels = store.mask_at_original(t) if labels is None else labels
-    present = set(np.unique(labels).tolist()) - {0}
-    objs = []
-    for o in store.objects:
-        if o.id not in present:
-            continue
-        m = labels == o.id
-        enc = rle_mod.encode(m)
-        objs.append({'id': o.id, 'name': o.name, 'color': list(o.color),
-                     'area': int(m.sum()), 'bbox': rle_mod.bbox(m), 'segmentation': enc})
-    return {'frame': store.frame_names[t], 'index': int(t), 'height': store.orig_height,
-            'width': store.orig_width, 'objects': objs}
+    `prob` is the engine's probability (K+1, h, w) float, background first, at any size (it is
+    resized bilinearly), or None. Fallback where only labels exist (prob None: a frame set by
+    painting or loading, or evicted from the probability cache): 255 inside the object's label,
+    0 elsewhere. Where the resized probabilities' argmax disagrees with the exported label (a
+    thin band at object edges), the hard value is used too, so the soft masks are always
+    monotone with the hard ones: argmax over [background, objects] of the soft values gives
+    the exported label map (background = 255 - sum of the objects, ties aside)."""
+    h, w = labels.shape
+    k = max(object_ids, default=0)
+    hard = (labels[None] == np.asarray(object_ids, np.uint8)[:, None, None])
+    if prob is None or prob.shape[0] < k + 1:
+        return np.where(hard, 255, 0).astype(np.uint8)
+    p = np.asarray(prob, np.float32)
+    if p.shape[1:] != (h, w):
+        p = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in p])
+    q = np.clip(np.round(p * 255), 0, 255).astype(np.uint8)
+    wrong = np.argmax(q, axis=0) != labels
+    q = q[list(object_ids)]
+    if wrong.any():
+        q[:, wrong] = np.where(hard[:, wrong], 255, 0)
+    return q
 
 
-def labels_from_rle_record(record):
-    """Inverse of frame_rle: (H,W) uint8 label map."""
-    labels = np.zeros((record['height'], record['width']), np.uint8)
-    for o in record['objects']:
-        labels[rle_mod.decode(o['segmentation']).astype(bool)] = o['id']
-    return labels
-
-
-def export_rle_json(store, out_dir, frames=None, progress=None, should_cancel=None, _steps=None):
-    """<out_dir>/<frame name>.json with COCO compressed RLE per object. False if cancelled."""
-    frames = _frames_arg(store, frames)
-    ensure_writable_dir(out_dir)
-    steps = _steps or _Steps(len(frames), progress, should_cancel)
-    return _per_frame(frames, steps, lambda t: write_json(
-        os.path.join(out_dir, f'{store.frame_names[t]}.json'), frame_rle(store, t)))
-
-
-def _source_frames(store):
-    """Original-resolution frames from store.source when it can be re-read frame for frame,
-    else None (then processing frames are upscaled)."""
-    src = store.source
-    if not src or not os.path.exists(src):
-        return None
+def _source_frames(store, frames):
+    """Original-resolution RGB frames of `frames` (ascending) re-read from store.source, or None
+    per frame where that is not possible (then the processing frame is upscaled)."""
     from util.frames_io import IMAGE_EXTS, list_image_files, read_image
+    src = store.source
     oh, ow = store.orig_height, store.orig_width
+    if not src or not os.path.exists(src):
+        return iter([None] * len(frames))
     if os.path.isdir(src) or os.path.splitext(src)[1].lower() in IMAGE_EXTS:
         files = list_image_files(src) if os.path.isdir(src) else [src]
         if [os.path.splitext(os.path.basename(f))[0] for f in files] != store.frame_names:
-            return None
+            return iter([None] * len(frames))
+        return (img if img.shape[:2] == (oh, ow) else None
+                for img in (read_image(files[t]) for t in frames))
 
-        def gen_files(t_list):
-            for t in t_list:
-                img = read_image(files[t])
-                yield img if img.shape[:2] == (oh, ow) else None
-        return gen_files
-
-    def gen_video(t_list):
-        cap = cv2.VideoCapture(src)
+    def gen_video():
+        from util.video_io import read_frames
+        want, it = iter(frames), None
+        nxt = next(want, None)
         try:
-            want = set(t_list)
-            t = 0
-            last = max(t_list) if t_list else -1
-            while t <= last:
-                ok, bgr = cap.read()
-                if not ok:
+            it = read_frames(src, warnings=[])
+            for t, fr in enumerate(it):
+                if nxt is None:
                     break
-                if t in want:
-                    yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.shape[:2] == (oh, ow) else None
-                t += 1
+                if t == nxt:
+                    yield fr.rgb if fr.rgb.shape[:2] == (oh, ow) else None
+                    nxt = next(want, None)
+        except UserError:
+            pass
         finally:
-            cap.release()
-    if os.name == 'nt' and not src.isascii():
-        return None
-    return gen_video
+            if it is not None:
+                it.close()
+        while nxt is not None:        # the source changed: upscale the processing frames
+            yield None
+            nxt = next(want, None)
+    return gen_video()
 
 
-def export_overlay_mp4(store, path, frames=None, fps=None, alpha=0.5, progress=None,
-                       should_cancel=None, _steps=None):
-    """Colour-overlay review video at the original resolution (mp4v). Object colours and
-    visibility come from the store. False if cancelled (no file is left behind)."""
-    frames = _frames_arg(store, frames)
-    path = os.fspath(path)
-    ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
-    fps = float(fps or store.fps or 24.0)
+# ---------------------------------------------------------------------------- writers
+def _write_pngs(store, frames, steps, path_of, encode):
+    for t in frames:
+        steps.check()
+        for rel, data in encode(t):
+            write_bytes(path_of(rel), data)
+        steps.step()
+
+
+def _write_overlay_mp4(store, frames, path, fps, alpha, steps):
+    from util.video_io import H264Writer, count_frames
     oh, ow = store.orig_height, store.orig_width
-    # yuv420p needs even sizes: pad by one pixel row/column when odd.
-    vh, vw = oh + (oh % 2), ow + (ow % 2)
+    fps = float(fps or store.fps or 24.0)
     colors = store.colors()
     visible = [o.id for o in store.objects if o.visible]
-    steps = _steps or _Steps(len(frames), progress, should_cancel)
-    src = _source_frames(store)
-    src_iter = src(frames) if src is not None else None
-
-    tmp_dir = os.path.dirname(os.path.abspath(path))
-    # cv2.VideoWriter may not open non-ASCII paths on Windows: render next to the output under
-    # an ASCII temp name (the folder name is the only remaining risk there).
+    ts = store.timestamps if fps == (store.fps or fps) else None
+    src = _source_frames(store, frames)
     try:
-        with atomic_path(path, suffix='.mp4') as tmp:
-            writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*'mp4v'), fps, (vw, vh))
-            if not writer.isOpened():
-                raise UserError('cannot write video (mp4v encoder unavailable or folder not '
-                                f'writable): {tmp_dir}')
-            try:
-                for t in frames:
-                    if steps.cancelled():
-                        raise _Cancel   # atomic_path removes the partial temp file
-                    img = next(src_iter, None) if src_iter is not None else None
-                    if img is None:
-                        img = cv2.resize(np.asarray(store.frame(t)), (ow, oh),
-                                         interpolation=cv2.INTER_CUBIC)
-                    vis = overlay(img, store.mask_at_original(t), colors, alpha=alpha,
-                                  visible=visible)
-                    if (vh, vw) != (oh, ow):
-                        vis = cv2.copyMakeBorder(vis, 0, vh - oh, 0, vw - ow, cv2.BORDER_REPLICATE)
-                    writer.write(cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
-                    steps.step()
-            finally:
-                writer.release()
-                if src_iter is not None:
-                    src_iter.close()
+        with H264Writer(path, (oh, ow), fps) as writer:
+            t0 = ts[frames[0]] if ts else None
+            for t in frames:
+                steps.check()
+                img = next(src, None)
+                if img is None:
+                    img = cv2.resize(np.asarray(store.frame(t)), (ow, oh), interpolation=cv2.INTER_CUBIC)
+                vis = overlay(img, store.mask_at_original(t), colors, alpha=alpha, visible=visible)
+                writer.write(vis, timestamp=None if ts is None else ts[t] - t0)
+                steps.step()
+    finally:
+        if hasattr(src, 'close'):
+            src.close()
+    codec, n = count_frames(path)
+    if codec != 'h264' or n != len(frames):
+        raise UserError(f'the overlay video did not verify ({codec}, {n} of {len(frames)} '
+                        'frames decoded): nothing was replaced')
+
+
+def _annotation_json(store, frames, builder_cls, steps):
+    video = os.path.splitext(os.path.basename(store.source.rstrip(os.sep)))[0] or 'video'
+    b = builder_cls(video, (store.orig_height, store.orig_width), store.objects, fps=store.fps)
+    ts = store.timestamps
+    is_video = bool(store.source) and os.path.isfile(store.source) and \
+        os.path.splitext(store.source)[1].lower() not in ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
+    files = _image_file_names(store)
+    for t in frames:
+        steps.check()
+        name = store.frame_names[t]
+        file_name = f'{video}/{name}.jpg' if is_video or files is None else files[t]
+        b.add_frame(t, name, file_name, store.mask_at_original(t),
+                    timestamp=None if ts is None else round(float(ts[t]), 6))
+        steps.step()
+    return b.to_dict()
+
+
+def _image_file_names(store):
+    src = store.source
+    if not src or not os.path.isdir(src):
+        return None
+    from util.frames_io import list_image_files
+    try:
+        files = [os.path.basename(f) for f in list_image_files(src)]
+    except UserError:
+        return None
+    if [os.path.splitext(f)[0] for f in files] != store.frame_names:
+        return None
+    return files
+
+
+# ---------------------------------------------------------------------------- planning
+def output_paths(store, out_dir, formats):
+    """Final paths an export of `formats` writes (relative to out_dir), in write order."""
+    dirs = object_dir_names(store)
+    rels = []
+    for f in normalize_formats(formats):
+        if f == 'png':
+            rels += [os.path.join('masks', f'{n}.png') for n in store.frame_names]
+        elif f in ('objects', 'soft'):
+            for d in dirs.values():
+                rels += [os.path.join(f, d, f'{n}.png') for n in store.frame_names]
+        elif f == 'coco':
+            rels.append(COCO_FILE)
+        elif f == 'ytvis':
+            rels.append(YTVIS_FILE)
+        else:
+            rels.append(MP4_FILE)
+    return rels
+
+
+def existing_outputs(store, out_dir, formats):
+    """The files an export would replace (absolute paths): ask before replacing them."""
+    out_dir = os.fspath(out_dir)
+    return [os.path.join(out_dir, r) for r in output_paths(store, out_dir, formats)
+            if os.path.lexists(os.path.join(out_dir, r))]
+
+
+def _inside(path, folder):
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_not_input(out_dir, rels, inputs):
+    """Refuse an export that would write into an input folder or over an input file."""
+    for src in inputs:
+        if not src or not os.path.exists(src):
+            continue
+        if os.path.isdir(src):
+            if _inside(out_dir, src):
+                raise UserError(f'the export folder is inside an input folder ({src}): '
+                                'choose another folder')
+            for r in rels:
+                if _inside(os.path.join(out_dir, r), src):
+                    raise UserError(f'exporting to {out_dir} would write into the input folder '
+                                    f'{src}: choose another folder')
+        elif any(os.path.realpath(os.path.join(out_dir, r)) == os.path.realpath(src) for r in rels):
+            raise UserError(f'exporting to {out_dir} would replace the input file {src}: '
+                            'choose another folder')
+
+
+# ---------------------------------------------------------------------------- export
+def export(store, out_dir, formats=('png',), frames=None, fps=None, alpha=0.5, progress=None,
+           should_cancel=None, soft=None, overwrite=False, inputs=()):
+    """Export `formats` (see the module docstring) of `frames` (default: all) under `out_dir`.
+
+    soft(t) -> probabilities (K+1, h, w) or None, for 'soft' (Session.soft_probabilities).
+    overwrite: replace existing files (False: a UserError lists how many would be replaced).
+    inputs: paths never to write into or over, besides store.source (e.g. the masks folder).
+    Returns True when complete, False when cancelled; cancel and errors leave `out_dir` as it
+    was (a UserError says why in one line)."""
+    fmts = normalize_formats(formats)
+    frames = _frames_arg(store, frames)
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    rels = output_paths(store, out_dir, fmts)
+    check_not_input(out_dir, rels, [store.source, *inputs])
+    if not overwrite:
+        existing = existing_outputs(store, out_dir, fmts)
+        if existing:
+            raise UserError(f'{len(existing)} files would be replaced in {out_dir} (e.g. '
+                            f'{os.path.relpath(existing[0], out_dir)}): allow overwriting')
+    ensure_writable_dir(out_dir)
+    steps = _Steps(len(frames) * len(fmts), progress, should_cancel)
+    stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir)
+    try:
+        _write_all(store, fmts, frames, stage, fps, alpha, soft, steps)
+        steps.check()
+        _move_into_place(stage, out_dir)
     except _Cancel:
         return False
+    except OSError as e:      # full disk, I/O error (PyAV's errors are OSErrors too)
+        raise UserError(f'export failed, nothing was replaced in {out_dir}: '
+                        f'{e.strerror or e}') from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return True
 
 
-class _Cancel(Exception):
-    pass
+def _write_all(store, fmts, frames, stage, fps, alpha, soft, steps):
+    dirs = object_dir_names(store)
+    names = store.frame_names
 
+    def staged(rel):
+        p = os.path.join(stage, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
 
-def export(store, out_dir, formats=('png',), frames=None, fps=None, alpha=0.5, progress=None,
-           should_cancel=None):
-    """Export in several formats under `out_dir` (layout in the module docstring).
-    Returns True when complete, False when cancelled (files written so far are complete)."""
-    if isinstance(formats, str):
-        formats = [formats]
-    fmts = []
-    for f in formats:
-        f = _ALIASES.get(str(f).lower(), str(f).lower())
-        if f not in FORMATS:
-            raise UserError(f'unknown export format {f!r} (choose from {", ".join(FORMATS)})')
-        if f not in fmts:
-            fmts.append(f)
-    if not fmts:
-        raise UserError('no export format given')
-    frames = _frames_arg(store, frames)
-    out_dir = ensure_writable_dir(out_dir)
-    steps = _Steps(len(frames) * len(fmts), progress, should_cancel)
     for f in fmts:
         if f == 'png':
-            ok = export_indexed_pngs(store, os.path.join(out_dir, 'masks'), frames, _steps=steps)
+            _write_pngs(store, frames, steps, staged, lambda t: [
+                (os.path.join('masks', f'{names[t]}.png'), indexed_png_bytes(store.mask_at_original(t)))])
         elif f == 'objects':
-            ok = export_object_pngs(store, os.path.join(out_dir, 'objects'), frames, _steps=steps)
-        elif f == 'rle':
-            ok = export_rle_json(store, os.path.join(out_dir, 'rle'), frames, _steps=steps)
+            def enc(t):
+                labels = store.mask_at_original(t)
+                return [(os.path.join('objects', d, f'{names[t]}.png'), binary_png_bytes(labels == i))
+                        for i, d in dirs.items()]
+            _write_pngs(store, frames, steps, staged, enc)
+        elif f == 'soft':
+            def enc_soft(t):
+                ids = list(dirs)
+                maps = soft_maps(store.mask_at_original(t), None if soft is None else soft(t), ids)
+                return [(os.path.join('soft', dirs[i], f'{names[t]}.png'), grey_png_bytes(m))
+                        for i, m in zip(ids, maps)]
+            _write_pngs(store, frames, steps, staged, enc_soft)
+        elif f in ('coco', 'ytvis'):
+            from util.coco_io import CocoBuilder, YtvisBuilder
+            builder = CocoBuilder if f == 'coco' else YtvisBuilder
+            write_json(staged(COCO_FILE if f == 'coco' else YTVIS_FILE),
+                       _annotation_json(store, frames, builder, steps))
         else:
-            ok = export_overlay_mp4(store, os.path.join(out_dir, 'overlay.mp4'), frames,
-                                    fps=fps, alpha=alpha, _steps=steps)
-        if not ok:
-            return False
-    return True
+            _write_overlay_mp4(store, frames, staged(MP4_FILE), fps, alpha, steps)
 
 
-def read_rle_json(path):
-    """Load one exported RLE JSON and return (record, labels)."""
-    with open(path, encoding='utf-8') as f:
-        rec = json.load(f)
-    return rec, labels_from_rle_record(rec)
+def _move_into_place(stage, out_dir):
+    """Move every staged file to the same relative path under out_dir (os.replace: atomic per
+    file; the staging folder is on the same file system, so nothing is copied)."""
+    for root, _dirs, files in os.walk(stage):
+        for name in files:
+            src = os.path.join(root, name)
+            dst = os.path.join(out_dir, os.path.relpath(src, stage))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.replace(src, dst)
