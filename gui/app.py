@@ -45,7 +45,7 @@ def build_parser():
     r.add_argument('--resume', dest='resume', action='store_true', default=None,
                    help='resume the saved workspace without asking')
     r.add_argument('--no-resume', dest='resume', action='store_false',
-                   help='start over without asking (the old masks are kept in masks.old)')
+                   help='start over without asking (the old workspace is kept beside it under a dated name)')
     p.add_argument('--demo-script', help='JSON list of scripted actions to run after loading')
     p.add_argument('--screenshot', help='save a PNG of the window after loading (and the demo '
                                         'script), then quit')

@@ -193,6 +193,21 @@ def ask_resume(parent, ws_path, description):
     return 'cancel'
 
 
+def ask_mismatch(parent, ws_path, reason, keep_as):
+    """A saved workspace does not match the video: 'fresh' (keep it under `keep_as`) | 'cancel'."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Warning)
+    box.setWindowTitle('Saved work does not match this video')
+    box.setText('The workspace saved for this video does not match it (the video changed?).')
+    box.setInformativeText(f'{reason}\n\nOpening the video fresh keeps the saved work, untouched, '
+                           f'in:\n{keep_as}')
+    fresh = box.addButton('Open fresh, keep the old work', QMessageBox.AcceptRole)
+    box.addButton(QMessageBox.Cancel)
+    box.setDefaultButton(fresh)
+    box.exec_()
+    return 'fresh' if box.clickedButton() is fresh else 'cancel'
+
+
 def confirm_replace(parent, out_dir, existing):
     """Ask before an export replaces files; True to replace them."""
     shown = '\n'.join(os.path.relpath(p, out_dir) for p in existing[:5])

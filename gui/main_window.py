@@ -22,11 +22,11 @@ from PyQt5.QtWidgets import (QAction, QActionGroup, QApplication, QColorDialog, 
 
 from gui import overlay as overlay_mod
 from gui.canvas import Canvas
-from gui.dialogs import ExportDialog, HelpDialog, ask_resume, confirm_replace, show_error
+from gui.dialogs import ExportDialog, HelpDialog, ask_mismatch, ask_resume, confirm_replace, show_error
 from gui.icons import icon
 from gui.widgets import Console, Minimap, Timeline, color_icon
 from gui.workers import Worker
-from gui.workspace import Workspace
+from gui.workspace import Workspace, WorkspaceTooNew, archive_name
 from util.errors import UserError
 
 MODES = ('scribble', 'click', 'free')
@@ -513,11 +513,18 @@ class MainWindow(QMainWindow):
         if ws is not None and ws.exists():
             try:
                 meta = ws.check_matches(store)
+            except WorkspaceTooNew:
+                raise
             except UserError as e:
-                if self.opts.workspace:
-                    raise
-                self.log(f'{e}; starting a new workspace (the old masks are kept in masks.old)',
-                         'warning')
+                # Never reset silently: ask (or follow --no-resume); the old work is kept whole.
+                choice = self.opts.resume if resume is None else resume
+                if choice is False:
+                    choice = 'fresh'
+                else:
+                    choice = ask_mismatch(self, ws.path, str(e), archive_name(ws.path))
+                if choice != 'fresh':
+                    raise OpenCancelled('opening cancelled') from None
+                self.log(str(e), 'warning')
                 fresh = True
             if meta is not None and (meta.get('edited_frames') or ws.mask_frames()):
                 choice = self.opts.resume if resume is None else resume
@@ -547,7 +554,9 @@ class MainWindow(QMainWindow):
             self.networks = getattr(session, 'networks', None)
 
         if fresh:
-            ws.start_fresh()
+            kept = ws.start_fresh()
+            if kept:
+                self.log(f'Started a new workspace; the previous work is kept in {kept}', 'warning')
         self._close_store()
         self.store, self.session, self.workspace = store, session, ws
         self._mask_inputs = [masks] if masks else []

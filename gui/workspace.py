@@ -5,8 +5,13 @@ Layout of a workspace folder (default `<video>.ivos/` next to the video or image
   masks/00012.png    label map of frame 12 at processing resolution, indexed PNG with the DAVIS
                      palette (index = object id); one file per frame that has any mask,
                      written atomically after every committed change
-  masks.old/         the previous masks, kept when the user chose to start over
 
+Starting over (the person's choice, or a workspace that no longer matches its video) never
+deletes anything: the whole folder is renamed to `<workspace>.<YYYYmmdd-HHMMSS>` beside it and a
+new one is started. To go back to it, close the tool and rename it back to `<video>.ivos`.
+
+workspace.json carries a `version`; older versions are migrated when read (the next save
+writes the current one), a newer version is refused with a message and left untouched.
 Only frames that changed since the last save are written, so a stroke costs one PNG.
 """
 import hashlib
@@ -23,7 +28,7 @@ from util.atomic import write_bytes, write_json
 from util.errors import UserError
 from util.export import indexed_png_bytes
 
-VERSION = 1
+VERSION = 2          # 2: frame_names (an image folder whose files changed no longer matches)
 META = 'workspace.json'
 
 
@@ -51,6 +56,29 @@ def _can_create(path):
             return False
         path = parent
     return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
+class WorkspaceTooNew(UserError):
+    """The workspace was written by a newer version: never reset or move it."""
+
+
+def migrate(meta):
+    """Bring a workspace.json of an older format up to VERSION (in memory)."""
+    meta = dict(meta)
+    if meta['version'] < 2:
+        meta.setdefault('frame_names', None)        # unknown: not checked
+    meta['version'] = VERSION
+    return meta
+
+
+def archive_name(path):
+    """`<path>.<YYYYmmdd-HHMMSS>` (with -2, -3 ... when taken): where an old workspace is kept."""
+    base = f'{path}.{time.strftime("%Y%m%d-%H%M%S")}'
+    name, i = base, 1
+    while os.path.exists(name):
+        i += 1
+        name = f'{base}-{i}'
+    return name
 
 
 class Workspace:
@@ -95,9 +123,13 @@ class Workspace:
             raise UserError(f'no workspace in {self.path}') from None
         except (OSError, ValueError) as e:
             raise UserError(f'workspace file is unreadable: {os.path.join(self.path, META)} ({e})') from None
-        if not isinstance(meta, dict) or meta.get('version') != VERSION:
-            raise UserError(f'unsupported workspace version in {self.path}')
-        return meta
+        if not isinstance(meta, dict) or not isinstance(meta.get('version'), int):
+            raise UserError(f'workspace file is not a workspace: {os.path.join(self.path, META)}')
+        if meta['version'] > VERSION:
+            raise WorkspaceTooNew(f'workspace {self.path} was saved by a newer version of this tool '
+                            f'(format {meta["version"]}, this one reads up to {VERSION}); '
+                            'it was left untouched')
+        return migrate(meta)
 
     def check_matches(self, store, meta=None):
         """Raise UserError when the workspace was made for a different video."""
@@ -107,6 +139,9 @@ class Workspace:
                             f'frames, this one has {store.num_frames}')
         if tuple(meta.get('orig_size', ())) != (store.orig_height, store.orig_width):
             raise UserError(f'workspace {self.path} is for frames of another size')
+        names = meta.get('frame_names')
+        if names is not None and list(names) != list(store.frame_names):
+            raise UserError(f'workspace {self.path} is for other frame files')
         return meta
 
     def describe(self, meta=None):
@@ -164,27 +199,20 @@ class Workspace:
 
     # ------------------------------------------------------------------ writing
     def start_fresh(self):
-        """Keep the previous masks as masks.old/ (one level of backup) and start empty."""
-        old = os.path.join(self.path, 'masks.old')
-        if os.path.isdir(self.masks_dir) and os.listdir(self.masks_dir):
-            if os.path.isdir(old):
-                for n in os.listdir(old):
-                    try:
-                        os.remove(os.path.join(old, n))
-                    except OSError:
-                        pass
-                try:
-                    os.rmdir(old)
-                except OSError:
-                    pass
+        """Keep the whole previous workspace under a dated name beside it and start empty.
+        Returns the folder the old work was moved to (None when there was nothing to keep)."""
+        kept = None
+        if os.path.isdir(self.path) and os.listdir(self.path):
+            kept = archive_name(self.path)
             try:
-                os.replace(self.masks_dir, old)
+                os.rename(self.path, kept)
             except OSError as e:
-                raise UserError(f'cannot reset workspace {self.path}: {e.strerror or e}') from None
+                raise UserError(f'cannot keep the old workspace {self.path} as {kept}: '
+                                f'{e.strerror or e}; nothing was changed') from None
         os.makedirs(self.masks_dir, exist_ok=True)
-        meta = os.path.join(self.path, META)
-        if os.path.exists(meta):
-            os.replace(meta, os.path.join(self.path, 'workspace.old.json'))
+        with self._lock:
+            self._dirty.clear()
+        return kept
 
     def mark_dirty(self, frames):
         """Store listener: may be called from the propagation thread."""
@@ -226,6 +254,7 @@ class Workspace:
             'num_frames': store.num_frames,
             'size': [store.height, store.width],
             'orig_size': [store.orig_height, store.orig_width],
+            'frame_names': list(store.frame_names),
             'objects': [{'id': o.id, 'name': o.name, 'color': list(o.color), 'visible': o.visible}
                         for o in store.objects],
             'edited_frames': sorted(int(t) for t in store.edited_frames),

@@ -8,6 +8,7 @@ mapping, edits, undo/redo, propagation bookkeeping, cancel, export, workspace, e
 checked either way.
 """
 import json
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -546,11 +547,85 @@ def test_workspace_autosave_and_resume(qtbot, make_window, tmp_path, monkeypatch
     assert win2.store.edited_frames == {0, 3} and win2.cursor == 3
     assert win2.session.interacted_frames == [0, 3]
     win2.close()
-    # --no-resume starts over and keeps the old masks as masks.old.
+    # --no-resume starts over and keeps the whole old workspace under a dated name.
+    before = {p.relative_to(ws): p.read_bytes() for p in ws.rglob('*') if p.is_file()}
     win3 = make_window('--no-resume')
     assert not win3.store.masks.any() and win3.store.num_objects == 2
-    assert sorted(os.listdir(ws / 'masks.old')) == ['00000.png', '00003.png']
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith('ws.')]
+    assert len(kept) == 1 and 'kept in' in win3.console.messages()
+    assert {p.relative_to(kept[0]): p.read_bytes() for p in kept[0].rglob('*') if p.is_file()} == before
     win3.close()
+
+
+def test_mismatched_workspace_is_never_reset_silently(qtbot, make_window, clip, tmp_path, monkeypatch):
+    """The video changed (8 -> 7 -> 8 frames): each mismatch asks, and no saved work is lost."""
+    import shutil
+    from gui import main_window
+    from gui.app import create_window
+    from util.errors import UserError
+    win = make_window('--no-resume')
+    win.set_mode('free')
+    drag(win.canvas, [(20, 30), (60, 30)])
+    win.close()
+    ws = tmp_path / 'ws'
+    first = {p.relative_to(ws): p.read_bytes() for p in ws.rglob('*') if p.is_file()}
+    frames = sorted((clip / 'clip').iterdir())
+    short = tmp_path / 'short'
+    short.mkdir()
+    for f in frames[:-1]:
+        shutil.copy(f, short / f.name)
+    asked = []
+    monkeypatch.setattr(main_window, 'ask_mismatch',
+                        lambda parent, path, reason, keep: asked.append((reason, keep)) or 'cancel')
+    args = _args(clip, tmp_path)
+    args.images = str(short)
+    with pytest.raises(main_window.OpenCancelled):
+        create_window(args, win.networks)
+    assert asked and 'frames' in asked[0][0]
+    assert {p.relative_to(ws): p.read_bytes() for p in ws.rglob('*') if p.is_file()} == first
+    # "Open fresh": the old work moves, whole, to the dated folder the question named.
+    monkeypatch.setattr(main_window, 'ask_mismatch',
+                        lambda parent, path, reason, keep: asked.append((reason, keep)) or 'fresh')
+    w2 = create_window(args, win.networks)
+    qtbot.addWidget(w2)
+    kept1 = asked[-1][1]
+    assert {p.relative_to(kept1): p.read_bytes() for p in Path(kept1).rglob('*') if p.is_file()} == first
+    w2.set_mode('free')
+    drag(w2.canvas, [(20, 30), (60, 30)])
+    w2.close()
+    # Back to 8 frames: asked again; both earlier workspaces are still there.
+    w3 = create_window(_args(clip, tmp_path), win.networks)
+    qtbot.addWidget(w3)
+    kept2 = asked[-1][1]
+    assert kept2 != kept1 and os.path.isdir(kept1) and os.path.isdir(kept2)
+    assert len(asked) == 3
+    # A workspace from a newer version of the tool is refused and left as it is.
+    meta = json.loads((ws / 'workspace.json').read_text()) if (ws / 'workspace.json').exists() else None
+    w3.close()
+    (ws / 'workspace.json').write_text(json.dumps({'version': 99}))
+    with pytest.raises(UserError, match='newer version'):
+        create_window(_args(clip, tmp_path), win.networks)
+    assert json.loads((ws / 'workspace.json').read_text()) == {'version': 99}
+    del meta
+
+
+def test_workspace_v1_is_migrated(qtbot, make_window, tmp_path, monkeypatch):
+    from gui import main_window
+    win = make_window('--no-resume')
+    win.set_mode('free')
+    drag(win.canvas, [(20, 30), (60, 30)])
+    expected = win.store.get_mask(0)
+    win.close()
+    ws = tmp_path / 'ws'
+    meta = json.loads((ws / 'workspace.json').read_text())
+    meta['version'] = 1
+    del meta['frame_names']
+    (ws / 'workspace.json').write_text(json.dumps(meta))
+    monkeypatch.setattr(main_window, 'ask_resume', lambda *a: 'resume')
+    w2 = make_window()
+    assert np.array_equal(w2.store.get_mask(0), expected)
+    w2.close()
+    assert json.loads((ws / 'workspace.json').read_text())['version'] == 2
 
 
 def test_help_and_shortcut_keys(qtbot, win, monkeypatch):
