@@ -14,8 +14,11 @@ What it reproduces (see ../shared/reference/mivos/README.md §4.7):
 
 Beyond MiVOS: frames are read from the store one at a time (no float copy of the video); key
 features live in a bounded LRU; soft probabilities live in a ProbabilityCache (compact dtype,
-byte budget, fallback to the one-hot of the store's labels); `max_memory_frames` caps the
-memory of a pass; objects may be added (channels are padded) or removed between interactions;
+byte budget, fallback to the one-hot of the store's labels); the memory of a pass is bounded by
+default (`working_frames` recent frames + a long-term memory of pooled prototypes of the frames
+evicted from it, `long_term_frames`; see MemoryBank), so a 10,000-frame video costs the same per
+frame at its end as at its start; `working_frames=None` is MiVOS's unbounded memory, and
+`max_memory_frames` is the expert cap on all frames; objects may be added (channels are padded) or removed between interactions;
 AMP on CUDA; progress and cancellation between frames (each frame's labels are written
 atomically, so a cancelled run leaves every frame either old or new).
 """
@@ -26,7 +29,8 @@ import numpy as np
 import torch
 
 from inference_core.aggregate import aggregate_wbg
-from inference_core.memory_bank import FeatureCache, MemoryBank, ProbabilityCache
+from inference_core.memory_bank import (DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES, FeatureCache,
+                                        MemoryBank, ProbabilityCache)
 from inference_core.padding import pad_amount, pad_divide_by, unpad
 from util.errors import UserError
 from util.tensor_util import normalize_frames
@@ -70,7 +74,8 @@ class PropagationEngine:
 
     def __init__(self, networks, store, mem_freq=5, top_k=20, max_memory_frames=None, amp=False,
                  device=None, prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
-                 feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, frame_loader=None):
+                 feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, frame_loader=None,
+                 working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES):
         if int(mem_freq) < 1:
             raise UserError(f'mem_freq must be >= 1, got {mem_freq}')
         if max_memory_frames is not None and int(max_memory_frames) < 1:
@@ -93,7 +98,11 @@ class PropagationEngine:
         self.nh = self.h + self.pad[2] + self.pad[3]
         self.nw = self.w + self.pad[0] + self.pad[1]
 
-        self.memory = MemoryBank(max_memory_frames)
+        if working_frames is not None and int(working_frames) < 1:
+            raise UserError(f'working_frames must be >= 1 (or None: unbounded), got {working_frames}')
+        if long_term_frames is None or int(long_term_frames) < 0:
+            raise UserError(f'long_term_frames must be >= 0, got {long_term_frames}')
+        self.memory = MemoryBank(max_memory_frames, working_frames, long_term_frames)
         self.probs = ProbabilityCache(prob_dtype, prob_cache_bytes)
         self.features = FeatureCache(feature_cache_bytes)
         self.interacted = frozenset()    # replaced, never mutated: safe to read from other threads

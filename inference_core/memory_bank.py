@@ -1,7 +1,8 @@
 """Memory and caches of the propagation engine.
 
-MemoryBank        permanent memory (one entry per interacted frame) + the temporary memory of
-                  one propagation pass, with an optional cap on the total number of frames.
+MemoryBank        permanent memory (one entry per interacted frame) + the working memory of one
+                  propagation pass (bounded by default) + a compact long-term memory of the
+                  frames evicted from it, so per-frame cost and memory stay flat on long videos.
 ProbabilityCache  per-frame soft probabilities (with background), float32 / float16 /
                   zlib-compressed uint8, bounded by a byte budget (LRU eviction).
 FeatureCache      LRU of encoded key features per frame, bounded by a byte budget.
@@ -15,6 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+# The default memory policy (see MemoryBank). 20 working frames hold a whole ordinary clip at
+# mem_freq 5 (DAVIS videos have <= 104 frames), so short videos are read exactly as MiVOS does;
+# the long-term memory holds 2x2-pooled summaries of evicted frames, up to the positions of 8
+# full frames (16 summaries at 1/4 the positions each), thinned evenly over the whole history.
+DEFAULT_WORKING_FRAMES = 20
+DEFAULT_LONG_TERM_FRAMES = 8
 
 
 def _nbytes(obj):
@@ -41,29 +50,48 @@ class MemoryEntry:
 
 
 class MemoryBank:
-    """Permanent + temporary memory of the propagation engine.
+    """Permanent + working + long-term memory of the propagation engine.
 
     Permanent entries are the interacted frames (MiVOS "certain memory"). Interacting again with
     a frame replaces its entry (MiVOS appends a second copy; the old mask is outdated, so we drop
     it). During a pass, temporary entries are appended every `mem_freq` frames by the engine.
 
-    `max_frames` caps the total number of frames in the memory used by a pass:
-      * permanent frames are kept; when they alone reach the cap, only the ones nearest to the
+    Two policies:
+      * the default (`working_frames` set, `max_frames` None): all permanent frames, at most
+        `working_frames` temporary frames (the oldest is evicted first), and, when
+        `long_term_frames` > 0, a long-term memory: each evicted frame is consolidated into
+        prototypes (its keys and values average-pooled 2x2: a quarter of the positions, still
+        covering the whole frame) kept across the rest of the pass. When the prototypes exceed
+        `long_term_frames` frames' worth of positions, every other summary of the older half is
+        dropped, so what is kept spans the whole history evenly (an object that left the view
+        minutes ago can still be matched). With `working_frames=None` memory grows without bound
+        (MiVOS behaviour).
+      * `max_frames` (the expert cap, --max_memory_frames) caps the total number of frames:
+        permanent frames are kept; when they alone reach the cap, only the ones nearest to the
         pass start (ties: the more recent interaction) are used, and one slot is left for
-        temporary memory when the cap is at least 2 so long passes keep a recent reference;
-      * temporary frames are evicted oldest-first to make room for new ones.
-    `size` is the number of frames in the current pass memory; `peak_size` its maximum since the
-    last `reset_peak()`.
+        temporary memory when the cap is at least 2; temporaries are evicted oldest-first.
+        No long-term memory.
+    `size` is the number of frames in the current pass memory (long-term prototypes not
+    counted; see `long_term_positions`); `peak_size` its maximum since the last `reset_peak()`.
     """
 
-    def __init__(self, max_frames=None):
+    def __init__(self, max_frames=None, working_frames=DEFAULT_WORKING_FRAMES,
+                 long_term_frames=DEFAULT_LONG_TERM_FRAMES):
         if max_frames is not None and int(max_frames) < 1:
             raise ValueError(f'max_frames must be >= 1 or None, got {max_frames}')
+        if working_frames is not None and int(working_frames) < 1:
+            raise ValueError(f'working_frames must be >= 1 or None, got {working_frames}')
+        if int(long_term_frames) < 0:
+            raise ValueError(f'long_term_frames must be >= 0, got {long_term_frames}')
         self.max_frames = None if max_frames is None else int(max_frames)
+        self.working_frames = None if working_frames is None or max_frames is not None \
+            else int(working_frames)
+        self.long_term_frames = int(long_term_frames) if self.working_frames is not None else 0
         self.permanent = OrderedDict()       # frame -> MemoryEntry, interaction order
         self._counter = 0
         self._pass_perm = []                 # permanent entries used by the current pass
         self._temp = []                      # (frame, key, value) of the current pass
+        self._long = []                      # (frame, keys (Ck, n), values (K, Cv, n)) prototypes
         self._cat = None                     # cached (keys, values) concatenation
         self.peak_size = 0
 
@@ -84,6 +112,7 @@ class MemoryBank:
         self.permanent.clear()
         self._pass_perm = []
         self._temp = []
+        self._long = []
         self._cat = None
 
     @property
@@ -117,6 +146,7 @@ class MemoryBank:
             entries = [e for e in entries if id(e) in chosen]   # keep interaction order
         self._pass_perm = entries
         self._temp = []
+        self._long = []
         self._cat = None
         self._update_peak()
 
@@ -127,21 +157,52 @@ class MemoryBank:
         return len(self._pass_perm) < self.max_frames
 
     def add_temporary(self, frame, key, value):
-        """Append a temporary frame, evicting the oldest temporaries to respect the cap.
-        Returns False (and adds nothing) when the cap leaves no room for temporaries."""
+        """Append a temporary frame, evicting the oldest temporaries to respect the cap (into
+        the long-term memory under the default policy). Returns False (and adds nothing) when
+        the cap leaves no room for temporaries."""
         if not self.can_add_temporary():
             return False
         if self.max_frames is not None:
             while self._temp and len(self._pass_perm) + len(self._temp) >= self.max_frames:
                 self._temp.pop(0)
+        elif self.working_frames is not None:
+            while len(self._temp) >= self.working_frames:
+                self._consolidate(*self._temp.pop(0))
         self._temp.append((int(frame), key, value))
         self._cat = None
         self._update_peak()
         return True
 
+    def _consolidate(self, frame, key, value):
+        """Move an evicted working frame into the long-term memory as pooled prototypes."""
+        if self.long_term_frames <= 0:
+            return
+        ck, h, w = key.shape[1], key.shape[-2], key.shape[-1]
+        kk, cv = value.shape[:2]
+        pk = F.avg_pool2d(key.reshape(ck, h, w)[None].float(), 2, ceil_mode=True)[0]
+        pv = F.avg_pool2d(value.reshape(kk * cv, h, w)[None].float(), 2, ceil_mode=True)[0]
+        self._long.append((frame, pk.reshape(ck, -1).to(key.dtype),
+                           pv.reshape(kk, cv, -1).to(value.dtype)))
+        budget = self.long_term_frames * h * w
+        while sum(e[1].shape[1] for e in self._long) > budget and len(self._long) > 1:
+            old = len(self._long) // 2 or 1
+            # drop every other summary of the older half: the kept ones still span the history
+            self._long = [e for i, e in enumerate(self._long) if i >= old or i % 2 == 0] \
+                if old > 1 else self._long[1:]
+
+    @property
+    def long_term_frames_kept(self):
+        """Frames summarised in the long-term memory of the current pass."""
+        return [e[0] for e in self._long]
+
+    @property
+    def long_term_positions(self):
+        return sum(e[1].shape[1] for e in self._long)
+
     def end_pass(self):
         self._pass_perm = []
         self._temp = []
+        self._long = []
         self._cat = None
 
     @property
@@ -160,18 +221,28 @@ class MemoryBank:
         self.peak_size = max(self.peak_size, self.size)
 
     def memory(self):
-        """(keys (1, Ck, T, h, w), values (K, Cv, T, h, w)) of the current pass memory."""
+        """(keys (1, Ck, T, h, w), values (K, Cv, T, h, w)) of the current pass memory. With
+        long-term prototypes the positions are flattened: (1, Ck, 1, 1, N), (K, Cv, 1, 1, N)
+        (the readout flattens memory positions anyway)."""
         if self._cat is None:
             keys = [e.key for e in self._pass_perm] + [t[1] for t in self._temp]
             values = [e.value for e in self._pass_perm] + [t[2] for t in self._temp]
             if not keys:
                 raise RuntimeError('memory is empty')
-            self._cat = (torch.cat(keys, 2) if len(keys) > 1 else keys[0],
-                         torch.cat(values, 2) if len(values) > 1 else values[0])
+            if self._long:
+                ck, kk, cv = keys[0].shape[1], values[0].shape[0], values[0].shape[1]
+                fk = [k.reshape(ck, -1) for k in keys] + [e[1] for e in self._long]
+                fv = [v.reshape(kk, cv, -1) for v in values] + [e[2] for e in self._long]
+                self._cat = (torch.cat(fk, 1).reshape(1, ck, 1, 1, -1),
+                             torch.cat(fv, 2).reshape(kk, cv, 1, 1, -1))
+            else:
+                self._cat = (torch.cat(keys, 2) if len(keys) > 1 else keys[0],
+                             torch.cat(values, 2) if len(values) > 1 else values[0])
         return self._cat
 
     def nbytes(self):
         n = sum(_nbytes(e.key) + _nbytes(e.value) for e in self.permanent.values())
+        n += sum(_nbytes(e[1]) + _nbytes(e[2]) for e in self._long)
         return n + sum(_nbytes(t[1]) + _nbytes(t[2]) for t in self._temp)
 
 
