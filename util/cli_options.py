@@ -11,8 +11,9 @@ def check_engine_options(args):
     if model is not None and model not in MODEL_KINDS:
         raise UserError(f'unknown model {model!r} (use official, bundled or auto)')
     resolution = getattr(args, 'resolution', None)
-    if resolution is not None and resolution != -1 and resolution < 16:
-        raise UserError(f'--resolution must be -1 (original size) or at least 16, got {resolution}')
+    if resolution is not None:
+        from util.frames_io import _check_resolution       # the bound the API applies too
+        _check_resolution(resolution, '--resolution')
     for name in ('top_k', 'mem_freq', 'max_memory_frames'):
         value = getattr(args, name, None)
         if value is not None and value < 1:

@@ -28,7 +28,13 @@ def list_image_files(folder):
         raise UserError(f'folder not found: {folder}')
     if not os.path.isdir(folder):
         raise UserError(f'not a folder: {folder}')
-    names = [n for n in os.listdir(folder)
+    try:
+        entries = os.listdir(folder)
+    except PermissionError:
+        raise UserError(f'cannot read folder (permission denied): {folder}') from None
+    except OSError as e:
+        raise UserError(f'cannot read folder {folder}: {e.strerror or e}') from None
+    names = [n for n in entries
              if not n.startswith('.') and os.path.splitext(n)[1].lower() in IMAGE_EXTS
              and os.path.isfile(os.path.join(folder, n))]
     names.sort(key=natural_key)
@@ -95,13 +101,21 @@ def resize_frame(frame, h, w):
     return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
-def _check_resolution(resolution):
+MAX_RESOLUTION = 4320     # shorter side in pixels (8K UHD); larger sizes only exhaust memory
+
+
+def _check_resolution(resolution, name='resolution'):
+    """The processing size as an int: -1 (original size) or MAX_RESOLUTION >= r >= 16 (the
+    shorter side in pixels). Shared by the CLIs, the GUI and the API. Raises UserError."""
+    if isinstance(resolution, bool):
+        resolution = str(resolution)                    # True is not a size
     try:
         r = int(resolution)
-    except (TypeError, ValueError):
-        raise UserError(f'resolution must be an integer (-1 keeps the original size), got {resolution!r}') from None
-    if r != -1 and r < 16:
-        raise UserError(f'resolution must be -1 (original size) or at least 16, got {resolution}')
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f'{name} must be an integer (-1 keeps the original size), got {resolution!r}') from None
+    if r != -1 and not 16 <= r <= MAX_RESOLUTION:
+        raise UserError(f'{name} must be -1 (original size) or 16..{MAX_RESOLUTION} (the shorter '
+                        f'side in pixels), got {resolution}')
     return r
 
 

@@ -36,20 +36,30 @@ class CliProgress:
             self._total = total
         self._bar.update(min(int(done), total))
 
-    def close(self):
+    def close(self, failed=False):
+        """Finish the bar: at 100 % after success; failed=True (an error or Ctrl+C) leaves it
+        at the value it reached."""
         if self._bar is not None:
-            self._bar.finish()
+            if failed:
+                try:        # draw the value reached (updates are rate-limited)
+                    self._bar.update(self._bar.value, force=True)
+                except Exception:
+                    pass
+            self._bar.finish(dirty=failed)
             self._bar = None
 
 
 @contextlib.contextmanager
 def cli_progress(label='', quiet=False, stream=None):
-    """Context manager yielding a CliProgress; the bar is finished on exit."""
+    """Context manager yielding a CliProgress; the bar is finished on exit (at 100 %), or left
+    where it was when the block ends with an exception (an error, Ctrl+C)."""
     p = CliProgress(label, quiet, stream)
     try:
         yield p
-    finally:
-        p.close()
+    except BaseException:
+        p.close(failed=True)
+        raise
+    p.close()
 
 
 def make_progress(label='', quiet=False):
