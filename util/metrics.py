@@ -284,6 +284,17 @@ def evaluate_folders(pred_root, gt_root, sequences=None, skip_first_last=True,
     are an error (as in the DAVIS benchmark). progress(done, total) counts frames.
     Returns (per-sequence results, summary) or None when cancelled.
     """
+    from util.mask_io import MaskNotes
+    notes = MaskNotes()
+    try:
+        return _evaluate_folders(pred_root, gt_root, sequences, skip_first_last, bound_th,
+                                 progress, should_cancel, notes)
+    finally:
+        notes.flush()        # how grey masks were read: one line per rule
+
+
+def _evaluate_folders(pred_root, gt_root, sequences, skip_first_last, bound_th, progress,
+                      should_cancel, notes):
     from util.mask_io import read_label_png
     gt_seqs = mask_sequence_dirs(gt_root)
     pred_seqs = mask_sequence_dirs(pred_root)
@@ -316,7 +327,7 @@ def evaluate_folders(pred_root, gt_root, sequences=None, skip_first_last=True,
     results = []
     for s, gt_files, pred_files in plan:
         stems = list(gt_files)
-        gts = [read_label_png(gt_files[k]) for k in stems]
+        gts = [read_label_png(gt_files[k], notes) for k in stems]
         obj_ids = sorted({int(v) for g in gts for v in np.unique(g)} - {0, VOID_LABEL})
         frames = list(range(len(stems)))[1:-1] if skip_first_last else list(range(len(stems)))
         J = np.full((len(frames), len(obj_ids)), np.nan)
@@ -325,7 +336,7 @@ def evaluate_folders(pred_root, gt_root, sequences=None, skip_first_last=True,
             if should_cancel is not None and should_cancel():
                 return None
             g = gts[t]
-            p = read_label_png(pred_files[stems[t]])
+            p = read_label_png(pred_files[stems[t]], notes)
             if p.shape != g.shape:
                 raise UserError(f'{s}/{stems[t]}: prediction is {p.shape[1]}x{p.shape[0]} but the '
                                 f'ground truth is {g.shape[1]}x{g.shape[0]}')
