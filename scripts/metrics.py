@@ -13,14 +13,16 @@ including per-frame scores) and <out>_global.csv / <out>_per_sequence.csv. --out
 (semi-supervised protocol); --all-frames scores every frame.
 """
 import argparse
+import contextlib
 import csv
 import io
+import json
 import os
 import sys
 import time
 
-from util.atomic import write_json, write_text
-from util.errors import UserError, run_cli
+from util.atomic import atomic_path
+from util.errors import UserError, run_cli, write_error
 from util.metrics import BOUND_TH, evaluate_folders
 from util.progress import cli_progress
 
@@ -60,15 +62,39 @@ def _clean(x):
 def write_reports(out, results, summary, meta):
     """<out>.json, <out>_global.csv, <out>_per_sequence.csv (one row per object, DAVIS style)."""
     d = os.path.dirname(os.path.abspath(out))
+    if os.path.exists(d) and not os.path.isdir(d):
+        raise UserError(f'cannot write output {out}.json: {d} is a file, not a folder')
     if not os.path.isdir(d):
         raise UserError(f'output folder does not exist: {d}')
-    write_json(out + '.json', _clean({'summary': summary, 'sequences': results, **meta}), indent=1,
-               allow_nan=False)
+    texts = {out + '.json': json.dumps(_clean({'summary': summary, 'sequences': results, **meta}),
+                                       indent=1, allow_nan=False, ensure_ascii=False)}
     keys = ['J&F-Mean', 'J-Mean', 'J-Recall', 'J-Decay', 'F-Mean', 'F-Recall', 'F-Decay']
-    write_text(out + '_global.csv', _csv([[f'{summary[k]:.6f}' for k in keys]], keys))
+    texts[out + '_global.csv'] = _csv([[f'{summary[k]:.6f}' for k in keys]], keys)
     rows = [[f'{r["name"]}_{o["id"]}', f'{o["J"]["mean"]:.6f}', f'{o["F"]["mean"]:.6f}']
             for r in results for o in r['objects']]
-    write_text(out + '_per_sequence.csv', _csv(rows, ['Sequence', 'J-Mean', 'F-Mean']))
+    texts[out + '_per_sequence.csv'] = _csv(rows, ['Sequence', 'J-Mean', 'F-Mean'])
+    _write_all(texts)
+
+
+def _write_text(path, text):
+    with open(path, 'w', encoding='utf-8', newline='\n') as f:
+        f.write(text)
+
+
+def _write_all(texts):
+    """Write {path: text} all or nothing: every file goes to a temp file first and the targets
+    are replaced only when all of them were written (a full disk leaves the old reports as
+    they were). An OSError becomes a one-line UserError."""
+    path = None
+    try:
+        with contextlib.ExitStack() as stack:
+            tmps = {}
+            for path in texts:
+                tmps[path] = stack.enter_context(atomic_path(path))
+            for path, text in texts.items():
+                _write_text(tmps[path], text)
+    except OSError as e:
+        raise write_error(e, path) from None
 
 
 def build_parser():
@@ -116,7 +142,12 @@ def main(argv=None):
     meta = {'pred': os.path.abspath(args.pred), 'gt': os.path.abspath(args.gt),
             'skip_first_last': not args.all_frames, 'bound_th': args.bound_th,
             'seconds': round(time.time() - t0, 3)}
-    write_reports(out, results, summary, meta)
+    try:
+        write_reports(out, results, summary, meta)
+    except UserError as e:
+        if args.out is None:
+            raise UserError(f'{e} (write the report elsewhere with --out)') from None
+        raise
     print(f'wrote {out}.json, {out}_global.csv, {out}_per_sequence.csv', file=sys.stderr)
     return 0
 

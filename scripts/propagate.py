@@ -18,6 +18,13 @@ Dataset:
     complete, so a run that is interrupted can be resumed by running the same command
     (finished sequences are skipped).
 
+Your files in the output folder are safe. The run marker out/propagate_run.json lists every
+file this tool wrote. --overwrite replaces only those (and removes the ones the new run no
+longer writes, e.g. frames of an older, longer run), plus files of yours that have the SAME NAME
+as an output (a hand-fixed 00012.png is replaced by the new 00012.png). Other files (notes,
+renamed copies, subfolders) are never touched. Without --overwrite a file of yours with an
+output's name stops the run before anything is written.
+
 Which given masks are used (--use-masks): 'first' = only the first annotated frame (DAVIS
 semi-supervised protocol; default for DAVIS layouts), 'appear' = each object's mask at the
 frame where it first appears, propagated forward only (YouTube-VOS protocol; default there),
@@ -40,7 +47,7 @@ from inference_core.padding import unpad
 from inference_core.store import FrameStore, resize_labels
 from util.atomic import write_bytes, write_json
 from util.cli_options import check_engine_options
-from util.errors import UserError, run_cli
+from util.errors import UserError, run_cli, write_error, writing_output
 
 MARKER = 'propagate_run.json'
 PARTIAL = '.partial-'
@@ -238,9 +245,18 @@ def read_given_masks(store, files, mode):
 
     Every mask must have the frames' aspect ratio (original or processing size, or any
     resolution with the same shape); missing masks for a sequence are an error."""
-    from util.mask_io import match_masks_to_frames, read_label_png
+    from util.mask_io import MaskNotes, match_masks_to_frames, read_label_png
     if not files:
         raise UserError('no mask PNGs given')
+    notes = MaskNotes()
+    try:
+        return _read_given_masks(store, files, mode, notes)
+    finally:
+        notes.flush()           # how grey masks were read: one line per rule
+
+
+def _read_given_masks(store, files, mode, notes):
+    from util.mask_io import match_masks_to_frames, read_label_png
     targets = match_masks_to_frames(files, store.frame_names)
     order = sorted(range(len(files)), key=lambda i: targets[i])
     if mode == 'first':
@@ -250,7 +266,7 @@ def read_given_masks(store, files, mode):
     seen = set()
     for i in order:
         f, t = files[i], targets[i]
-        lab = read_label_png(f)
+        lab = read_label_png(f, notes)
         mh, mw = lab.shape
         if abs(mh * ow - mw * oh) > max(ow, oh):
             raise UserError(f'mask {os.path.basename(f)} is {mw}x{mh} but the frames are '
@@ -266,8 +282,11 @@ def read_given_masks(store, files, mode):
             continue
         orig[t] = lab if (mh, mw) == (oh, ow) else resize_labels(lab, oh, ow)
         given[t] = resize_labels(lab, store.height, store.width)
-    if not given:
-        raise UserError('the given masks contain no object (all background)')
+    if not given or not any(g.any() for g in given.values()):
+        used = [os.path.basename(files[i]) for i in order]
+        what = (f'mask {used[0]} contains' if len(used) == 1 else
+                f'the given masks ({len(used)} files, {used[0]} ... {used[-1]}) contain')
+        raise UserError(f'{what} no object (all background): nothing to propagate')
     top = max(int(g.max()) for g in given.values())
     store.ensure_objects(max(top, 1))
     return given, orig
@@ -299,28 +318,44 @@ def segment_store(store, files, mode, runner, progress=None, should_cancel=None)
     return labels_at, run
 
 
-def write_sequence(store, labels_at, out_dir, progress=None, should_cancel=None):
+def output_names(store):
+    """The files written for a sequence (one PNG per frame)."""
+    return [f'{n}.png' for n in store.frame_names]
+
+
+def write_sequence(store, labels_at, out_dir, progress=None, should_cancel=None, shown_dir=None):
+    """Write every frame's PNG into `out_dir`. A write error (disk full, ...) is a UserError
+    naming the file as it will be called in `shown_dir` (the final folder; default out_dir)."""
     from util.export import indexed_png_bytes
-    os.makedirs(out_dir, exist_ok=True)
-    for t in range(store.num_frames):
+    with writing_output(shown_dir or out_dir):
+        os.makedirs(out_dir, exist_ok=True)
+    for t, name in enumerate(output_names(store)):
         if should_cancel is not None and should_cancel():
             return False
-        write_bytes(os.path.join(out_dir, f'{store.frame_names[t]}.png'),
-                    indexed_png_bytes(labels_at(t)))
+        data = indexed_png_bytes(labels_at(t))
+        try:
+            write_bytes(os.path.join(out_dir, name), data)
+        except OSError as e:
+            raise write_error(e, os.path.join(shown_dir or out_dir, name)) from None
         if progress is not None:
             progress(t + 1, store.num_frames)
     return True
 
 
 def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution, label='',
-                     quiet=False):
-    """Load, propagate and write one sequence into `out_dir` (which must not exist yet)."""
+                     quiet=False, check=None, shown_dir=None):
+    """Load, propagate and write one sequence into `out_dir` (a new temp folder).
+    `check(names)`, when given, sees the output file names once the frames are loaded (before
+    the propagation); `shown_dir` is the folder named in write errors. The returned info
+    lists the files written ('files')."""
     from util.frames_io import open_frames
     from util.progress import cli_progress
     t0 = time.time()
     with cli_progress(f'{label} load', quiet) as p:
         store = open_frames(frames_path, resolution=resolution, progress=p)
     try:
+        if check is not None:
+            check(output_names(store))
         t1 = time.time()
         with cli_progress(f'{label} propagate', quiet) as p:
             res = segment_store(store, mask_files, mode, runner, progress=p)
@@ -331,7 +366,7 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
         adapt_s = run.adapt_s
         try:
             with cli_progress(f'{label} write', quiet) as p:
-                write_sequence(store, labels_at, out_dir, progress=p)
+                write_sequence(store, labels_at, out_dir, progress=p, shown_dir=shown_dir)
         finally:
             run.close()
         info = {'frames': store.num_frames, 'objects': store.num_objects,
@@ -341,6 +376,7 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
                 'total_s': round(time.time() - t0, 3)}
         if runner.adapt:
             info['adapt_s'] = round(adapt_s, 3)
+        info['files'] = output_names(store)
         return info
     finally:
         store.close()
@@ -354,7 +390,7 @@ def discover_dataset(root):
         raise UserError(f'dataset folder not found: {root}')
 
     def subdirs(p):
-        return sorted(n for n in os.listdir(p) if not n.startswith('.')
+        return sorted(n for n in _listdir(p) if not n.startswith('.')
                       and os.path.isdir(os.path.join(p, n))) if os.path.isdir(p) else []
 
     for res in ('480p', 'Full-Resolution'):
@@ -371,7 +407,7 @@ def discover_dataset(root):
     vids = os.path.join(root, 'videos')
     if os.path.isdir(vids):
         seqs = {}
-        for n in sorted(os.listdir(vids)):
+        for n in sorted(_listdir(vids)):
             stem, ext = os.path.splitext(n)
             if ext.lower() in VIDEO_EXTS and not n.startswith('.'):
                 seqs[stem] = (os.path.join(vids, n), _dir_or_none(os.path.join(root, 'masks', stem)))
@@ -382,6 +418,15 @@ def discover_dataset(root):
 
 def _dir_or_none(p):
     return p if os.path.isdir(p) else None
+
+
+def _listdir(p):
+    try:
+        return os.listdir(p)
+    except PermissionError:
+        raise UserError(f'cannot read folder (permission denied): {p}') from None
+    except OSError as e:
+        raise UserError(f'cannot read folder {p}: {e.strerror or e}') from None
 
 
 def read_split(path):
@@ -432,6 +477,63 @@ def check_output(out, kind, inputs, overwrite):
         raise UserError(f'output folder {out} holds a {marker.get("kind")} run, not a {kind} run '
                         f'(choose another folder or use --overwrite)')
     return marker
+
+
+def _plain_names(names):
+    """File names from a marker that may be touched: plain names inside the folder only."""
+    if not isinstance(names, (list, tuple, set)):
+        return set()
+    return {n for n in names if isinstance(n, str) and n == os.path.basename(n)
+            and n not in ('', '.', '..', MARKER) and not n.startswith(PARTIAL)}
+
+
+def _check_clashes(dst, names, owned, overwrite):
+    """Without --overwrite, refuse when `dst` holds a file (or folder) of the user's with the
+    name of an output: only files this tool wrote (`owned`) are replaced."""
+    if os.path.lexists(dst) and not os.path.isdir(dst):
+        raise UserError(f'{dst} is a file, not a folder; move it away or choose another output '
+                        f'folder')
+    if overwrite or not os.path.isdir(dst):
+        return
+    clash = [n for n in names if n not in owned and os.path.lexists(os.path.join(dst, n))]
+    if clash:
+        more = f' and {len(clash) - 1} more' if len(clash) > 1 else ''
+        raise UserError(f'{os.path.join(dst, clash[0])}{more} were not written by this tool; '
+                        f'use --overwrite to replace them (nothing was changed)'
+                        if more else
+                        f'{os.path.join(dst, clash[0])} was not written by this tool; use '
+                        f'--overwrite to replace it (nothing was changed)')
+
+
+def _merge_files(tmp, dst, new, owned):
+    """Move the files `new` from `tmp` into the existing folder `dst` (replacing same-named
+    ones), then remove the files this tool wrote before (`owned`) that the new run did not.
+    Everything else in `dst` stays."""
+    for n in new:
+        os.replace(os.path.join(tmp, n), os.path.join(dst, n))
+    for n in sorted(_plain_names(owned) - set(new)):
+        p = os.path.join(dst, n)
+        if os.path.isfile(p) or os.path.islink(p):
+            try:
+                os.remove(p)
+            except FileNotFoundError:
+                pass
+
+
+def _install_dir(tmp, dst, new, owned):
+    """Put the finished sequence folder `tmp` at `dst`. A new `dst`, or one holding only files
+    of this tool (old outputs), is replaced by renaming (atomic); a `dst` with files of the
+    user's gets the new files merged in (see _merge_files)."""
+    if not os.path.isdir(dst):
+        os.replace(tmp, dst)
+        return
+    ours = set(new) | _plain_names(owned)
+    entries = os.listdir(dst)
+    if all(e in ours and os.path.isfile(os.path.join(dst, e))
+           and not os.path.islink(os.path.join(dst, e)) for e in entries):
+        _replace_dir(tmp, dst)
+    else:
+        _merge_files(tmp, dst, new, owned)
 
 
 def _clean_partials(folder, prefix):
@@ -487,7 +589,10 @@ def build_parser():
     p.add_argument('--resolution', type=int, default=480,
                    help='processing size: shorter side in pixels (default 480, -1 = original)')
     p.add_argument('--overwrite', action='store_true',
-                   help='write into a non-empty folder / recompute finished sequences')
+                   help='recompute finished outputs, writing into a folder this tool did not '
+                        'write; replaces the files it wrote before (removing those the new run '
+                        'does not write) AND files of yours with the same name as an output; '
+                        'your other files are never touched')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     return p
 
@@ -572,7 +677,7 @@ def main(argv=None, networks=None):
         for n in names:
             frames_path, ann = seqs[n]
             mfiles = [] if ann is None else sorted(
-                os.path.join(ann, f) for f in os.listdir(ann)
+                os.path.join(ann, f) for f in _listdir(ann)
                 if os.path.splitext(f)[1].lower() in MASK_EXTS and not f.startswith('.'))
             if not mfiles:
                 raise UserError(f'sequence {n!r} has no annotations (mask PNGs) in {args.dataset}')
@@ -597,59 +702,106 @@ def main(argv=None, networks=None):
     runner = Runner(networks, args)
 
     if kind == 'single':
-        parent = os.path.dirname(out)
+        return _run_single(args, out, files, mode, cfg, source, networks, runner)
+    return _run_dataset(args, out, layout, jobs, mode, cfg, source, networks, runner, marker)
+
+
+def _run_single(args, out, files, mode, cfg, source, networks, runner):
+    """Propagate one video into `out`: a new folder is renamed into place when complete; an
+    existing one gets the new files merged in (marker last; a crash in between leaves an
+    incomplete marker listing every file that may be ours, so a rerun resumes)."""
+    kind = 'single'
+    parent, base = os.path.dirname(out), os.path.basename(out)
+    with writing_output():
         os.makedirs(parent, exist_ok=True)
-        base = os.path.basename(out)
         _clean_partials(parent, f'.{base}{PARTIAL}')
         tmp = tempfile.mkdtemp(prefix=f'.{base}{PARTIAL}', dir=parent)
-        try:
-            info = process_sequence(args.input, files, mode, tmp, runner, args.resolution,
-                                    label=os.path.basename(os.path.normpath(args.input)),
-                                    quiet=args.quiet)
-            write_json(os.path.join(tmp, MARKER), {'kind': kind, 'complete': True,
-                                                   'source': source, 'settings': cfg,
-                                                   'networks': networks.kind, 'run': info},
-                       indent=1)
+    old = _read_marker(out) if os.path.isdir(out) else None
+    owned = _plain_names(old.get('files')) if old and old.get('kind') == kind else set()
+    try:
+        info = process_sequence(
+            args.input, files, mode, tmp, runner, args.resolution,
+            label=os.path.basename(os.path.normpath(args.input)), quiet=args.quiet,
+            check=lambda names: _check_clashes(out, names, owned, args.overwrite), shown_dir=out)
+        new = info.pop('files')
+        head = {'kind': kind, 'complete': True, 'source': source, 'settings': cfg}
+        with writing_output():
+            write_json(os.path.join(tmp, MARKER), {**head, 'networks': networks.kind,
+                                                   'run': info, 'files': new}, indent=1)
             if os.path.isdir(out) and os.listdir(out):
-                # --overwrite into a folder with other files: replace ours file by file,
-                # marker last (a crash in between leaves an incomplete marker)
-                write_json(os.path.join(out, MARKER), {'kind': kind, 'complete': False,
-                                                       'source': source, 'settings': cfg},
+                write_json(os.path.join(out, MARKER),
+                           {**head, 'complete': False, 'files': sorted(owned | set(new))},
                            indent=1)
-                for n in sorted(os.listdir(tmp)):
-                    if n != MARKER:
-                        os.replace(os.path.join(tmp, n), os.path.join(out, n))
+                _merge_files(tmp, out, new, owned)
                 os.replace(os.path.join(tmp, MARKER), os.path.join(out, MARKER))
             else:
                 if os.path.isdir(out):
                     os.rmdir(out)
                 os.replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        _report(info, args.input)
-        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _report(info, args.input)
+    return 0
 
-    os.makedirs(out, exist_ok=True)
-    _clean_partials(out, PARTIAL)
-    runs = dict((marker or {}).get('sequences', {}))
+
+def _run_dataset(args, out, layout, jobs, mode, cfg, source, networks, runner, marker):
+    """Propagate every sequence into out/<seq>/. The marker lists the finished sequences
+    ('sequences', each with its 'files') and, under 'writing', the files this tool wrote or
+    may have written in sequence folders not finished with these settings."""
+    kind = 'dataset'
+    with writing_output():
+        os.makedirs(out, exist_ok=True)
+        _clean_partials(out, PARTIAL)
+    old = marker or {}
+    finished = dict(old.get('sequences') or {})
+    writing = {k: sorted(_plain_names(v)) for k, v in (old.get('writing') or {}).items()}
+    if args.overwrite and (old.get('settings') != cfg or old.get('source') != source):
+        # results of other settings are not finished results of this run (but still ours)
+        for k, v in finished.items():
+            files = _plain_names(writing.get(k)) | _plain_names((v or {}).get('files'))
+            if files:
+                writing[k] = sorted(files)
+        finished = {}
     state = {'kind': kind, 'layout': layout, 'source': source, 'settings': cfg,
-             'networks': networks.kind, 'sequences': runs}
-    write_json(os.path.join(out, MARKER), state, indent=1)
+             'networks': networks.kind, 'sequences': finished, 'writing': writing}
+
+    def save():
+        with writing_output():
+            write_json(os.path.join(out, MARKER),
+                       {k: v for k, v in state.items() if k != 'writing' or v}, indent=1)
+    save()
     todo = [(n, f, m) for n, f, m in jobs
-            if args.overwrite or not os.path.isdir(os.path.join(out, n))]
+            if args.overwrite or not (n in finished and os.path.isdir(os.path.join(out, n)))]
     skipped = len(jobs) - len(todo)
     if skipped:
         print(f'{skipped} of {len(jobs)} sequences already done, skipping them', file=sys.stderr)
     for i, (n, frames_path, mfiles) in enumerate(todo):
-        tmp = tempfile.mkdtemp(prefix=f'{PARTIAL}{n}-', dir=out)
+        dst = os.path.join(out, n)
+        owned = _plain_names((finished.get(n) or {}).get('files')) | _plain_names(writing.get(n))
+        if n in finished:
+            del finished[n]                  # being redone: not finished, its files still ours
+            writing[n] = sorted(owned)
+            save()
+        with writing_output():
+            tmp = tempfile.mkdtemp(prefix=f'{PARTIAL}{n}-', dir=out)
         try:
-            info = process_sequence(frames_path, mfiles, mode, tmp, runner, args.resolution,
-                                    label=f'[{i + 1}/{len(todo)}] {n}', quiet=args.quiet)
-            _replace_dir(tmp, os.path.join(out, n))
+            try:
+                info = process_sequence(
+                    frames_path, mfiles, mode, tmp, runner, args.resolution,
+                    label=f'[{i + 1}/{len(todo)}] {n}', quiet=args.quiet,
+                    check=lambda names: _check_clashes(dst, names, owned, args.overwrite),
+                    shown_dir=dst)
+            except UserError as e:
+                raise UserError(f'sequence {n!r}: {e}') from None
+            writing[n] = sorted(owned | set(info['files']))
+            save()
+            with writing_output(dst):
+                _install_dir(tmp, dst, info['files'], owned)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        runs[n] = info
-        write_json(os.path.join(out, MARKER), state, indent=1)
+        writing.pop(n, None)
+        finished[n] = info
+        save()
         _report(info, n)
     return 0
 

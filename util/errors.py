@@ -25,3 +25,37 @@ def run_cli(main):
         print('interrupted', file=sys.stderr)
         sys.exit(130)
     sys.exit(rc or 0)
+
+
+_WRITE_REASONS = {'EACCES': 'permission denied', 'EPERM': 'permission denied',
+                  'EROFS': 'read-only file system', 'ENOSPC': 'no space left on device',
+                  'EDQUOT': 'disk quota exceeded', 'EFBIG': 'file too large',
+                  'ENOTDIR': 'a part of the path is a file, not a folder',
+                  'EEXIST': 'a file is in the way', 'EISDIR': 'a folder is in the way',
+                  'ENAMETOOLONG': 'file name too long'}
+
+
+def write_error(e, path=None):
+    """A one-line UserError for an OSError `e` raised while writing output: it names `path`
+    (default: the file the error names) and the reason in words."""
+    import errno
+    name = errno.errorcode.get(e.errno, '') if e.errno is not None else ''
+    reason = _WRITE_REASONS.get(name) or e.strerror or str(e) or type(e).__name__
+    where = path if path is not None else e.filename
+    return UserError(f'cannot write output {where}: {reason}' if where is not None
+                     else f'cannot write output: {reason}')
+
+
+class writing_output:
+    """`with writing_output(path):` turns an OSError inside into write_error(e, path)."""
+
+    def __init__(self, path=None):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, e, tb):
+        if typ is not None and issubclass(typ, OSError):
+            raise write_error(e, self.path) from None
+        return False
