@@ -587,7 +587,8 @@ def build_parser():
                         'propagating (online adaptation: tens of seconds per video on a CPU; best '
                         'together with --flip)')
     p.add_argument('--resolution', type=int, default=480,
-                   help='processing size: shorter side in pixels (default 480, -1 = original)')
+                   help='processing size: shorter side in pixels, 16..4320 (default 480, '
+                        '-1 = original)')
     p.add_argument('--overwrite', action='store_true',
                    help='recompute finished outputs, writing into a folder this tool did not '
                         'write; replaces the files it wrote before (removing those the new run '

@@ -63,7 +63,7 @@ def test_bad_colour_and_too_many_ids(tmp_path):
     with pytest.raises(UserError, match='not in the DAVIS palette'):
         read_label_png(tmp_path / 'bad.png')
     # a grey value above the label range is not an object id: one level = the object
-    # (rule 3d in util/mask_io.py; more grey-mask rules in test_grey_mask_rules)
+    # (rule 3d in util/mask_io.py; the other grey rules: tests/test_user_errors.py)
     Image.fromarray(np.full((8, 8), 300, np.uint16)).save(tmp_path / 'big.png')
     assert (read_label_png(tmp_path / 'big.png') == 1).all()
     (tmp_path / 'junk.png').write_bytes(b'not a png')
