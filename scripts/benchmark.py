@@ -226,6 +226,11 @@ def run_kind(kind, args):
             nets = load_networks('bundled', weights_dir=where, device=device)
         _sync(device)
         load_s = time.perf_counter() - t0
+    if args.long_video:
+        from scripts import bench_long_video
+        with torch.inference_mode():
+            return {'weights': note, 'device': str(device),
+                    'long_video': bench_long_video.run(nets, args.long_video, args)}
     frames, labels0 = synthetic_clip(args.frames + 1, num_objects=3)
     out = {'weights': note, 'device': str(device), 'load_s': round(load_s, 3),
            'click_model': 'f-BRS' if nets.click is not None else None}
@@ -233,7 +238,7 @@ def run_kind(kind, args):
         out['propagation'] = [bench_propagation(nets, frames, labels0, k, args) for k in (1, 3)]
     out['scribble'] = bench_scribble(nets, frames, labels0, args)
     out['click'] = bench_click(nets, frames, labels0, args)
-    out['adapt'] = bench_adapt(nets, frames, labels0, args)
+    out['adapt'] = None if args.no_adapt else bench_adapt(nets, frames, labels0, args)
     out['peak_rss_mb'] = peak_rss_mb()
     if device.type == 'cuda':
         out['peak_gpu_mb'] = round(torch.cuda.max_memory_allocated(device) / (1 << 20), 1)
@@ -248,6 +253,10 @@ def _child_argv(kind, args):
         argv.append('--amp')
     if args.threads:
         argv += ['--threads', str(args.threads)]
+    if args.long_video:
+        argv += ['--long-video', str(args.long_video)]
+    if args.no_adapt:
+        argv.append('--no-adapt')
     return argv
 
 
@@ -262,6 +271,10 @@ def build_parser():
     p.add_argument('--mem_freq', type=int, default=5)
     p.add_argument('--amp', action='store_true', help='fp16 autocast (CUDA only)')
     p.add_argument('--threads', type=int, help='torch CPU threads (default: torch default)')
+    p.add_argument('--no-adapt', action='store_true', help='skip the (slow) adaptation measurement')
+    p.add_argument('--long-video', type=int, metavar='N',
+                   help='instead: the long-video benchmark on an N-frame 480p video '
+                        '(scripts/bench_long_video.py: per-frame time early vs late, peak RSS)')
     p.add_argument('--output', help='also write the JSON here')
     p.add_argument('--child', choices=KINDS, help=argparse.SUPPRESS)
     return p
@@ -273,6 +286,8 @@ def main(argv=None):
         raise UserError(f'--frames must be >= 2, got {args.frames}')
     if args.repeats < 1:
         raise UserError(f'--repeats must be >= 1, got {args.repeats}')
+    if args.long_video is not None and args.long_video < 200:
+        raise UserError(f'--long-video needs at least 200 frames, got {args.long_video}')
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child:

@@ -4,12 +4,25 @@ Drives PropagationEngine exactly like the reference: 8 pre-normalised 91x123 fra
 mem_freq 2, top-k 20, interactions at frame 0 then frame 6, float32 probability cache. Checks
 (README §5): stored probabilities after each call within 2e-4, labels identical wherever the
 reference top-2 margin is >= 1e-3, the mask differences and the permanent memory.
+
+IVOS_TEST_DEVICE (default cpu; e.g. cuda) and IVOS_TEST_AMP (off | fp16 | bf16) run the same
+checks on another device (scripts/device_check.sh). fp32 keeps the tolerances above; under AMP
+the stated looser ones apply: probabilities, mask differences and memory within 3e-2, labels
+identical where the reference margin is >= 0.1.
 """
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import load_det_state_dict
+
+DEVICE = os.environ.get('IVOS_TEST_DEVICE', 'cpu')
+AMP = os.environ.get('IVOS_TEST_AMP', 'off')
+AMP = False if AMP in ('', 'off', '0') else AMP
+TOL = 3e-2 if AMP else 2e-4            # probabilities, mask differences, memory (relative)
+MARGIN = 0.1 if AMP else 1e-3          # labels must match where the reference is this sure
 
 
 def _top2_margin(prob):
@@ -30,7 +43,10 @@ def run(mivos_ref):
     prop.load_state_dict(load_det_state_dict('stcn'), strict=True)
     fuse = FusionNet()
     fuse.load_state_dict(load_det_state_dict('fusion_stcn'), strict=True)
-    nets = Networks('official', prop.eval(), fuse.eval(), None, None, torch.device('cpu'))
+    if DEVICE.startswith('cuda') and not torch.cuda.is_available():
+        pytest.skip('IVOS_TEST_DEVICE asks for CUDA, which is not available')
+    dev = torch.device(DEVICE)
+    nets = Networks('official', prop.eval().to(dev), fuse.eval().to(dev), None, None, dev)
 
     images = torch.from_numpy(ref['in_images'][0])            # (8, 3, 91, 123) normalised
     t, _, h, w = images.shape
@@ -38,7 +54,7 @@ def run(mivos_ref):
     store.ensure_objects(int(ref['in_num_objects']))
     engine = PropagationEngine(nets, store, mem_freq=int(ref['in_mem_freq']),
                                top_k=int(ref['in_top_k']), prob_dtype='float32',
-                               prob_cache_bytes=None, device='cpu',
+                               prob_cache_bytes=None, device=dev, amp=AMP,
                                frame_loader=lambda i: images[i:i + 1])
     out = {'ref': ref, 'engine': engine, 'store': store}
     frames = [int(f) for f in ref['in_interact_frames']]
@@ -46,9 +62,9 @@ def run(mivos_ref):
         assert engine.interact(f, torch.from_numpy(ref[key])) is True
         out[f'prob_{call}'] = torch.stack([engine.prob(i) for i in range(t)], 1).numpy()
         out[f'labels_{call}'] = np.stack([store.get_mask(i) for i in range(t)])
-        out[f'diff_{call}'] = engine.last_mask_diff.numpy()
+        out[f'diff_{call}'] = engine.last_mask_diff.float().cpu().numpy()
         out[f'peak_{call}'] = engine.peak_memory_frames
-    out['mem_k'], out['mem_v'] = (x.numpy() for x in engine.memory.certain_memory())
+    out['mem_k'], out['mem_v'] = (x.float().cpu().numpy() for x in engine.memory.certain_memory())
     return out
 
 
@@ -61,7 +77,7 @@ def test_probabilities(run, call):
     ref = run['ref'][f'out_prob_after_{call}']
     got = run[f'prob_{call}']
     assert got.shape == ref.shape
-    assert np.abs(got - ref).max() <= 2e-4
+    assert np.abs(got - ref).max() <= TOL
 
 
 @pytest.mark.parametrize('call', [1, 2])
@@ -73,8 +89,8 @@ def test_masks(run, call):
     want = ref[f'out_np_masks_after_{call}']
     got = run[f'labels_{call}']
     assert got.shape == want.shape
-    sure = margin >= 1e-3
-    assert sure.mean() > 0.9
+    sure = margin >= MARGIN
+    assert sure.mean() > (0.8 if AMP else 0.9)
     assert np.array_equal(got[sure], want[sure])
     # all three labels present on every frame (non-degenerate run)
     assert all(len(np.unique(got[i])) == 3 for i in range(got.shape[0]))
@@ -82,14 +98,14 @@ def test_masks(run, call):
 
 @pytest.mark.parametrize('call', [1, 2])
 def test_mask_diff(run, call):
-    assert np.abs(run[f'diff_{call}'] - run['ref'][f'out_mask_diff_{call}']).max() <= 2e-4
+    assert np.abs(run[f'diff_{call}'] - run['ref'][f'out_mask_diff_{call}']).max() <= TOL
 
 
 def test_certain_memory(run):
     ref = run['ref']
     for got, want in ((run['mem_k'], ref['out_certain_mem_k']), (run['mem_v'], ref['out_certain_mem_v'])):
         assert got.shape == want.shape
-        assert np.abs(got - want).max() <= 2e-4 * max(1.0, np.abs(want).max())
+        assert np.abs(got - want).max() <= TOL * max(1.0, np.abs(want).max())
 
 
 def test_memory_trace(run):
