@@ -221,6 +221,43 @@ class Session:
         """Label map (H, W) uint8 of a frame (a copy; safe during propagation)."""
         return self.store.get_mask(self._check_frame(frame))
 
+    @property
+    def peak_memory_frames(self):
+        """Most frames the propagation memory held at once (working + interacted frames)."""
+        return self.engine.peak_memory_frames
+
+    @property
+    def load_warnings(self):
+        """One-line notes from loading the video (e.g. a truncated file)."""
+        return list(self.store.load_warnings)
+
+    def soft_probabilities(self, frame):
+        """Soft probabilities of a frame, float32 (K+1, H, W) with background first, or None
+        where only labels exist. They come from the last scribble/click on the frame (while its
+        labels still match) or from the propagation that wrote the frame."""
+        t = self._check_frame(frame)
+        k = self.store.num_objects
+        soft = self._soft.get(t)
+        if soft is not None and soft[0].shape[0] == k + 1 \
+                and np.array_equal(soft[1], self.store.get_mask(t)):
+            p = soft[0]
+        elif t in self._pending:
+            p = None         # labels set since the engine last wrote the frame (paint, load ...)
+        else:
+            p = self.engine.cached_prob(t)
+            if p is not None and p.shape[0] != k + 1:
+                p = None
+        return None if p is None else p[:, 0].float().cpu().numpy()
+
+    def export(self, out_dir, formats=('png',), frames=None, fps=None, alpha=0.5, progress=None,
+               should_cancel=None, overwrite=False, inputs=()):
+        """Export masks at the original resolution (formats and guarantees: util.export): soft
+        masks use soft_probabilities. Returns True when complete, False when cancelled."""
+        from util.export import export
+        return export(self.store, out_dir, formats=formats, frames=frames, fps=fps, alpha=alpha,
+                      progress=progress, should_cancel=should_cancel, overwrite=overwrite,
+                      inputs=inputs, soft=self.soft_probabilities)
+
     # ------------------------------------------------------------------ objects
     def add_object(self, name=None, color=None):
         """Add an object; returns its id. The engine picks the new channel up at the next

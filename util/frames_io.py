@@ -1,10 +1,7 @@
 """Load a video file or a folder of images into a FrameStore, plus image read/write helpers
 that work with non-ASCII paths (cv2.imread/imwrite do not on some platforms)."""
-import contextlib
 import os
 import re
-import shutil
-import tempfile
 
 import cv2
 import numpy as np
@@ -175,60 +172,29 @@ def _open_image_files(files, source, resolution, storage, progress, should_cance
                                       should_cancel=should_cancel)
 
 
-@contextlib.contextmanager
-def _cv2_openable_path(path):
-    """Yield a path cv2.VideoCapture can open. Non-ASCII paths fail with some backends (Windows):
-    then fall back to a hard link / symlink / copy under an ASCII temp name."""
-    if path.isascii() or os.name != 'nt':
-        yield path
-        return
-    tmp = tempfile.mkdtemp(prefix='ivos_video_')
-    alias = os.path.join(tmp, 'video' + os.path.splitext(path)[1].encode('ascii', 'ignore').decode())
-    try:
-        for make in (os.link, os.symlink, shutil.copyfile):
-            try:
-                make(path, alias)
-                break
-            except OSError:
-                continue
-        yield alias
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _open_video(path, resolution, storage, progress, should_cancel, budget):
+    """Decode every frame with PyAV (util.video_io): the frame count is what decodes (a
+    mismatch with the container's count is a load warning), timestamps are kept per frame."""
+    from util.video_io import probe, read_frames
     if not os.access(path, os.R_OK):
         raise UserError(f'cannot read video (permission denied): {path}')
-    with _cv2_openable_path(path) as cv_path:
-        cap = cv2.VideoCapture(cv_path)
-        try:
-            if not cap.isOpened():
-                raise UserError(f'cannot open video (unsupported or corrupt): {path}')
-            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0)
-            ok, bgr = cap.read()
-            if not ok or bgr is None:
-                raise UserError(f'cannot decode any frame of video (corrupt or unsupported): {path}')
-            oh, ow = bgr.shape[:2]
-            ph, pw = processing_size(oh, ow, resolution)
+    info = probe(path)
+    ph, pw = processing_size(info.height, info.width, resolution)
+    warnings, timestamps = [], []
 
-            def frames():
-                nonlocal bgr
-                while bgr is not None:
-                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    yield resize_frame(rgb, ph, pw)
-                    ok, bgr = cap.read()
-                    if not ok:
-                        bgr = None
-                    elif bgr.shape[:2] != (oh, ow):
-                        raise UserError(f'video changes frame size mid-stream: {path}')
+    def frames():
+        for fr in read_frames(path, info, warnings=warnings):
+            timestamps.append(fr.timestamp)
+            yield resize_frame(fr.rgb, ph, pw)
 
-            store = FrameStore.from_frame_iter(
-                frames(), num_frames=count if count > 0 else None, orig_size=(oh, ow),
-                storage=storage, source=path, frame_names=None, memory_budget=budget,
-                progress=progress, should_cancel=should_cancel)
-        finally:
-            cap.release()
-    if store is not None and 0 < fps < 1000:
-        store.fps = fps
+    store = FrameStore.from_frame_iter(
+        frames(), num_frames=info.declared_frames or None, orig_size=(info.height, info.width),
+        storage=storage, source=path, frame_names=None, memory_budget=budget,
+        progress=progress, should_cancel=should_cancel)
+    if store is None:
+        return None
+    store.fps = info.fps
+    if len(timestamps) == store.num_frames and all(t is not None for t in timestamps):
+        store.timestamps = timestamps
+    store.load_warnings = warnings
     return store

@@ -1,4 +1,4 @@
-"""Read label masks (PNG) into a FrameStore.
+"""Read label masks (PNG, or a COCO / YouTube-VIS JSON via util/coco_io.py) into a FrameStore.
 
 How a mask PNG becomes a label map (0 = background, 1..N = object ids), in this order:
 
@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from inference_core.store import resize_labels
+from util.coco_io import is_annotation_file, read_annotation_file
 from util.errors import UserError
 from util.frames_io import natural_key
 from util.palette import davis_palette
@@ -264,12 +265,12 @@ def _check_size(mh, mw, store, path):
 
 def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel=None,
                before_write=None):
-    """Load mask PNGs into `store` and return the sorted frame indices that got a mask.
+    """Load masks into `store` and return the sorted frame indices that got a mask.
 
-    `folder_or_files`: a folder, one PNG, or a list of PNGs; any subset of frames. Matching:
-    see match_masks_to_frames. Decoding: see read_label_png (palette index wins when the PNG
-    has a palette; grayscale with only {0,255} is binary; otherwise grey value = id; RGB
-    colours go through the DAVIS palette). Masks must have the aspect ratio of the ORIGINAL
+    `folder_or_files`: a folder, one PNG, or a list of PNGs (any subset of frames; matching:
+    see match_masks_to_frames; decoding: the rules in the module docstring), or one COCO /
+    YouTube-VIS JSON (util/coco_io.py: its frames holding any object; objects this load creates
+    take the file's category names). Masks must have the aspect ratio of the ORIGINAL
     frames (any resolution, e.g. original or processing size) and are resized to the
     processing size with nearest neighbour. Objects up to the largest id seen are created;
     those frames are marked as person-edited (`edited`). Returns None when cancelled; on
@@ -277,18 +278,32 @@ def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel
     `before_write(t)`, when given, is called just before frame t's mask is replaced (undo
     bookkeeping: capture the frame's current state there).
     """
-    files = list_mask_files(folder_or_files)
-    targets = match_masks_to_frames(files, store.frame_names)
-    # Check every header before touching the store (cheap: no pixel decoding).
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                mw, mh = im.size
-        except FileNotFoundError:
-            raise UserError(f'mask file not found: {f}') from None
-        except Exception:
-            raise UserError(f'cannot read mask image (corrupt or unsupported): {f}') from None
-        _check_size(mh, mw, store, f)
+    names, notes = {}, None
+    if is_annotation_file(folder_or_files):
+        # A COCO / YouTube-VIS JSON (util/coco_io.py): its frames with any object, and names.
+        ann = read_annotation_file(folder_or_files)
+        _check_size(*ann.size, store, os.fspath(folder_or_files))
+        keyed = [(_annotation_frame(k, store, folder_or_files), lab)
+                 for k, lab in ann.frames.items() if lab.any()]
+        files = [lab for _, lab in sorted(keyed, key=lambda x: x[0])]
+        targets = sorted(t for t, _ in keyed)
+        read = np.asarray
+        names = ann.names
+    else:
+        files = list_mask_files(folder_or_files)
+        targets = match_masks_to_frames(files, store.frame_names)
+        notes = MaskNotes()                 # one log line per grey-mask rule, not per file
+        read = lambda f: read_label_png(f, notes)  # noqa: E731
+        # Check every header before touching the store (cheap: no pixel decoding).
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    mw, mh = im.size
+            except FileNotFoundError:
+                raise UserError(f'mask file not found: {f}') from None
+            except Exception:
+                raise UserError(f'cannot read mask image (corrupt or unsupported): {f}') from None
+            _check_size(mh, mw, store, f)
 
     old_n = store.num_objects
     old_edited = set(store.edited_frames)
@@ -299,7 +314,7 @@ def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel
             if should_cancel is not None and should_cancel():
                 _rollback(store, saved, old_n, old_edited)
                 return None
-            labels = read_label_png(f)
+            labels = read(f)
             labels = resize_labels(labels, store.height, store.width)
             top = int(labels.max()) if labels.size else 0
             if top > store.num_objects:
@@ -315,7 +330,26 @@ def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel
     except BaseException:
         _rollback(store, saved, old_n, old_edited)
         raise
+    finally:
+        if notes is not None:
+            notes.flush()
+    for obj_id, name in names.items():       # objects this load created get the file's names
+        if old_n < obj_id <= store.num_objects and name:
+            store.rename_object(obj_id, name)
     return sorted(done)
+
+
+def _annotation_frame(key, store, path):
+    """Frame index of an annotation file's frame key (an index, or a file stem)."""
+    if isinstance(key, int):
+        if not 0 <= key < store.num_frames:
+            raise UserError(f'{os.path.basename(path)} annotates frame {key} but the video has '
+                            f'{store.num_frames} frames')
+        return key
+    if key not in store.frame_names:
+        raise UserError(f'{os.path.basename(path)} annotates frame {key!r}, which is not a '
+                        'frame of this video')
+    return store.frame_names.index(key)
 
 
 def _rollback(store, saved, old_n, old_edited):
