@@ -36,6 +36,7 @@ from inference_core.engine import (DEFAULT_FEATURE_CACHE_BYTES, DEFAULT_PROB_CAC
                                    argmax0)
 from inference_core.adaptation import DEFAULT_ITERS, adapt_propagation, supports_adaptation
 from inference_core.history import Action, History
+from inference_core.memory_bank import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
 from inference_core.interaction import (ScribbleController, as_region, paint_labels,
                                         set_object_region)
 from inference_core.padding import pad_divide_by, unpad
@@ -100,18 +101,25 @@ class Session:
     store: inference_core.store.FrameStore. networks: inference_core.networks.Networks or None
     (load with `model` / `saves_dir` / `device`). amp: None = fp16 autocast on CUDA, off on CPU.
     Other arguments go to PropagationEngine. `history_bytes` bounds undo/redo memory.
+    Memory of a pass: `working_frames` recent frames + a long-term memory of `long_term_frames`
+    frames' worth of prototypes (the bounded default; working_frames=None is MiVOS's unbounded
+    memory, max_memory_frames the expert cap; see inference_core/memory_bank.py).
     """
 
     def __init__(self, store, networks=None, device='auto', mem_freq=5, top_k=20,
                  max_memory_frames=None, amp=None, *, model='auto', saves_dir='saves',
                  prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
-                 feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, history_bytes=256 << 20):
+                 feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, history_bytes=256 << 20,
+                 working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES):
         self._closed = False
         mem_freq = _check_int('mem_freq', mem_freq, 1)
         top_k = _check_int('top_k', top_k, 1)
         if max_memory_frames is not None:
             max_memory_frames = _check_int('max_memory_frames', max_memory_frames, 1)
         history_bytes = _check_int('history_bytes', history_bytes, 0)
+        if working_frames is not None:
+            working_frames = _check_int('working_frames', working_frames, 1)
+        long_term_frames = _check_int('long_term_frames', long_term_frames, 0)
         if networks is None:
             from inference_core.networks import load_networks
             networks = load_networks(model, saves_dir=saves_dir, device=device)
@@ -125,7 +133,9 @@ class Session:
                                         max_memory_frames=max_memory_frames, amp=amp,
                                         device=self.device, prob_dtype=prob_dtype,
                                         prob_cache_bytes=prob_cache_bytes,
-                                        feature_cache_bytes=feature_cache_bytes)
+                                        feature_cache_bytes=feature_cache_bytes,
+                                        working_frames=working_frames,
+                                        long_term_frames=long_term_frames)
         self._amp_dtype = amp_dtype(amp, self.device)
         self.scribbler = ScribbleController(networks.interaction, self.device, self._amp_dtype)
         self._click = None

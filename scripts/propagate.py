@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from inference_core.adaptation import DEFAULT_ITERS as DEFAULT_ADAPT_STEPS
+from inference_core.memory_bank import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
 from inference_core.padding import unpad
 from inference_core.store import FrameStore, resize_labels
 from util.atomic import write_bytes, write_json
@@ -133,8 +134,11 @@ class Runner:
 
     def __init__(self, networks, args):
         self.networks = networks
+        working = getattr(args, 'working_frames', DEFAULT_WORKING_FRAMES)
         self.kw = dict(mem_freq=args.mem_freq, top_k=args.top_k,
                        max_memory_frames=args.max_memory_frames,
+                       working_frames=working or None,
+                       long_term_frames=getattr(args, 'long_term_frames', DEFAULT_LONG_TERM_FRAMES),
                        amp='fp16' if args.amp else False)
         self.flip = args.flip
         self.adapt = getattr(args, 'adapt', 0) or 0
@@ -245,7 +249,7 @@ def read_given_masks(store, files, mode):
 
     Every mask must have the frames' aspect ratio (original or processing size, or any
     resolution with the same shape); missing masks for a sequence are an error."""
-    from util.mask_io import MaskNotes, match_masks_to_frames, read_label_png
+    from util.mask_io import MaskNotes
     if not files:
         raise UserError('no mask PNGs given')
     notes = MaskNotes()
@@ -255,18 +259,32 @@ def read_given_masks(store, files, mode):
         notes.flush()           # how grey masks were read: one line per rule
 
 
-def _read_given_masks(store, files, mode, notes):
-    from util.mask_io import match_masks_to_frames, read_label_png
+def _mask_entries(store, files, notes):
+    """[(frame, file name, read() -> labels)] for mask PNGs, or for the frames of a COCO /
+    YouTube-VIS JSON that hold any object."""
+    from util.coco_io import is_annotation_file, read_annotation_file
+    from util.mask_io import annotation_frame, match_masks_to_frames, read_label_png
+    if len(files) == 1 and is_annotation_file(files[0]):
+        ann = read_annotation_file(files[0])
+        name = os.path.basename(files[0])
+        return [(annotation_frame(k, store, files[0]), f'{name}[{k}]', lambda lab=lab: lab)
+                for k, lab in ann.frames.items() if lab.any()]
     targets = match_masks_to_frames(files, store.frame_names)
-    order = sorted(range(len(files)), key=lambda i: targets[i])
+    return [(t, f, lambda f=f: read_label_png(f, notes)) for f, t in zip(files, targets)]
+
+
+def _read_given_masks(store, files, mode, notes):
+    entries = sorted(_mask_entries(store, files, notes), key=lambda e: e[0])
+    order = list(range(len(entries)))
     if mode == 'first':
         order = order[:1]
     oh, ow = store.orig_height, store.orig_width
     given, orig = {}, {}
     seen = set()
+    files = [e[1] for e in entries]
     for i in order:
-        f, t = files[i], targets[i]
-        lab = read_label_png(f, notes)
+        t, f, read = entries[i]
+        lab = np.array(read(), np.uint8)
         mh, mw = lab.shape
         if abs(mh * ow - mw * oh) > max(ow, oh):
             raise UserError(f'mask {os.path.basename(f)} is {mw}x{mh} but the frames are '
@@ -353,6 +371,8 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
     t0 = time.time()
     with cli_progress(f'{label} load', quiet) as p:
         store = open_frames(frames_path, resolution=resolution, progress=p)
+    for w in store.load_warnings:
+        print(f'{label}: warning: {w}', file=sys.stderr)
     try:
         if check is not None:
             check(output_names(store))
@@ -562,7 +582,8 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group('input (one of)')
     src.add_argument('--input', help='video file or folder of frames')
-    src.add_argument('--masks', nargs='+', help='with --input: folder of mask PNGs or PNG file(s)')
+    src.add_argument('--masks', nargs='+', help='with --input: folder of mask PNGs, PNG file(s), or a '
+                     'COCO / YouTube-VIS JSON')
     src.add_argument('--dataset', help='dataset root (DAVIS / YouTube-VOS / videos+masks layout)')
     p.add_argument('--output', required=True, help='output folder')
     p.add_argument('--split', help='dataset mode: text file with one sequence name per line')
@@ -577,7 +598,14 @@ def build_parser():
     p.add_argument('--mem_freq', type=int, default=5,
                    help='add a memory frame every N frames (default 5)')
     p.add_argument('--max_memory_frames', type=int, default=None,
-                   help='cap on memory frames per pass (default: no cap)')
+                   help='expert: cap on all memory frames per pass, no long-term memory '
+                        '(default: the bounded policy below)')
+    p.add_argument('--working_frames', type=int, default=DEFAULT_WORKING_FRAMES,
+                   help=f'recent memory frames per pass (default {DEFAULT_WORKING_FRAMES}; '
+                        '0 = unbounded, as MiVOS)')
+    p.add_argument('--long_term_frames', type=int, default=DEFAULT_LONG_TERM_FRAMES,
+                   help='long-term memory of evicted frames, in frames of positions '
+                        f'(default {DEFAULT_LONG_TERM_FRAMES}; 0 = off)')
     p.add_argument('--flip', action='store_true',
                    help='test-time augmentation: average the probabilities of the normal and the '
                         'horizontally flipped run (twice the time)')
@@ -594,6 +622,14 @@ def build_parser():
                         'write; replaces the files it wrote before (removing those the new run '
                         'does not write) AND files of yours with the same name as an output; '
                         'your other files are never touched')
+    p.add_argument('--workers', type=int, default=1,
+                   help='dataset mode: propagate N sequences in parallel as Ray tasks (local '
+                        'Ray by default; needs the optional extra: pip install -r '
+                        'requirements-ray.txt)')
+    p.add_argument('--address', help='with --workers: join this Ray cluster (e.g. auto or '
+                                     'HOST:6379); dataset and output must be on shared storage')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch CPU threads (per worker with --workers; default: cores / workers)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     return p
 
@@ -610,6 +646,17 @@ def _check_args(args):
     check_engine_options(args)
     if args.adapt < 0:
         raise UserError(f'--adapt must be 0 (off) or a number of steps, got {args.adapt}')
+    if args.working_frames < 0 or args.long_term_frames < 0:
+        raise UserError('--working_frames and --long_term_frames must be 0 or more')
+    if args.workers < 1:
+        raise UserError(f'--workers must be at least 1, got {args.workers}')
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f'--threads must be at least 1, got {args.threads}')
+    if (args.workers > 1 or args.address) and not args.dataset:
+        raise UserError('--workers/--address are for --dataset (one video runs in one process)')
+    if args.workers > 1 or args.address:
+        from scripts.batch_ray import import_ray
+        import_ray()               # says how to install Ray when it is missing
 
 
 def settings(args, mode):
@@ -617,6 +664,7 @@ def settings(args, mode):
     return {'model': args.model, 'resolution': args.resolution, 'top_k': args.top_k,
             'mem_freq': args.mem_freq, 'max_memory_frames': args.max_memory_frames,
             'flip': args.flip, 'amp': args.amp, 'use_masks': mode,
+            'working_frames': args.working_frames, 'long_term_frames': args.long_term_frames,
             **({'adapt': args.adapt} if args.adapt else {})}
 
 
@@ -649,8 +697,12 @@ def main(argv=None, networks=None):
         for m in mask_inputs:
             if not os.path.exists(m):
                 raise UserError(f'mask path not found: {m}')
+        from util.coco_io import is_annotation_file
         from util.mask_io import list_mask_files
-        files = list_mask_files(mask_inputs[0] if len(mask_inputs) == 1 else mask_inputs)
+        if len(mask_inputs) == 1 and is_annotation_file(mask_inputs[0]):
+            files = [mask_inputs[0]]          # a COCO / YouTube-VIS JSON
+        else:
+            files = list_mask_files(mask_inputs[0] if len(mask_inputs) == 1 else mask_inputs)
         inputs = [args.input] + [m for m in mask_inputs if os.path.isdir(m)]
         marker = check_output(out, kind, inputs, args.overwrite)
         mode = args.use_masks or 'all'
@@ -690,6 +742,8 @@ def main(argv=None, networks=None):
         if marker and not args.overwrite:
             _same_run(marker, cfg, source, out)
 
+    if args.threads and args.workers == 1 and not args.address:
+        torch.set_num_threads(args.threads)
     if networks is None:
         from inference_core.networks import load_networks
         networks = load_networks(args.model, saves_dir=args.saves, device=args.device)
@@ -776,6 +830,9 @@ def _run_dataset(args, out, layout, jobs, mode, cfg, source, networks, runner, m
     skipped = len(jobs) - len(todo)
     if skipped:
         print(f'{skipped} of {len(jobs)} sequences already done, skipping them', file=sys.stderr)
+    if args.workers > 1 or args.address:
+        return _run_dataset_ray(args, out, todo, mode, finished, writing, save,
+                                [n for n, _f, _m in jobs if n not in {t[0] for t in todo}])
     for i, (n, frames_path, mfiles) in enumerate(todo):
         dst = os.path.join(out, n)
         owned = _plain_names((finished.get(n) or {}).get('files')) | _plain_names(writing.get(n))
@@ -805,6 +862,52 @@ def _run_dataset(args, out, layout, jobs, mode, cfg, source, networks, runner, m
         save()
         _report(info, n)
     return 0
+
+
+def _run_dataset_ray(args, out, todo, mode, finished, writing, save, skipped):
+    """The dataset loop on Ray workers (scripts/batch_ray.py). The driver keeps the marker and
+    moves each finished sequence into place exactly as the serial loop does."""
+    from scripts import batch_ray
+    from util.progress import cli_progress
+    owned, tmps, done, failed = {}, {}, [], []
+    for n, _f, _m in todo:
+        owned[n] = _plain_names((finished.get(n) or {}).get('files')) | _plain_names(writing.get(n))
+        with writing_output():
+            tmps[n] = tempfile.mkdtemp(prefix=f'{PARTIAL}{n}-', dir=out)
+
+    def begin(n):
+        if n in finished:
+            del finished[n]                  # being redone: not finished, its files still ours
+            writing[n] = sorted(owned[n])
+            save()
+
+    def finish(n, info):
+        dst = os.path.join(out, n)
+        try:
+            _check_clashes(dst, info['files'], owned[n], args.overwrite)
+            writing[n] = sorted(owned[n] | set(info['files']))
+            save()
+            with writing_output(dst):
+                _install_dir(tmps[n], dst, info['files'], owned[n])
+        finally:
+            shutil.rmtree(tmps[n], ignore_errors=True)
+        writing.pop(n, None)
+        finished[n] = info
+        save()
+        done.append(n)
+
+    def fail(n, reason):
+        shutil.rmtree(tmps[n], ignore_errors=True)
+        failed.append((n, reason))
+
+    jobs = [(n, f, m, mode, tmps[n]) for n, f, m in todo]
+    try:
+        with cli_progress(f'{len(todo)} sequences on {args.workers} workers', args.quiet) as p:
+            batch_ray.run(args, jobs, begin, finish, fail, p)
+    finally:
+        for t in tmps.values():
+            shutil.rmtree(t, ignore_errors=True)
+    return batch_ray.summary(done, skipped, failed)
 
 
 def _report(info, name):

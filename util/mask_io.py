@@ -283,7 +283,7 @@ def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel
         # A COCO / YouTube-VIS JSON (util/coco_io.py): its frames with any object, and names.
         ann = read_annotation_file(folder_or_files)
         _check_size(*ann.size, store, os.fspath(folder_or_files))
-        keyed = [(_annotation_frame(k, store, folder_or_files), lab)
+        keyed = [(annotation_frame(k, store, folder_or_files), lab)
                  for k, lab in ann.frames.items() if lab.any()]
         files = [lab for _, lab in sorted(keyed, key=lambda x: x[0])]
         targets = sorted(t for t, _ in keyed)
@@ -339,7 +339,7 @@ def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel
     return sorted(done)
 
 
-def _annotation_frame(key, store, path):
+def annotation_frame(key, store, path):
     """Frame index of an annotation file's frame key (an index, or a file stem)."""
     if isinstance(key, int):
         if not 0 <= key < store.num_frames:
