@@ -562,7 +562,9 @@ class MainWindow(QMainWindow):
         self._mask_inputs = [masks] if masks else []
         store.add_listener(self._store_listener)
         store.add_object_listener(self._bridge.objectsChanged.emit)
-        self._has_mask = np.array([store.masks[t].any() for t in range(store.num_frames)]) \
+        # Read through the Session (one frame at a time): touching store.masks of a disk-backed
+        # 10,000-frame video would map gigabytes into the process.
+        self._has_mask = np.array([session.get_mask(t).any() for t in range(store.num_frames)]) \
             if store.edited_frames or resumed or masks else np.zeros(store.num_frames, bool)
         self.cursor = 0
         self.obj = 1 if store.num_objects else 0
@@ -768,7 +770,7 @@ class MainWindow(QMainWindow):
             return
         for t in frames:
             if 0 <= t < len(self._has_mask):
-                self._has_mask[t] = self.store.masks[t].any()
+                self._has_mask[t] = self.session.get_mask(t).any()
         if self.cursor in frames:
             self.refresh_view()
         else:
