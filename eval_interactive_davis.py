@@ -98,9 +98,34 @@ def read_ground_truth(store, files):
     return gt
 
 
+def per_frame_j(gt, pred, obj_ids):
+    """(T,) mean J over the objects of each frame."""
+    from util.metrics import VOID_LABEL, jaccard
+    out = []
+    for g, p in zip(gt, pred):
+        void = g == VOID_LABEL
+        out.append(np.mean([jaccard(g == k, p == k, void) for k in obj_ids]))
+    return np.asarray(out)
+
+
+def in_worst_third(j, frame, exclude=()):
+    """Whether `frame` is among the worst third of frames by J (frames in `exclude` left out;
+    ties with the third's boundary count as inside)."""
+    keep = [t for t in range(len(j)) if t not in set(exclude)]
+    if frame is None or frame not in keep:
+        return None
+    vals = np.sort(j[keep])
+    bound = vals[max(0, int(np.ceil(len(vals) / 3)) - 1)]
+    return bool(j[frame] <= bound)
+
+
 def evaluate_sequence(name, store, gt, networks, robot, rounds=8, first_frame='auto',
-                      session_kw=None, log=None):
-    """Run the protocol on one sequence. Returns (report dict, final prediction (T,H,W))."""
+                      session_kw=None, log=None, next_frame='worst'):
+    """Run the protocol on one sequence. Returns (report dict, final prediction (T,H,W)).
+    next_frame: 'worst' (round r > 1 on the frame with the worst J: the DAVIS protocol) or
+    'suggested' (on Session.suggest_frame(): what a person without ground truth gets). Either
+    way each round records the tool's suggestion and whether it was among the worst third of
+    the frames by true J."""
     from inference_core.session import Session
     from util.metrics import VOID_LABEL, evaluate_sequence as score
     obj_ids = sorted(set(np.unique(gt).tolist()) - {0, VOID_LABEL})
@@ -123,12 +148,18 @@ def evaluate_sequence(name, store, gt, networks, robot, rounds=8, first_frame='a
     out = []
     try:
         for r in range(1, rounds + 1):
+            suggested = session.suggest_frame() if r > 1 else None
+            hit = None
+            if suggested is not None:
+                hit = in_worst_third(per_frame_j(gt, pred, obj_ids), suggested,
+                                     exclude=session.interacted_frames)
+            want = frame1 if r == 1 else (suggested if next_frame == 'suggested' else None)
             t0 = time.perf_counter()
-            ans = robot.interact(name, pred, gt, nb_objects=n_obj,
-                                 frame=frame1 if r == 1 else None)
+            ans = robot.interact(name, pred, gt, nb_objects=n_obj, frame=want)
             t_robot = time.perf_counter() - t0
             t, by_obj = robot_paths(ans, T)
             row = {'round': r, 'frame': t, 'robot_s': round(t_robot, 4),
+                   'suggested': suggested, 'suggested_in_worst_third': hit,
                    'paths': {str(k): len(v) for k, v in sorted(by_obj.items())}}
             if t is None:
                 # nothing left to correct (or the errors are too thin to skeletonise)
@@ -175,7 +206,14 @@ def summarize(seq_reports, rounds):
                           'F': float(np.mean([x['F'] for x in rows])),
                           'JF': float(np.mean([x['JF'] for x in rows])),
                           'time_s': float(np.mean([x['time_s'] for x in rows]))})
+    hits = [x['suggested_in_worst_third'] for s in seq_reports for x in s['rounds']
+            if x.get('suggested_in_worst_third') is not None]
+    drops = [s['rounds'][i]['JF'] - s['rounds'][i + 1]['JF'] for s in seq_reports
+             for i in range(len(s['rounds']) - 1)]
     return {'sequences': len(seq_reports), 'rounds': per_round,
+            'suggestion_in_worst_third': float(np.mean(hits)) if hits else None,
+            'suggestions_scored': len(hits),
+            'worst_round_drop': float(max(drops)) if drops else 0.0,
             'AUC': auc_over_rounds([x['JF'] for x in per_round]),
             'JF_final': per_round[-1]['JF'] if per_round else float('nan'),
             'mean_time_per_round_s': float(np.mean([x['time_s'] for x in per_round]))}
@@ -192,6 +230,11 @@ def format_table(seq_reports, summary):
                      f'{s["AUC"]:7.3f}{t:9.2f}')
     lines.append(f'{"mean":<20}' + ''.join(f'{x["JF"]:7.3f}' for x in summary['rounds']) +
                  f'{summary["AUC"]:7.3f}{summary["mean_time_per_round_s"]:9.2f}')
+    if summary.get('suggestion_in_worst_third') is not None:
+        lines.append(f'suggested frame among the worst third by J: '
+                     f'{summary["suggestion_in_worst_third"]:.2f} of {summary["suggestions_scored"]} '
+                     f'rounds (chance ~0.33); largest drop of J&F in one round: '
+                     f'{summary["worst_round_drop"]:.3f}')
     return '\n'.join(lines)
 
 
@@ -215,6 +258,9 @@ def build_parser():
                    help='processing size: shorter side (default 480, -1 = original)')
     p.add_argument('--output', help='write the JSON report here')
     p.add_argument('--save-masks', help='write the final masks as <dir>/<seq>/<frame>.png')
+    p.add_argument('--next-frame', choices=('worst', 'suggested'), default='worst',
+                   help="rounds after the first: on the frame with the worst J (DAVIS protocol) "
+                        "or on the tool's suggestion (Session.suggest_frame, no ground truth)")
     p.add_argument('--quiet', action='store_true', help='no per-round log lines')
     return p
 
@@ -259,7 +305,7 @@ def main(argv=None, networks=None):
         try:
             gt = read_ground_truth(store, list_mask_files(ann))
             rep, pred = evaluate_sequence(n, store, gt, networks, robot, args.rounds,
-                                          args.first_frame, session_kw, log)
+                                          args.first_frame, session_kw, log, args.next_frame)
             if args.save_masks:
                 _save_masks(os.path.join(args.save_masks, n), store.frame_names, pred)
         finally:
@@ -272,6 +318,7 @@ def main(argv=None, networks=None):
         write_json(args.output, {'summary': summary, 'sequences': reports,
                                  'settings': {'model': networks.kind, 'rounds': args.rounds,
                                               'first_frame': args.first_frame,
+                                              'next_frame': args.next_frame,
                                               'resolution': args.resolution,
                                               'top_k': args.top_k, 'mem_freq': args.mem_freq,
                                               'device': str(networks.device)},

@@ -23,7 +23,8 @@ SHORTCUTS = [
     ]),
     ('Objects', [
         ('1 \u2026 9', 'select object 1 \u2026 9'),
-        ('N', 'add an object'),
+        ('N', 'next frame to check (the least confident propagated frame)'),
+        ('Ctrl+N', 'add an object'),
         ('H', 'hide / show the current object'),
     ]),
     ('Frames', [

@@ -366,7 +366,10 @@ class MainWindow(QMainWindow):
         self.act_layer = A('Layer image for "Layered" mode\u2026', self.choose_layer_image)
         self.act_local = A('Local refinement', lambda: self.btn_local.toggle(), 'L', 'local')
         self.act_help = A('Keyboard &shortcuts', self.show_help, ['F1', '?', 'Shift+?'], 'help')
-        self.act_add_obj = A('Add object', self.add_object, 'N', 'add')
+        self.act_add_obj = A('Add object', self.add_object, 'Ctrl+N', 'add')
+        self.act_check_next = A('Next frame to &check', self.goto_suggested, 'N', None,
+                                'Jump to the propagated frame the network is least sure of '
+                                '(red on the timeline strip)')
         self.act_hide_obj = A('Hide / show object', self.toggle_object_visible, 'H', 'eye')
         self.act_brush_smaller = A('Smaller brush', lambda: self.canvas.set_brush(self.canvas.brush - max(1, self.canvas.brush // 6)), '[')
         self.act_brush_larger = A('Larger brush', lambda: self.canvas.set_brush(self.canvas.brush + max(1, self.canvas.brush // 6)), ']')
@@ -387,7 +390,7 @@ class MainWindow(QMainWindow):
                   self.act_load_annotations, None, self.act_export, None, self.act_quit):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu('&Edit')
-        for a in (self.act_undo, self.act_redo, None, self.act_commit, self.act_propagate,
+        for a in (self.act_undo, self.act_redo, None, self.act_commit, self.act_propagate, self.act_check_next,
                   self.act_adapt, self.act_unadapt, self.act_reset, None, *self.mode_actions.values(), self.act_local, None,
                   self.act_add_obj, self.act_hide_obj):
             m.addSeparator() if a is None else m.addAction(a)
@@ -697,6 +700,7 @@ class MainWindow(QMainWindow):
                     completed = False
                     self.error(str(e), title)
             self._flush_workspace()
+            self._update_confidence()
             self._update_status()
             self.log(f'{label}: {"done" if completed else "failed" if err else "stopped"} '
                      f'in {time.monotonic() - t0:.1f} s')
@@ -757,7 +761,24 @@ class MainWindow(QMainWindow):
             self.minimap.set_image(img)
         self.minimap.set_view(self.canvas.visible_rect())
         self.timeline.set_marks(self.store.edited_frames, self._has_mask)
+        self._update_confidence()
         self._update_status()
+
+    def _update_confidence(self):
+        if self.session is not None:
+            self.timeline.set_confidence(self.session.frame_confidence(), self.session.suggest_frame())
+
+    def goto_suggested(self):
+        """Jump to the frame to check next (Session.suggest_frame)."""
+        if self.session is None:
+            return
+        t = self.session.suggest_frame()
+        if t is None:
+            self.log('Nothing to check yet: propagate first (P).')
+            return
+        c = self.session.frame_confidence()[t]
+        self.log(f'Frame {t}: the least confident propagated frame (confidence {c:.2f}).')
+        self.goto(t)
 
     def _store_listener(self, frames):
         # Any thread. The workspace bookkeeping is thread-safe; the repaint goes via a signal.

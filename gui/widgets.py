@@ -8,23 +8,44 @@ from PyQt5.QtWidgets import QPlainTextEdit, QSlider, QStyle, QStyleOptionSlider,
 
 EDITED_COLOR = QColor(255, 193, 7)
 MASKED_COLOR = QColor(79, 195, 247)
+SUGGEST_COLOR = QColor(255, 255, 255)
+
+
+def confidence_color(c):
+    """Red (0) -> yellow (0.5) -> green (1)."""
+    c = float(min(1.0, max(0.0, c)))
+    if c < 0.5:
+        return QColor(230, int(60 + 340 * c), 60)
+    return QColor(int(230 - 380 * (c - 0.5)), 230, 60)
 
 
 class Timeline(QSlider):
-    """Frame slider that paints a tick for every person-edited frame (amber) and a thin band
-    under frames that have a mask (blue), so it is clear what was edited and propagated."""
+    """Frame slider that paints a tick for every person-edited frame (amber), a thin band under
+    frames that have a mask (blue), and above the groove how sure the propagation is of each
+    frame (green = sure, through yellow, to red = check it) with a marker on the frame to check
+    next (key N)."""
 
     def __init__(self, parent=None):
         super().__init__(Qt.Horizontal, parent)
-        self.setMinimumHeight(34)
+        self.setMinimumHeight(40)
         self.setFocusPolicy(Qt.NoFocus)        # arrow keys belong to the main window
-        self.setToolTip('Timeline: amber ticks = edited frames, blue band = frames with a mask')
+        self.setToolTip('Timeline: amber ticks = edited frames, blue band = frames with a mask, '
+                        'top strip = propagation confidence (red = check this frame; N jumps to '
+                        'the least confident one)')
         self.edited = set()
         self.has_mask = np.zeros(0, bool)
+        self.confidence = np.zeros(0)
+        self.suggested = None
 
     def set_marks(self, edited, has_mask):
         self.edited = set(edited)
         self.has_mask = np.asarray(has_mask, bool)
+        self.update()
+
+    def set_confidence(self, confidence, suggested=None):
+        """(T,) values in [0, 1] (NaN = unknown, not drawn) and the frame to check next."""
+        self.confidence = np.asarray(confidence, np.float64)
+        self.suggested = suggested
         self.update()
 
     def _groove(self):
@@ -66,6 +87,17 @@ class Timeline(QSlider):
                 x0 = self._x_of(a, opt, groove, handle) - 1
                 x1 = self._x_of(b - 1, opt, groove, handle) + 1
                 p.fillRect(QRectF(x0, y, max(x1 - x0, 2), 3), MASKED_COLOR)
+        c = self.confidence
+        if len(c) and np.isfinite(c).any():
+            y = groove.top() - 9
+            for t in np.flatnonzero(np.isfinite(c)):
+                x0 = self._x_of(t, opt, groove, handle)
+                x1 = self._x_of(t + 1, opt, groove, handle) if t + 1 < len(c) else x0 + 2
+                p.fillRect(QRectF(x0 - 0.5, y, max(x1 - x0, 1.5), 3), confidence_color(c[t]))
+            if self.suggested is not None:
+                x = self._x_of(self.suggested, opt, groove, handle)
+                p.setPen(QPen(SUGGEST_COLOR, 2))
+                p.drawLine(QPointF(x, y - 3), QPointF(x, y + 5))
         p.setPen(QPen(EDITED_COLOR, 2))
         for t in self.edited:
             x = self._x_of(t, opt, groove, handle)

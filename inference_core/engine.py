@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from inference_core.aggregate import aggregate_wbg
+from inference_core.confidence import frame_confidence
 from inference_core.memory_bank import (DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES, FeatureCache,
                                         MemoryBank, ProbabilityCache)
 from inference_core.padding import pad_amount, pad_divide_by, unpad
@@ -109,6 +110,7 @@ class PropagationEngine:
         self.num_objects = store.num_objects
         self.before_write = None         # optional fn(t) called before frame t's labels are written
         self.last_mask_diff = None
+        self.confidence = {}             # frame -> how sure the pass that wrote it was (confidence.py)
         self.peak_memory_frames = 0
         self._lock = threading.RLock()
         self._set_top_k()
@@ -165,6 +167,7 @@ class PropagationEngine:
                 self._pos_diff = diff.clamp(0, 1)
                 self._neg_diff = (-diff).clamp(0, 1)
             self.interacted = self.interacted | {t}
+            self.confidence[t] = 1.0
             self.probs.put(t, mask)
             self._write_labels(t, mask, edited=None, only_if_changed=True)
             self._refresh_stale_memory()
@@ -178,17 +181,21 @@ class PropagationEngine:
             self.interacted = self.interacted - {t}
             self.memory.remove_permanent(t)
             self.probs.discard(t)
+            self.confidence.pop(t, None)
 
     def invalidate(self, frames):
-        """Forget the stored soft probabilities of frames whose labels changed outside the engine."""
+        """Forget the stored soft probabilities (and confidences) of frames whose labels changed
+        outside the engine."""
         for t in frames:
             self.probs.discard(t)
+            self.confidence.pop(int(t), None)
 
     def reset(self):
         """Forget everything (memory, interacted frames, probabilities); features are kept."""
         with self._lock:
             self.memory.clear()
             self.probs.clear()
+            self.confidence.clear()
             self.interacted = frozenset()
             self.last_mask_diff = None
             self.num_objects = self.store.num_objects
@@ -268,6 +275,7 @@ class PropagationEngine:
         end = frames[-1]
         # Networks with `uses_previous_mask` also get the previous frame's result of the pass.
         prev = self._prob(idx)[1:] if getattr(net, 'uses_previous_mask', False) else None
+        last_result = self._prob(idx)      # previous frame's result, for the confidence
         self.memory.begin_pass(idx)
         try:
             for ti in frames:
@@ -290,6 +298,8 @@ class PropagationEngine:
                 else:
                     result = out
                 self.probs.put(ti, result)
+                self.confidence[ti] = frame_confidence(result, last_result)
+                last_result = result
                 if prev is not None:
                     prev = result[1:]
                 self._write_labels(ti, result, edited=False)

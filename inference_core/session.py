@@ -71,6 +71,7 @@ class _State:
     interacted: frozenset
     last: object
     click: object = None
+    confidence: dict = None      # the engine's per-frame confidence (undo/redo restore it)
 
 
 @dataclass
@@ -230,6 +231,24 @@ class Session:
     def get_mask(self, frame):
         """Label map (H, W) uint8 of a frame (a copy; safe during propagation)."""
         return self.store.get_mask(self._check_frame(frame))
+
+    def frame_confidence(self):
+        """(T,) float: how sure the propagation is of each frame, in [0, 1] (1 for frames a
+        person interacted with; NaN where nothing was propagated or the labels were edited
+        since). See inference_core/confidence.py."""
+        c = np.full(self.store.num_frames, np.nan)
+        for t, v in list(self.engine.confidence.items()):
+            if 0 <= t < len(c):
+                c[t] = v
+        for t in self.interacted_frames:
+            c[t] = 1.0
+        return c
+
+    def suggest_frame(self):
+        """The frame to check next: the least confident propagated frame that no one has
+        interacted with yet, or None (nothing propagated)."""
+        from inference_core.confidence import suggest_frame
+        return suggest_frame(self.frame_confidence(), exclude=self.interacted_frames)
 
     @property
     def peak_memory_frames(self):
@@ -611,10 +630,15 @@ class Session:
         cs = self._click_state
         click = (cs.id, self._click.num_clicks) if cs is not None and self._click is not None \
             else None
-        return _State(self._pending, self.engine.interacted, self._last, click)
+        return _State(self._pending, self.engine.interacted, self._last, click,
+                      dict(self.engine.confidence))
 
     def _restore(self, state, changed):
         self.engine.invalidate(changed)
+        if state.confidence is not None:
+            for t in changed:
+                if t in state.confidence:
+                    self.engine.confidence[t] = state.confidence[t]
         for f in self.engine.interacted - state.interacted:
             self.engine.forget(f)
         # frames committed in that state but no longer in memory are re-committed on propagate

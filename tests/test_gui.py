@@ -261,6 +261,13 @@ def test_propagate_fills_other_frames(qtbot, win, clip, nets):
     assert win.session.interacted_frames == [0]
     assert all(win._has_mask[t] == win.store.masks[t].any() for t in range(N_FRAMES))
     assert 'Propagating: done' in win.console.messages()
+    # The timeline shows the confidence; N jumps to the least confident propagated frame.
+    conf = win.timeline.confidence
+    assert conf[0] == 1.0 and np.isfinite(conf).all()
+    want = 1 + int(np.argmin(conf[1:]))
+    assert win.timeline.suggested == want
+    qtbot.keyClick(win, Qt.Key_N)
+    assert win.cursor == want and 'least confident' in win.console.messages()
     if nets.trained:
         # The clip squeezes the example's motion (the cup crossing in front of the cat) into a few
         # frames, so the occluded middle frame is hard; the neighbour and the average must be good.
@@ -330,7 +337,7 @@ def test_objects_panel(qtbot, win, monkeypatch):
     win.set_mode('free')
     qtbot.keyClick(win, Qt.Key_2)
     drag(win.canvas, [(30, 30), (50, 30)])
-    qtbot.keyClick(win, Qt.Key_N)
+    qtbot.keyClick(win, Qt.Key_N, Qt.ControlModifier)
     assert win.store.num_objects == 3 and win.obj == 3 and win.object_list.count() == 3
     win.rename_object('dog')
     assert win.store.get_object(3).name == 'dog' and 'dog' in win.object_list.item(2).text()

@@ -1,0 +1,80 @@
+"""Corrections: per-frame confidence and the suggested frame to check next, undo/redo around
+them (the bundled networks on generated clips)."""
+import numpy as np
+import pytest
+import torch
+
+from inference_core.confidence import frame_confidence, suggest_frame
+from inference_core.session import Session
+from inference_core.store import FrameStore
+from tests.test_engine import bundled_networks_or_skip, make_clip
+
+
+@pytest.fixture(scope='module')
+def lite():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield bundled_networks_or_skip()
+    torch.set_num_threads(threads)
+
+
+def _corrupted_clip(seed, bad=9):
+    """A textured ellipse moving over a smooth background; on frame `bad` the object is
+    replaced by noise (a glitch, a flash, an occluder)."""
+    frames, gt = make_clip(num_frames=16, height=96, width=160, seed=seed, radius=(22, 16),
+                           speed=(4.0, 1.0))
+    rng = np.random.default_rng(seed)
+    inside = gt[bad] == 1
+    frames[bad][inside] = rng.integers(0, 256, (int(inside.sum()), 3))
+    return frames, gt
+
+
+def test_confidence_of_sure_and_unsure_outputs():
+    sure = torch.zeros(2, 1, 8, 8)
+    sure[0], sure[1, :, 2:6, 2:6] = 1, 1
+    sure[0, :, 2:6, 2:6] = 0
+    assert frame_confidence(sure) == pytest.approx(1.0)
+    unsure = sure * 0.5 + 0.25          # 0.75 vs 0.25 everywhere: margin 0.5
+    assert frame_confidence(unsure) == pytest.approx(0.5)
+    shrunk = sure.clone()
+    shrunk[1, :, 2:6, 4:6], shrunk[0, :, 2:6, 4:6] = 0, 1     # half the area since the last frame
+    assert frame_confidence(shrunk, prev=sure) == pytest.approx(0.5)
+    assert suggest_frame([1.0, np.nan, 0.4, 0.2, 0.9], exclude=[3]) == 2
+    assert suggest_frame([np.nan, np.nan]) is None
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_suggestion_finds_the_corrupted_frame(lite, seed):
+    frames, gt = _corrupted_clip(seed)
+    store = FrameStore(frames)
+    store.ensure_objects(1)
+    with Session(store, lite) as s:
+        assert s.suggest_frame() is None                 # nothing propagated yet
+        s.set_labels(0, gt[0])
+        s.propagate(0)
+        c = s.frame_confidence()
+        assert c[0] == 1.0 and np.isfinite(c).all()
+        assert s.suggest_frame() == 9
+
+
+def test_confidence_follows_undo_redo_and_corrections(lite):
+    frames, gt = _corrupted_clip(0)
+    store = FrameStore(frames)
+    store.ensure_objects(1)
+    with Session(store, lite) as s:
+        s.set_labels(0, gt[0])
+        s.propagate(0)
+        after = s.frame_confidence()
+        s.undo()                                         # the propagation
+        assert np.isnan(s.frame_confidence()[1:]).all() and s.suggest_frame() is None
+        s.redo()
+        assert np.array_equal(s.frame_confidence(), after, equal_nan=True)
+        assert s.suggest_frame() == 9
+        # Correct frame 9 by hand: it is sure now; the next suggestion is another frame.
+        s.set_labels(9, gt[9])
+        assert s.frame_confidence()[9] == 1.0 and s.suggest_frame() != 9
+        s.propagate(9)
+        assert s.suggest_frame() not in (0, 9)
+        s.undo()
+        s.undo()
+        assert np.array_equal(s.frame_confidence(), after, equal_nan=True)
