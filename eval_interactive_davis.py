@@ -258,6 +258,9 @@ def build_parser():
                    help='processing size: shorter side (default 480, -1 = original)')
     p.add_argument('--output', help='write the JSON report here')
     p.add_argument('--save-masks', help='write the final masks as <dir>/<seq>/<frame>.png')
+    p.add_argument('--mivos-overwrite', action='store_true',
+                   help='let every new pass overwrite earlier results (MiVOS) instead of keeping '
+                        'what they were more confident of')
     p.add_argument('--next-frame', choices=('worst', 'suggested'), default='worst',
                    help="rounds after the first: on the frame with the worst J (DAVIS protocol) "
                         "or on the tool's suggestion (Session.suggest_frame, no ground truth)")
@@ -293,7 +296,7 @@ def main(argv=None, networks=None):
         networks = load_networks(args.model, saves_dir=args.saves, device=args.device)
     session_kw = dict(mem_freq=args.mem_freq, top_k=args.top_k,
                       max_memory_frames=args.max_memory_frames,
-                      amp='fp16' if args.amp else False)
+                      amp='fp16' if args.amp else False, keep_confident=not args.mivos_overwrite)
 
     from util.frames_io import open_frames
     from util.mask_io import list_mask_files
@@ -319,6 +322,7 @@ def main(argv=None, networks=None):
                                  'settings': {'model': networks.kind, 'rounds': args.rounds,
                                               'first_frame': args.first_frame,
                                               'next_frame': args.next_frame,
+                                              'keep_confident': not args.mivos_overwrite,
                                               'resolution': args.resolution,
                                               'top_k': args.top_k, 'mem_freq': args.mem_freq,
                                               'device': str(networks.device)},

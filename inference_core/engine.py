@@ -76,7 +76,8 @@ class PropagationEngine:
     def __init__(self, networks, store, mem_freq=5, top_k=20, max_memory_frames=None, amp=False,
                  device=None, prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, frame_loader=None,
-                 working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES):
+                 working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
+                 keep_confident=True):
         if int(mem_freq) < 1:
             raise UserError(f'mem_freq must be >= 1, got {mem_freq}')
         if max_memory_frames is not None and int(max_memory_frames) < 1:
@@ -111,6 +112,10 @@ class PropagationEngine:
         self.before_write = None         # optional fn(t) called before frame t's labels are written
         self.last_mask_diff = None
         self.confidence = {}             # frame -> how sure the pass that wrote it was (confidence.py)
+        self.source = {}                 # frame -> the interacted frame whose pass wrote it
+        # A new pass that is less sure of a frame than the result already there is blended with
+        # it instead of overwriting it (False: MiVOS, the new pass always wins).
+        self.keep_confident = bool(keep_confident)
         self.peak_memory_frames = 0
         self._lock = threading.RLock()
         self._set_top_k()
@@ -168,6 +173,7 @@ class PropagationEngine:
                 self._neg_diff = (-diff).clamp(0, 1)
             self.interacted = self.interacted | {t}
             self.confidence[t] = 1.0
+            self.source[t] = t
             self.probs.put(t, mask)
             self._write_labels(t, mask, edited=None, only_if_changed=True)
             self._refresh_stale_memory()
@@ -182,6 +188,7 @@ class PropagationEngine:
             self.memory.remove_permanent(t)
             self.probs.discard(t)
             self.confidence.pop(t, None)
+            self.source.pop(t, None)
 
     def invalidate(self, frames):
         """Forget the stored soft probabilities (and confidences) of frames whose labels changed
@@ -189,6 +196,7 @@ class PropagationEngine:
         for t in frames:
             self.probs.discard(t)
             self.confidence.pop(int(t), None)
+            self.source.pop(int(t), None)
 
     def reset(self):
         """Forget everything (memory, interacted frames, probabilities); features are kept."""
@@ -196,6 +204,7 @@ class PropagationEngine:
             self.memory.clear()
             self.probs.clear()
             self.confidence.clear()
+            self.source.clear()
             self.interacted = frozenset()
             self.last_mask_diff = None
             self.num_objects = self.store.num_objects
@@ -293,13 +302,21 @@ class PropagationEngine:
                     self.memory.add_temporary(ti, k16.unsqueeze(2), v)
                     last = ti
                 self.peak_memory_frames = max(self.peak_memory_frames, self.memory.size)
+                c_old = self.confidence.get(ti)
+                old = self.probs.get(ti, self.num_objects + 1, self.device) \
+                    if c_old is not None else None
                 if bound is not None and self.fuse_net is not None:
                     result = self._fuse(bound, idx, ti, self._prob(ti), out, key_idx, k16)
                 else:
                     result = out
-                self.probs.put(ti, result)
-                self.confidence[ti] = frame_confidence(result, last_result)
+                c_new = frame_confidence(result, last_result)
                 last_result = result
+                src = idx
+                if self.keep_confident and old is not None:
+                    result, c_new, src = self._keep_confident(ti, idx, result, c_new, old, c_old)
+                self.probs.put(ti, result)
+                self.confidence[ti] = c_new
+                self.source[ti] = src
                 if prev is not None:
                     prev = result[1:]
                 self._write_labels(ti, result, edited=False)
@@ -309,6 +326,24 @@ class PropagationEngine:
             return True
         finally:
             self.memory.end_pass()
+
+    def _keep_confident(self, ti, idx, new, c_new, old, c_old):
+        """Combine a pass's result at frame ti (from the interaction at idx) with the result
+        already there (from an earlier interaction at `source[ti]`): each is weighted by its
+        confidence and inversely by its temporal distance to the interaction it comes from, so
+        a weak correction cannot wreck frames that an earlier interaction segments well, while
+        near the correction the correction wins. The new result wins outright when the old one
+        came from this same frame (re-annotated) or from an interaction that no longer exists.
+        Returns (result, confidence, source frame)."""
+        s_old = self.source.get(ti)
+        if s_old is None or s_old == idx or s_old not in self.interacted:
+            return new, c_new, idx
+        w_new = c_new * abs(ti - s_old)
+        w_old = c_old * abs(ti - idx)
+        if w_new + w_old <= 0:
+            return new, c_new, idx
+        w = w_new / (w_new + w_old)
+        return w * new + (1 - w) * old, w * c_new + (1 - w) * c_old, idx if w >= 0.5 else s_old
 
     def _fuse(self, tc, tr, ti, prev, curr, mk16, qk16):
         nc = abs(tc - ti) / abs(tc - tr)

@@ -72,6 +72,7 @@ class _State:
     last: object
     click: object = None
     confidence: dict = None      # the engine's per-frame confidence (undo/redo restore it)
+    source: dict = None          # the engine's per-frame source interaction (likewise)
 
 
 @dataclass
@@ -105,13 +106,16 @@ class Session:
     Memory of a pass: `working_frames` recent frames + a long-term memory of `long_term_frames`
     frames' worth of prototypes (the bounded default; working_frames=None is MiVOS's unbounded
     memory, max_memory_frames the expert cap; see inference_core/memory_bank.py).
+    keep_confident: a correction's pass does not simply overwrite frames that already hold a
+    result it is less sure of (PropagationEngine; False = MiVOS: the newest pass always wins).
     """
 
     def __init__(self, store, networks=None, device='auto', mem_freq=5, top_k=20,
                  max_memory_frames=None, amp=None, *, model='auto', saves_dir='saves',
                  prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, history_bytes=256 << 20,
-                 working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES):
+                 working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
+                 keep_confident=True):
         self._closed = False
         mem_freq = _check_int('mem_freq', mem_freq, 1)
         top_k = _check_int('top_k', top_k, 1)
@@ -136,7 +140,8 @@ class Session:
                                         prob_cache_bytes=prob_cache_bytes,
                                         feature_cache_bytes=feature_cache_bytes,
                                         working_frames=working_frames,
-                                        long_term_frames=long_term_frames)
+                                        long_term_frames=long_term_frames,
+                                        keep_confident=keep_confident)
         self._amp_dtype = amp_dtype(amp, self.device)
         self.scribbler = ScribbleController(networks.interaction, self.device, self._amp_dtype)
         self._click = None
@@ -631,14 +636,15 @@ class Session:
         click = (cs.id, self._click.num_clicks) if cs is not None and self._click is not None \
             else None
         return _State(self._pending, self.engine.interacted, self._last, click,
-                      dict(self.engine.confidence))
+                      dict(self.engine.confidence), dict(self.engine.source))
 
     def _restore(self, state, changed):
         self.engine.invalidate(changed)
-        if state.confidence is not None:
-            for t in changed:
-                if t in state.confidence:
-                    self.engine.confidence[t] = state.confidence[t]
+        for saved, now in ((state.confidence, self.engine.confidence),
+                           (state.source, self.engine.source)):
+            for t in changed if saved is not None else ():
+                if t in saved:
+                    now[t] = saved[t]
         for f in self.engine.interacted - state.interacted:
             self.engine.forget(f)
         # frames committed in that state but no longer in memory are re-committed on propagate

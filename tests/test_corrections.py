@@ -78,3 +78,52 @@ def test_confidence_follows_undo_redo_and_corrections(lite):
         s.undo()
         s.undo()
         assert np.array_equal(s.frame_confidence(), after, equal_nan=True)
+
+
+def _iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_poor_correction_leaves_far_frames_that_were_right(lite, seed):
+    frames, gt = make_clip(num_frames=30, height=96, width=160, seed=seed, radius=(22, 16),
+                           speed=(3.0, 0.5))
+    bad = np.zeros_like(gt[20])                     # a poor correction: a sliver of the object
+    ys, xs = np.nonzero(gt[20])
+    bad[ys.min():ys.min() + 4, xs.min():xs.min() + 6] = 1
+    far = range(1, 8)
+    result = {}
+    for keep in (True, False):
+        store = FrameStore(frames)
+        store.ensure_objects(1)
+        with Session(store, lite, keep_confident=keep) as s:
+            s.set_labels(0, gt[0])
+            s.propagate(0)
+            before = [s.get_mask(t) for t in far]
+            s.set_labels(20, bad)
+            s.propagate(20)
+            after = [s.get_mask(t) for t in far]
+            result[keep] = [(_iou(b == 1, g == 1), _iou(a == 1, g == 1))
+                            for b, a, g in zip(before, after, gt[1:8])]
+            if keep:
+                assert np.array_equal(s.get_mask(20), bad)      # the correction itself stays
+                s.undo()                                        # undo restores every frame exactly
+                assert all(np.array_equal(s.get_mask(t), b) for t, b in zip(far, before))
+    for b, a in result[True]:
+        assert a >= b - 0.05                         # the far frames that were right stay right
+    assert min(a for _, a in result[False]) < 0.3    # MiVOS's overwrite loses some of them
+
+
+def test_without_a_previous_result_it_is_mivos_fusion(lite):
+    """Frames no pass has written yet: the combination is exactly the two-source fusion."""
+    from inference_core.engine import PropagationEngine
+    frames, gt = make_clip(num_frames=14, height=64, width=96, seed=3)
+    out = []
+    for keep in (True, False):
+        store = FrameStore(frames)
+        store.ensure_objects(1)
+        eng = PropagationEngine(lite, store, device='cpu', keep_confident=keep)
+        eng.commit(13, gt[13])                       # interacted, nothing propagated from it
+        eng.interact(0, gt[0])                       # forward pass fused with frame 13
+        out.append(np.stack([eng.prob(t).numpy() for t in range(14)]))
+    assert np.array_equal(out[0], out[1])

@@ -54,7 +54,7 @@ def run(mivos_ref):
     store.ensure_objects(int(ref['in_num_objects']))
     engine = PropagationEngine(nets, store, mem_freq=int(ref['in_mem_freq']),
                                top_k=int(ref['in_top_k']), prob_dtype='float32',
-                               prob_cache_bytes=None, device=dev, amp=AMP,
+                               prob_cache_bytes=None, device=dev, amp=AMP, keep_confident=False,
                                frame_loader=lambda i: images[i:i + 1])
     out = {'ref': ref, 'engine': engine, 'store': store}
     frames = [int(f) for f in ref['in_interact_frames']]
