@@ -12,8 +12,9 @@ SUGGEST_COLOR = QColor(255, 255, 255)
 
 
 def confidence_color(c):
-    """Red (0) -> yellow (0.5) -> green (1)."""
-    c = float(min(1.0, max(0.0, c)))
+    """Red (confidence <= 0.5) -> yellow (0.7) -> green (>= 0.9): propagated frames mostly score
+    0.6-1, so the scale spreads that range."""
+    c = float(min(1.0, max(0.0, (c - 0.5) / 0.4)))
     if c < 0.5:
         return QColor(230, int(60 + 340 * c), 60)
     return QColor(int(230 - 380 * (c - 0.5)), 230, 60)
