@@ -151,10 +151,29 @@ class ClipSampler:
     """3-frame training clips: real cached clips (growing frame skip), static warped clips and
     two-object clips made by pasting an object from another sequence."""
 
-    def __init__(self, cache, seed=0, p_near=0.0):
+    def __init__(self, cache, seed=0, p_near=0.0, static_fg=None):
         self.cache = cache
         self.rng = np.random.default_rng(seed)
         self.p_near = p_near
+        self.static_fg = static_fg         # scripts.train.static_fg.StaticFG or None
+
+    def static_fg_clip(self):
+        """A static-image clip (STCN's static stage): with equal chance one static-fg photo
+        warped three times, or 1-3 static-fg objects composited, moving and occluding each
+        other, over a DAVIS training frame or another photo. Returns frames, labels, objects."""
+        from scripts.train.static_fg import random_composite
+        fg, rng = self.static_fg, self.rng
+        h, w = self.cache.size
+        if rng.random() < 0.5:
+            frames, labels = fg.warped_clip(int(rng.integers(len(fg))), rng, size=(h, w))
+            return frames, labels, 1
+
+        def davis_frame(r):
+            seq = self.cache.names[r.integers(len(self.cache.names))]
+            s, n = self.cache.seq_range(seq)
+            return np.asarray(self.cache.arrays['frames'][s + int(r.integers(n))])
+        bg = davis_frame if rng.random() < 0.5 else None
+        return random_composite(fg, rng, size=(h, w), backgrounds=bg)
 
     def max_skip(self, it):
         # curriculum of STCN: short gaps first, wider gaps later

@@ -27,7 +27,7 @@ from model.propagation_loss import clip_loss
 from scripts.train import common
 from scripts.train.data import (DEFAULT_ROOT, ClipSampler, FeatureCache, crop_maps,
                                 crop_window)
-from util.errors import run_cli
+from util.errors import UserError, run_cli
 
 
 def online_feats(net, frames_u8, tune_tail=False):
@@ -65,6 +65,11 @@ def main(argv=None):
     ap.add_argument('--crop', type=int, nargs=2, default=(192, 320), help='training crop (h w) at 240p, /16')
     ap.add_argument('--p-static', type=float, default=0.15, help='share of warped single-frame clips')
     ap.add_argument('--p-paste', type=float, default=0.2, help='share of two-object pasted clips')
+    ap.add_argument('--static-fg', default=None, metavar='DIR',
+                    help='static-image data (../shared/data/static-fg): warped photos and '
+                         'multi-object composites (scripts/train/static_fg.py)')
+    ap.add_argument('--p-static-fg', type=float, default=0.3,
+                    help='with --static-fg: share of static-image clips')
     ap.add_argument('--ema', type=float, default=0.998,
                     help='decay of the weight average that is validated and exported (0: raw weights)')
     ap.add_argument('--p-near', type=float, default=0.5,
@@ -90,7 +95,14 @@ def main(argv=None):
     opt = common.make_optimizer(net, args)
     it, best = 0, None
     state = common.load_checkpoint(run_dir / 'last.pt')
-    sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near)
+    static_fg = None
+    if args.static_fg:
+        from scripts.train.static_fg import StaticFG
+        if not StaticFG.available(args.static_fg):
+            raise UserError(f'--static-fg {args.static_fg}: not a static-fg folder (images/, masks/)')
+        static_fg = StaticFG(args.static_fg)
+        print(f'static-fg: {len(static_fg)} photos', flush=True)
+    sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near, static_fg=static_fg)
     if state is None and args.init:
         args.iterations_before = common.init_weights(net, args.init)
     avg = None
@@ -131,8 +143,12 @@ def main(argv=None):
             tot = 0.0
             for _ in range(args.batch):
                 r = sampler.rng.random()
-                if r < args.p_static + args.p_paste:
-                    fr, lab, k = sampler.static_clip() if r < args.p_static else sampler.paste_clip(it)
+                p_fg = args.p_static_fg if static_fg is not None else 0.0
+                if r < p_fg + args.p_static + args.p_paste:
+                    if r < p_fg:
+                        fr, lab, k = sampler.static_fg_clip()
+                    else:
+                        fr, lab, k = sampler.static_clip() if r < p_fg + args.p_static else sampler.paste_clip(it)
                     y, x, ch, cw = crop_window(lab[0], sampler.rng, lab.shape[1:], crop)
                     fr, lab = fr[:, y:y + ch, x:x + cw], lab[:, y:y + ch, x:x + cw]
                     feats = online_feats(net, np.ascontiguousarray(fr), args.tune_backbone)

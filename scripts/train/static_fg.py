@@ -1,0 +1,155 @@
+"""Static-image training data (../shared/data/static-fg): still photos with one foreground mask
+each, turned into short training clips as STCN / XMem do with static image sets.
+
+    fg = StaticFG(root)                       # StaticFG.available(root) first: the data is optional
+    rgb, mask, ignore = fg.load(i)            # uint8 (h,w,3), bool object, bool "uncertain" band
+    frames, labels = fg.warped_clip(i, rng)   # one photo, affine + elastic warps (n frames)
+    frames, labels = composite_clip([...objects], background, rng)
+                                              # several objects pasted over a background, each
+                                              # moving on its own; later objects occlude earlier
+
+Masks: 255 = object, 0 = background, 128 = the uncertain border of the pet trimaps (returned as
+`ignore`; composites treat it as background, cut out with the object's hard mask).
+"""
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from util.augment import random_affine, warped_clip
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'static-fg'
+
+
+class StaticFG:
+    """The photos and masks of a static-fg folder (images/<id>.jpg + masks/<id>.png)."""
+
+    def __init__(self, root=DEFAULT_ROOT):
+        self.root = Path(root)
+        if not self.available(self.root):
+            raise FileNotFoundError(f'{self.root}: not a static-fg folder (needs images/ and masks/)')
+        masks = {p.stem for p in (self.root / 'masks').glob('*.png')}
+        self.ids = sorted(p.stem for p in (self.root / 'images').glob('*.jpg') if p.stem in masks)
+
+    @staticmethod
+    def available(root=DEFAULT_ROOT):
+        root = Path(root)
+        return (root / 'images').is_dir() and (root / 'masks').is_dir()
+
+    def __len__(self):
+        return len(self.ids)
+
+    def load(self, i):
+        """(rgb uint8 (h,w,3), object bool (h,w), ignore bool (h,w)) of photo i (index or id)."""
+        name = self.ids[i] if isinstance(i, (int, np.integer)) else str(i)
+        bgr = cv2.imread(os.fspath(self.root / 'images' / f'{name}.jpg'), cv2.IMREAD_COLOR)
+        m = cv2.imread(os.fspath(self.root / 'masks' / f'{name}.png'), cv2.IMREAD_GRAYSCALE)
+        if bgr is None or m is None or bgr.shape[:2] != m.shape:
+            raise ValueError(f'static-fg {name}: unreadable image or mask')
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), m > 191, (m > 63) & (m <= 191)
+
+    def warped_clip(self, i, rng, n=3, size=None):
+        """One photo warped n times (frame 0 unwarped): frames (n,h,w,3), labels (n,h,w) int64
+        (1 = the object, 0 = background); resized to size=(h, w) when given."""
+        rgb, mask, _ = self.load(i)
+        if size is not None:
+            rgb, mask = _fit(rgb, mask, size)
+        frames, masks = warped_clip(rgb, mask.astype(np.uint8), rng, n=n)
+        return frames, masks.astype(np.int64)
+
+    def cutout(self, i):
+        """(rgb, mask) cropped to the object's bounding box (plus a margin)."""
+        rgb, mask, _ = self.load(i)
+        ys, xs = np.nonzero(mask)
+        if not len(ys):
+            return rgb, mask
+        m = 8
+        y0, y1 = max(0, ys.min() - m), min(mask.shape[0], ys.max() + m + 1)
+        x0, x1 = max(0, xs.min() - m), min(mask.shape[1], xs.max() + m + 1)
+        return rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+
+
+def _fit(rgb, mask, size):
+    """Resize-and-crop to size (h, w), keeping the aspect ratio (the object's middle kept)."""
+    h, w = size
+    s = max(h / rgb.shape[0], w / rgb.shape[1])
+    nh, nw = max(h, int(round(rgb.shape[0] * s))), max(w, int(round(rgb.shape[1] * s)))
+    rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    mask = cv2.resize(mask.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(bool)
+    y0, x0 = (nh - h) // 2, (nw - w) // 2
+    return rgb[y0:y0 + h, x0:x0 + w], mask[y0:y0 + h, x0:x0 + w]
+
+
+def fit_background(rgb, size):
+    return _fit(rgb, np.zeros(rgb.shape[:2], bool), size)[0]
+
+
+def object_path(rng, obj_hw, frame_hw, n, scale=(0.3, 0.7)):
+    """Per-frame 2x3 affine matrices placing an object of size obj_hw in the frame: a random
+    size (the object's longer side a `scale` fraction of the frame's shorter side), position and
+    rotation, then a smooth drift (translation, small rotation and zoom) frame to frame."""
+    oh, ow = obj_hw
+    fh, fw = frame_hw
+    s = rng.uniform(*scale) * min(fh, fw) / max(oh, ow)
+    ang = rng.uniform(-20, 20)
+    cx, cy = rng.uniform(0.2, 0.8) * fw, rng.uniform(0.2, 0.8) * fh
+    v = rng.normal(0, 0.04 * min(fh, fw), 2)            # pixels per frame
+    dang, dzoom = rng.normal(0, 3), rng.normal(0, 0.04)
+    mats = []
+    for j in range(n):
+        a = cv2.getRotationMatrix2D((ow / 2, oh / 2), ang + j * dang, s * (1 + j * dzoom))
+        a[:, 2] += (cx + j * v[0] - ow / 2, cy + j * v[1] - oh / 2)
+        mats.append(a)
+    return mats
+
+
+def composite_clip(objects, background, rng, n=3, size=(240, 432), background_motion=True):
+    """Paste `objects` [(rgb, mask bool), ...] (in that order: later ones occlude earlier ones)
+    over `background` (an RGB image, resized to `size`), each moving on its own path.
+
+    Returns frames (n,h,w,3) uint8 and labels (n,h,w) int64: k for pixels where object k
+    (1-based) is visible, 0 elsewhere. Every object is visible in frame 0 (a clip whose object
+    would start hidden is re-drawn)."""
+    h, w = size
+    bg = fit_background(background, size)
+    bg_mats = [np.float32([[1, 0, 0], [0, 1, 0]])] * n
+    if background_motion:                                # a slow camera pan / zoom
+        bg_mats = [random_affine(rng, h, w, rot=2 * j, scale=(1 - 0.03 * j, 1 + 0.03 * j),
+                                 shear=1, trans=0.02 * j) for j in range(n)]
+    frames = np.stack([cv2.warpAffine(bg, m, (w, h), flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REFLECT_101) for m in bg_mats]).astype(np.float32)
+    labels = np.zeros((n, h, w), np.int64)
+    for k, (rgb, mask) in enumerate(objects, start=1):
+        for _try in range(10):
+            mats = object_path(rng, mask.shape, size, n)
+            m0 = cv2.warpAffine(mask.astype(np.uint8), mats[0], (w, h), flags=cv2.INTER_NEAREST)
+            if m0.sum() > 64:
+                break
+        for j, a in enumerate(mats):
+            obj = cv2.warpAffine(rgb, a, (w, h), flags=cv2.INTER_LINEAR)
+            m = cv2.warpAffine(mask.astype(np.uint8), a, (w, h), flags=cv2.INTER_NEAREST).astype(bool)
+            alpha = cv2.GaussianBlur(m.astype(np.float32), (3, 3), 0)[..., None]
+            frames[j] = frames[j] * (1 - alpha) + obj.astype(np.float32) * alpha
+            labels[j][m] = k
+    frames = np.clip(frames, 0, 255).astype(np.uint8)
+    # objects fully hidden by later ones in frame 0 cannot be tracked: renumber the rest
+    present = [k for k in range(1, len(objects) + 1) if (labels[0] == k).any()]
+    if len(present) < len(objects):
+        remap = np.zeros(len(objects) + 1, np.int64)
+        for new, old in enumerate(present, start=1):
+            remap[old] = new
+        labels = remap[labels]
+    return frames, labels
+
+
+def random_composite(fg, rng, n=3, size=(240, 432), backgrounds=None, max_objects=3):
+    """A composite clip of 1..max_objects random static-fg objects over a background: a frame
+    from `backgrounds` (a callable rng -> RGB image, e.g. a DAVIS training frame) or another
+    static-fg photo. Returns frames, labels, number of objects."""
+    k = int(rng.integers(1, max_objects + 1))
+    ids = rng.choice(len(fg), k + 1, replace=False)
+    objects = [fg.cutout(int(i)) for i in ids[:k]]
+    bg = backgrounds(rng) if backgrounds is not None else fg.load(int(ids[k]))[0]
+    frames, labels = composite_clip(objects, bg, rng, n=n, size=size)
+    return frames, labels, int(labels.max())
