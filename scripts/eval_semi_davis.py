@@ -82,12 +82,13 @@ def propagate_flipped(prop_net, frames, first_labels, fusion=None, adapt=0, seed
 
 
 def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None,
-                  adapt=0, seed=0, flip=False):
+                  adapt=0, seed=0, flip=False, training_free=False):
     """Semi-supervised J&F (util.metrics.summarize dict, values in 0..1) plus 'fps' and per-sequence results.
     adapt > 0: first adapt the network to each sequence's first mask for that many steps
     (inference_core/adaptation.py, with `seed`); 'adapt_s' is the mean time it took.
     flip: average with a run on the mirrored video (test-time augmentation; 'fps' then includes
-    the adaptation)."""
+    the adaptation). training_free: the reference row instead of the network
+    (scripts/training_free_baseline.py: frozen ImageNet features, no training)."""
     from inference_core.adaptation import adapt_propagation
     from scripts.train.data import load_sequence
     from util.metrics import evaluate_sequence, summarize
@@ -100,7 +101,10 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
                 frames, masks = frames[:max_frames], masks[:max_frames]
             gt = masks.astype(np.uint8)
             t0 = time.time()
-            if flip:      # adaptation (if any) happens inside and is timed with the propagation
+            if training_free:
+                from scripts.training_free_baseline import propagate as training_free_propagate
+                pred = training_free_propagate(frames, gt[0])
+            elif flip:      # adaptation (if any) happens inside and is timed with the propagation
                 pred = propagate_flipped(prop_net, frames, gt[0], adapt=adapt, seed=seed)
             else:
                 net = prop_net
@@ -196,6 +200,11 @@ def main(argv=None):
                     help='flip test-time augmentation (as scripts.propagate --flip)')
     ap.add_argument('--seeds', type=int, nargs='+', default=[0],
                     help='with --adapt: one evaluation per adaptation seed (mean and range reported)')
+    ap.add_argument('--training-free', action='store_true',
+                    help='also score the training-free reference propagation on the same frames '
+                         '(scripts/training_free_baseline.py; about 1 frame/s)')
+    ap.add_argument('--sequences', nargs='+', default=None,
+                    help='sequences to score (default: the held-out ones, util.davis_split)')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--json', default=None, help='also write the results here')
     args = ap.parse_args(argv)
@@ -209,7 +218,8 @@ def main(argv=None):
         from inference_core.networks import load_official
         nets = load_official(args.saves, 'cpu')
         prop, inter = nets.propagation, nets.interaction
-    out = {'sequences': list(VAL_SEQUENCES)}
+    sequences = tuple(args.sequences or VAL_SEQUENCES)
+    out = {'sequences': list(sequences)}
     if args.scribble_scales:
         if args.kind != 'bundled' or min(args.scribble_scales) < 32:
             raise UserError('--scribble-scales needs the bundled networks and sizes of at least 32 pixels')
@@ -220,8 +230,8 @@ def main(argv=None):
         for seed in (args.seeds if args.adapt else [0]):
             label = f'semi (adapt {args.adapt} steps, seed {seed})' if args.adapt else 'semi'
             label += ' + flip' if args.flip else ''
-            res = evaluate_semi(prop, args.data, max_frames=args.max_frames, adapt=args.adapt, seed=seed,
-                                flip=args.flip,
+            res = evaluate_semi(prop, args.data, sequences, max_frames=args.max_frames, adapt=args.adapt,
+                                seed=seed, flip=args.flip,
                                 progress=lambda d, t: print(f'\r{label} {d}/{t}', end='', file=sys.stderr))
             print(file=sys.stderr)
             runs.append(res)
@@ -231,12 +241,22 @@ def main(argv=None):
             for s, r in res['per_sequence'].items():
                 print(f'  {s:14s} J&F {r["J&F"]*100:6.2f}')
         out['semi'] = runs[0] if len(runs) == 1 else runs
+        if args.training_free:
+            res = evaluate_semi(None, args.data, sequences, max_frames=args.max_frames, training_free=True,
+                                progress=lambda d, t: print(f'\rtraining-free {d}/{t}', end='', file=sys.stderr))
+            print(file=sys.stderr)
+            out['semi_training_free'] = res
+            print(f'training-free reference: J&F {res["J&F-Mean"]*100:.2f}  J {res["J-Mean"]*100:.2f}  '
+                  f'F {res["F-Mean"]*100:.2f}  ({res["fps"]:.2f} frames/s)')
+            for s, r in res['per_sequence'].items():
+                net = runs[0]['per_sequence'][s]['J&F'] * 100
+                print(f'  {s:14s} J&F {r["J&F"]*100:6.2f}   (network {net:6.2f}, {net - r["J&F"]*100:+.2f})')
         if len(runs) > 1:
             jf = [r['J&F-Mean'] * 100 for r in runs]
             print(f'semi-supervised over {len(runs)} adaptation seeds: J&F mean {np.mean(jf):.2f} '
                   f'(min {min(jf):.2f}, max {max(jf):.2f})')
     if not args.skip_scribble:
-        res = evaluate_first_scribble(inter, args.data, trials=args.scribble_trials)
+        res = evaluate_first_scribble(inter, args.data, sequences, trials=args.scribble_trials)
         out['first_scribble'] = res
         print(f'first-scribble J {res["J"]*100:.2f}  (this project\'s simulator: a positive and a '
               f'negative stroke, {args.scribble_trials} draws per sequence; median '
@@ -248,7 +268,7 @@ def main(argv=None):
             from eval_interactive_davis import _quiet_robot_logs
             robot = davis_compat.scribbles_robot()
             _quiet_robot_logs()
-            res = evaluate_first_scribble(inter, args.data, robot=robot)
+            res = evaluate_first_scribble(inter, args.data, sequences, robot=robot)
             out['first_scribble_robot'] = res
             print(f'first-scribble J {res["J"]*100:.2f}  (the DAVIS interactive robot\'s first scribble)')
             for s, j in res['per_sequence'].items():
