@@ -80,14 +80,21 @@ def _info(video):
             'version': '1.0'}
 
 
-class CocoBuilder:
-    """Accumulates per-frame label maps into a COCO dict (one video)."""
+class _Builder:
+    """One video's objects and categories; subclasses add frames with add_frame()."""
 
     def __init__(self, video, size, objects, fps=None):
         self.video, (self.h, self.w) = video, (int(size[0]), int(size[1]))
-        self.objects = [o for o in objects]
+        self.objects = list(objects)
         self.categories, self.cat_of = categories_for(self.objects)
         self.fps = fps
+
+
+class CocoBuilder(_Builder):
+    """Accumulates per-frame label maps into a COCO dict (one video)."""
+
+    def __init__(self, video, size, objects, fps=None):
+        super().__init__(video, size, objects, fps)
         self.images, self.annotations = [], []
 
     def add_frame(self, t, name, file_name, labels, timestamp=None):
@@ -114,14 +121,11 @@ class CocoBuilder:
                 'annotations': self.annotations}
 
 
-class YtvisBuilder:
+class YtvisBuilder(_Builder):
     """Accumulates per-frame label maps into a YouTube-VIS dict (one video)."""
 
     def __init__(self, video, size, objects, fps=None):
-        self.video, (self.h, self.w) = video, (int(size[0]), int(size[1]))
-        self.objects = [o for o in objects]
-        self.categories, self.cat_of = categories_for(self.objects)
-        self.fps = fps
+        super().__init__(video, size, objects, fps)
         self.file_names, self.timestamps = [], []
         self.tracks = {o.id: {'segmentations': [], 'areas': [], 'bboxes': []} for o in self.objects}
 
