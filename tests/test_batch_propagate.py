@@ -67,6 +67,7 @@ def _worker_pids(busy=False):
     return pids
 
 
+@pytest.mark.slow
 def test_local_ray_cluster_matches_serial_and_resumes(tmp_path, davis):
     pytest.importorskip('ray')
     root, serial = davis
@@ -85,6 +86,7 @@ def test_local_ray_cluster_matches_serial_and_resumes(tmp_path, davis):
     assert _tree(out) == serial
 
 
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_finished_sequences_untouched(tmp_path, davis):
     pytest.importorskip('ray')
     root, serial = davis

@@ -4,9 +4,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_device_check_cpu_smoke(tmp_path, mivos_ref):
     env = dict(os.environ, OUT=str(tmp_path), OMP_NUM_THREADS='1')
     r = subprocess.run(['bash', str(REPO / 'scripts' / 'device_check.sh'), '--cpu'], cwd=REPO,
