@@ -333,10 +333,14 @@ class PropagationEngine:
         confidence and inversely by its temporal distance to the interaction it comes from, so
         a weak correction cannot wreck frames that an earlier interaction segments well, while
         near the correction the correction wins. The new result wins outright when the old one
-        came from this same frame (re-annotated) or from an interaction that no longer exists.
+        came from this same frame (re-annotated), from an interaction that no longer exists, or
+        from one that lacked an object the new interaction has.
         Returns (result, confidence, source frame)."""
         s_old = self.source.get(ti)
-        if s_old is None or s_old == idx or s_old not in self.interacted:
+        if s_old is None or s_old == idx or s_old not in self.interacted \
+                or not self._objects_of(idx) <= self._objects_of(s_old):
+            # re-annotated frame, a forgotten interaction, or an object the old result never
+            # saw (added since): the old result cannot speak for it
             return new, c_new, idx
         w_new = c_new * abs(ti - s_old)
         w_old = c_old * abs(ti - idx)
@@ -344,6 +348,11 @@ class PropagationEngine:
             return new, c_new, idx
         w = w_new / (w_new + w_old)
         return w * new + (1 - w) * old, w * c_new + (1 - w) * c_old, idx if w >= 0.5 else s_old
+
+    def _objects_of(self, t):
+        """Object ids in the mask of interacted frame t (as committed to the memory)."""
+        e = self.memory.permanent.get(t)
+        return set() if e is None or e.labels is None else set(np.unique(e.labels).tolist()) - {0}
 
     def _fuse(self, tc, tr, ti, prev, curr, mk16, qk16):
         nc = abs(tc - ti) / abs(tc - tr)
