@@ -49,6 +49,7 @@ from inference_core.store import FrameStore, resize_labels
 from util.atomic import write_bytes, write_json
 from util.cli_options import check_engine_options
 from util.errors import UserError, run_cli, write_error, writing_output
+from util.frames_io import read_folder
 
 MARKER = 'propagate_run.json'
 PARTIAL = '.partial-'
@@ -410,7 +411,7 @@ def discover_dataset(root):
         raise UserError(f'dataset folder not found: {root}')
 
     def subdirs(p):
-        return sorted(n for n in _listdir(p) if not n.startswith('.')
+        return sorted(n for n in read_folder(p) if not n.startswith('.')
                       and os.path.isdir(os.path.join(p, n))) if os.path.isdir(p) else []
 
     for res in ('480p', 'Full-Resolution'):
@@ -427,7 +428,7 @@ def discover_dataset(root):
     vids = os.path.join(root, 'videos')
     if os.path.isdir(vids):
         seqs = {}
-        for n in sorted(_listdir(vids)):
+        for n in sorted(read_folder(vids)):
             stem, ext = os.path.splitext(n)
             if ext.lower() in VIDEO_EXTS and not n.startswith('.'):
                 seqs[stem] = (os.path.join(vids, n), _dir_or_none(os.path.join(root, 'masks', stem)))
@@ -438,15 +439,6 @@ def discover_dataset(root):
 
 def _dir_or_none(p):
     return p if os.path.isdir(p) else None
-
-
-def _listdir(p):
-    try:
-        return os.listdir(p)
-    except PermissionError:
-        raise UserError(f'cannot read folder (permission denied): {p}') from None
-    except OSError as e:
-        raise UserError(f'cannot read folder {p}: {e.strerror or e}') from None
 
 
 def read_split(path):
@@ -730,7 +722,7 @@ def main(argv=None, networks=None):
         for n in names:
             frames_path, ann = seqs[n]
             mfiles = [] if ann is None else sorted(
-                os.path.join(ann, f) for f in _listdir(ann)
+                os.path.join(ann, f) for f in read_folder(ann)
                 if os.path.splitext(f)[1].lower() in MASK_EXTS and not f.startswith('.'))
             if not mfiles:
                 raise UserError(f'sequence {n!r} has no annotations (mask PNGs) in {args.dataset}')

@@ -17,6 +17,16 @@ def natural_key(name):
     return [int(p) if p.isdigit() else p.lower() for p in re.split(r'(\d+)', str(name))]
 
 
+def read_folder(folder, what='folder'):
+    """os.listdir with a one-line UserError ('cannot read <what> ...') instead of an OSError."""
+    try:
+        return os.listdir(folder)
+    except PermissionError:
+        raise UserError(f'cannot read {what} (permission denied): {folder}') from None
+    except OSError as e:
+        raise UserError(f'cannot read {what} {folder}: {e.strerror or e}') from None
+
+
 def list_image_files(folder):
     """Image files (jpg/jpeg/png/bmp/webp, any case) in `folder`, natural-sorted full paths.
     Hidden files (dot-files such as macOS '._x.jpg') are skipped."""
@@ -25,12 +35,7 @@ def list_image_files(folder):
         raise UserError(f'folder not found: {folder}')
     if not os.path.isdir(folder):
         raise UserError(f'not a folder: {folder}')
-    try:
-        entries = os.listdir(folder)
-    except PermissionError:
-        raise UserError(f'cannot read folder (permission denied): {folder}') from None
-    except OSError as e:
-        raise UserError(f'cannot read folder {folder}: {e.strerror or e}') from None
+    entries = read_folder(folder)
     names = [n for n in entries
              if not n.startswith('.') and os.path.splitext(n)[1].lower() in IMAGE_EXTS
              and os.path.isfile(os.path.join(folder, n))]

@@ -33,7 +33,7 @@ from PIL import Image
 from inference_core.store import resize_labels
 from util.coco_io import is_annotation_file, read_annotation_file
 from util.errors import UserError
-from util.frames_io import natural_key
+from util.frames_io import natural_key, read_folder
 from util.palette import davis_palette
 
 log = logging.getLogger(__name__)
@@ -200,12 +200,7 @@ def list_mask_files(folder_or_files):
         if not os.path.exists(path):
             raise UserError(f'mask path not found: {path}')
         if os.path.isdir(path):
-            try:
-                entries = os.listdir(path)
-            except PermissionError:
-                raise UserError(f'cannot read mask folder (permission denied): {path}') from None
-            except OSError as e:
-                raise UserError(f'cannot read mask folder {path}: {e.strerror or e}') from None
+            entries = read_folder(path, 'mask folder')
             names = [n for n in entries if not n.startswith('.')
                      and os.path.splitext(n)[1].lower() in MASK_EXTS]
             names.sort(key=natural_key)
