@@ -302,17 +302,19 @@ class PropagationEngine:
                     self.memory.add_temporary(ti, k16.unsqueeze(2), v)
                     last = ti
                 self.peak_memory_frames = max(self.peak_memory_frames, self.memory.size)
-                c_old = self.confidence.get(ti)
-                old = self.probs.get(ti, self.num_objects + 1, self.device) \
-                    if c_old is not None else None
-                if bound is not None and self.fuse_net is not None:
-                    result = self._fuse(bound, idx, ti, self._prob(ti), out, key_idx, k16)
+                c_old = self.confidence.get(ti) if self.keep_confident else None
+                fused = bound is not None and self.fuse_net is not None
+                # the stored result of ti, decompressed once for the fusion and the combination
+                old = self._prob(ti) if fused else \
+                    self.probs.get(ti, self.num_objects + 1, self.device) if c_old is not None else None
+                if fused:
+                    result = self._fuse(bound, idx, ti, old, out, key_idx, k16)
                 else:
                     result = out
                 c_new = frame_confidence(result, last_result)
                 last_result = result
                 src = idx
-                if self.keep_confident and old is not None:
+                if c_old is not None and ti in self.probs:
                     result, c_new, src = self._keep_confident(ti, idx, result, c_new, old, c_old)
                 self.probs.put(ti, result)
                 self.confidence[ti] = c_new
