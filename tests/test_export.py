@@ -40,6 +40,18 @@ def _tree(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob('*')) if p.is_file()}
 
 
+def full_disk_on_call(fn, n):
+    """`fn` that raises ENOSPC on its n-th call (a disk filling up part-way through a write)."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return fn(*args, **kwargs)
+    return wrapped
+
+
 def _decode_all(path):
     import av
     with av.open(str(path)) as c:
@@ -216,30 +228,14 @@ def test_failure_mid_export_leaves_the_previous_export_untouched(tmp_path, monke
     assert export(s, out, formats=ALL)
     before = _tree(out)
     s.set_mask(2, np.zeros((36, 64), np.uint8))
-    real_write = video_io.H264Writer.write
-    n = []
-
-    def full_disk(self, rgb, timestamp=None):
-        n.append(1)
-        if len(n) == 3:
-            raise OSError(errno.ENOSPC, 'No space left on device')
-        return real_write(self, rgb, timestamp)
-    monkeypatch.setattr(video_io.H264Writer, 'write', full_disk)
+    monkeypatch.setattr(video_io.H264Writer, 'write', full_disk_on_call(video_io.H264Writer.write, 3))
     with pytest.raises(UserError, match='export failed, nothing was replaced .*No space left'):
         export(s, out, formats=ALL, overwrite=True)
     assert _tree(out) == before
     assert not [p for p in out.iterdir() if p.name.startswith('.')]
     monkeypatch.undo()
 
-    real_bytes = atomic.write_bytes
-    k = []
-
-    def full_disk_png(path, data, fsync=False):
-        k.append(1)
-        if len(k) == 5:
-            raise OSError(errno.ENOSPC, 'No space left on device')
-        return real_bytes(path, data, fsync)
-    monkeypatch.setattr(export_mod, 'write_bytes', full_disk_png)
+    monkeypatch.setattr(export_mod, 'write_bytes', full_disk_on_call(atomic.write_bytes, 5))
     with pytest.raises(UserError, match='No space left'):
         export(s, out, formats=ALL, overwrite=True)
     assert _tree(out) == before

@@ -447,17 +447,10 @@ def test_export_roundtrip(qtbot, win, tmp_path, monkeypatch, errors):
     assert asked and f'{N_FRAMES} file(s)' in asked[0]
     assert (out / 'masks' / '00002.png').read_bytes() == before
     # A full disk part-way: a message, the previous export untouched.
-    import errno
+    from tests.test_export import full_disk_on_call
     from util import export as export_mod
     real = export_mod.write_bytes
-    calls = []
-
-    def full(path, data, fsync=False):
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError(errno.ENOSPC, 'No space left on device')
-        return real(path, data, fsync)
-    monkeypatch.setattr(export_mod, 'write_bytes', full)
+    monkeypatch.setattr(export_mod, 'write_bytes', full_disk_on_call(real, 3))
     args = run_job(qtbot, win, lambda: win.export(str(out), ['png'], overwrite=True))
     assert errors and 'No space left on device' in errors[-1][1]
     assert (out / 'masks' / '00002.png').read_bytes() == before
