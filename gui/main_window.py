@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self.local_mode = False
         self.local_rect = None          # QRectF of the zoomed region in local mode
         self._local_cache = None
+        self._confidence_stale = True
         self.worker = None
         self._has_mask = np.zeros(0, bool)
         self._bridge = _Bridge()
@@ -761,10 +762,13 @@ class MainWindow(QMainWindow):
             self.minimap.set_image(img)
         self.minimap.set_view(self.canvas.visible_rect())
         self.timeline.set_marks(self.store.edited_frames, self._has_mask)
-        self._update_confidence()
+        if self._confidence_stale:
+            self._update_confidence()
         self._update_status()
 
     def _update_confidence(self):
+        # O(frames): done when masks changed, not on every frame shown (playback, scrubbing)
+        self._confidence_stale = False
         if self.session is not None:
             self.timeline.set_confidence(self.session.frame_confidence(), self.session.suggest_frame())
 
@@ -789,6 +793,7 @@ class MainWindow(QMainWindow):
     def _on_masks_changed(self, frames):
         if self.store is None:
             return
+        self._confidence_stale = True
         for t in frames:
             if 0 <= t < len(self._has_mask):
                 self._has_mask[t] = self.session.get_mask(t).any()

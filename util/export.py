@@ -229,8 +229,9 @@ def _annotation_json(store, frames, builder_cls, steps):
     video = os.path.splitext(os.path.basename(store.source.rstrip(os.sep)))[0] or 'video'
     b = builder_cls(video, (store.orig_height, store.orig_width), store.objects, fps=store.fps)
     ts = store.timestamps
+    from util.frames_io import IMAGE_EXTS
     is_video = bool(store.source) and os.path.isfile(store.source) and \
-        os.path.splitext(store.source)[1].lower() not in ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
+        os.path.splitext(store.source)[1].lower() not in IMAGE_EXTS
     files = _image_file_names(store)
     for t in frames:
         steps.check()
