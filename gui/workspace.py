@@ -23,7 +23,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from inference_core.store import resize_labels
+from util.labels import resize_labels
 from util.atomic import write_bytes, write_json
 from util.errors import UserError
 from util.export import indexed_png_bytes

@@ -33,6 +33,7 @@ Backends:
     official S2M net and the bundled lite interaction net.
 """
 import contextlib
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -100,6 +101,22 @@ def positive_seeds(height, width, clicks, radius=None):
     return click_maps(height, width, [c for c in clicks if c[2]], radius)[0] > 0
 
 
+@dataclass(frozen=True)
+class ClickSnapshot:
+    """ClickController state at one moment (see ClickController.snapshot)."""
+    key: object
+    image: object
+    base: object
+    clicks: tuple
+    results: tuple
+    undone: tuple
+    predictor: object
+
+    @property
+    def nbytes(self):
+        return sum(r.numel() * r.element_size() for r in self.results)
+
+
 class ClickController:
     """Click history of the current (frame, object) and the click-to-mask backend.
 
@@ -143,6 +160,33 @@ class ClickController:
     @property
     def num_clicks(self):
         return len(self.clicks)
+
+    def snapshot(self):
+        """Everything the next click depends on, for the Session's undo history (restore()
+        puts it back; nothing is recomputed). Tensors are shared, not copied."""
+        pred = None
+        p = self.predictor
+        if p is not None:
+            pred = (p.image, p._get_state(), tuple(p.probs_history), tuple(p._states),
+                    tuple(p._redo))
+        return ClickSnapshot(self._key, self._image, self._base, tuple(self.clicks),
+                             tuple(self._results), tuple(self._undone), pred)
+
+    def restore(self, snap):
+        """Return to a `snapshot()`."""
+        self._key, self._image, self._base = snap.key, snap.image, snap.base
+        self.clicks, self._results, self._undone = list(snap.clicks), list(snap.results), \
+            list(snap.undone)
+        p = self.predictor
+        if p is not None:
+            if snap.predictor is None:
+                p.image = None
+                p.reset()
+            else:
+                image, state, probs, states, redo = snap.predictor
+                p.image = image
+                p._restore(state)
+                p.probs_history, p._states, p._redo = list(probs), list(states), list(redo)
 
     def _same_sequence(self, key, image):
         if self._key != key:

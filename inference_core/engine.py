@@ -37,8 +37,12 @@ from util.errors import UserError
 from util.tensor_util import normalize_frames
 
 DIRECTIONS = ('both', 'forward', 'backward')
-DEFAULT_FEATURE_CACHE_BYTES = 1 << 30
-DEFAULT_PROB_CACHE_BYTES = 1 << 30
+# Budgets of the two per-frame caches. The feature cache only saves re-encoding on a later pass
+# (the current pass needs the last frame or two), and one official 480p frame's features take
+# ~48 MB (the bundled ones ~2.7 MB): 384 MiB keeps ~8 official / ~140 bundled frames and keeps the
+# official kind's long-video peak RSS under 4 GB.
+DEFAULT_FEATURE_CACHE_BYTES = 384 << 20
+DEFAULT_PROB_CACHE_BYTES = 512 << 20
 
 
 def argmax0(x):

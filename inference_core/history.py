@@ -44,7 +44,8 @@ class Action:
 
     @property
     def nbytes(self):
-        return sum(len(v) for v in self.frames.values()) + 64 * len(self.frames) + 256
+        return sum(len(v) for v in self.frames.values()) + 64 * len(self.frames) + 256 + \
+            getattr(self.state, 'nbytes', 0)
 
     def swap(self, store, state_now):
         """Put the stored side into `store` and keep the current side instead. Returns the

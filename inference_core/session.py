@@ -26,7 +26,6 @@ store). Edits attempted while a propagation runs raise UserError; cancel it with
 """
 import contextlib
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,62 +38,13 @@ from inference_core.history import Action, History
 from inference_core.memory_bank import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
 from inference_core.interaction import (ScribbleController, as_region, paint_labels,
                                         set_object_region)
+from inference_core.local_refine import LocalRefiner, region_box
 from inference_core.padding import pad_divide_by, unpad
+from inference_core.session_state import (ClickSeq, Listeners, SavedState, ScribbleSeq,
+                                          SessionEvent, check_int, check_number)
+from inference_core.store import FrameStore
 from util.errors import UserError
 from util.tensor_util import normalize_frames
-
-
-def _check_int(name, value, minimum):
-    """`value` as an int >= minimum: Python / NumPy integers only (no bools, floats, strings)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise UserError(f'{name} must be an integer, got {value!r}')
-    if value < minimum:
-        raise UserError(f'{name} must be at least {minimum}, got {value}')
-    return int(value)
-
-
-def _check_number(name, value):
-    """A finite real number (int or float, NumPy too; no bools, strings, NaN or inf)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
-                                                                     np.floating)):
-        raise UserError(f'{name} must be a number, got {value!r}')
-    if not np.isfinite(value):
-        raise UserError(f'{name} must be a finite number, got {value}')
-    return value
-
-
-@dataclass(frozen=True)
-class _State:
-    """Session bookkeeping saved with each undo step. click: (click sequence id, clicks in
-    effect) or None."""
-    pending: frozenset
-    interacted: frozenset
-    last: object
-    click: object = None
-    confidence: dict = None      # the engine's per-frame confidence (undo/redo restore it)
-    source: dict = None          # the engine's per-frame source interaction (likewise)
-
-
-@dataclass
-class _ClickSeq:
-    """The click sequence the ClickController holds: frame, object, object count when it
-    started, the labels then (other objects keep them), the labels after its last click."""
-    key: tuple            # (frame, obj_id, num_objects)
-    base: np.ndarray
-    labels_after: object
-    id: int
-
-
-class _ScribbleState:
-    """Strokes accumulated on one frame since its labels were last changed by something else
-    (MiVOS keeps one scribble canvas and the starting mask per interaction)."""
-
-    def __init__(self, frame, prev_labels, num_objects):
-        self.frame = frame
-        self.prev_labels = prev_labels
-        self.num_objects = num_objects
-        self.scribbles = np.full(prev_labels.shape, 255, np.uint8)
-        self.labels_after = None
 
 
 class Session:
@@ -117,14 +67,14 @@ class Session:
                  working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
                  keep_confident=True):
         self._closed = False
-        mem_freq = _check_int('mem_freq', mem_freq, 1)
-        top_k = _check_int('top_k', top_k, 1)
+        mem_freq = check_int('mem_freq', mem_freq, 1)
+        top_k = check_int('top_k', top_k, 1)
         if max_memory_frames is not None:
-            max_memory_frames = _check_int('max_memory_frames', max_memory_frames, 1)
-        history_bytes = _check_int('history_bytes', history_bytes, 0)
+            max_memory_frames = check_int('max_memory_frames', max_memory_frames, 1)
+        history_bytes = check_int('history_bytes', history_bytes, 0)
         if working_frames is not None:
-            working_frames = _check_int('working_frames', working_frames, 1)
-        long_term_frames = _check_int('long_term_frames', long_term_frames, 0)
+            working_frames = check_int('working_frames', working_frames, 1)
+        long_term_frames = check_int('long_term_frames', long_term_frames, 0)
         if networks is None:
             from inference_core.networks import load_networks
             networks = load_networks(model, saves_dir=saves_dir, device=device)
@@ -145,16 +95,19 @@ class Session:
         self._amp_dtype = amp_dtype(amp, self.device)
         self.scribbler = ScribbleController(networks.interaction, self.device, self._amp_dtype)
         self._click = None
-        self._click_state = None    # _ClickSeq of the clicks in the controller, or None
-        self._click_seq_ids = 0
+        self._click_state = None    # ClickSeq of the clicks in the controller, or None
         self.history = History(history_bytes)
         self._pending = frozenset(store.edited_frames)   # interacted, not yet committed
         self._last = None                                # last frame interacted with
-        self._soft = {}          # t -> (prob (K+1,1,H,W) float32, labels) of the last interaction
-        self._scr = None
+        self._soft = {}          # t -> (prob (K+1,1,H,W) float32, store revision it matches)
+        self._scr = None         # ScribbleSeq in progress
         self._image_cache = (None, None)
         self._run_lock = threading.Lock()
         self._adapted = ()       # frames the propagation network was adapted to (see adapt)
+        self._local = LocalRefiner(self._local_session)
+        self._listeners = Listeners()
+        store.add_listener(self._on_frames)
+        store.add_object_listener(self._on_objects)
 
     @classmethod
     def open(cls, path, resolution=480, masks=None, networks=None, *, storage='auto',
@@ -176,16 +129,69 @@ class Session:
             store.close()
             raise
 
+    @classmethod
+    def from_frames(cls, frames, *, num_frames=None, orig_size=None, frame_names=None,
+                    source='', fps=None, storage='auto', num_objects=0, progress=None,
+                    should_cancel=None, **kwargs):
+        """A session on frames held in memory or produced one by one: a (T, H, W, 3) uint8
+        array or an iterable of (H, W, 3) uint8 frames at processing size. `orig_size`: (h, w)
+        the exports are written at (default: the frames' size). `num_objects` objects are
+        created. Returns None when cancelled while reading the frames."""
+        if isinstance(frames, np.ndarray):
+            num_frames = len(frames) if num_frames is None else num_frames
+        store = FrameStore.from_frame_iter(frames, num_frames=num_frames, orig_size=orig_size,
+                                           storage=storage, source=source,
+                                           frame_names=frame_names, progress=progress,
+                                           should_cancel=should_cancel)
+        if store is None:
+            return None
+        store.fps = fps
+        try:
+            store.ensure_objects(num_objects)
+            return cls(store, **kwargs)
+        except BaseException:
+            store.close()
+            raise
+
     def close(self):
         """Free the memory and close the store; later calls raise UserError('session is
         closed'). Safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        self.store.remove_listener(self._on_frames)
+        self.store.remove_object_listener(self._on_objects)
+        self._local.reset()
         self.engine.reset()
         self.engine.clear_feature_cache()
         self.history.clear()
+        self._soft.clear()
         self.store.close()
+
+    def release_memory(self):
+        """Free the propagation memory and caches (masks, objects and history stay). Frames
+        committed to the memory are committed again from their labels by the next propagate."""
+        with self._exclusive('release memory'):
+            self._pending = self._pending | self.engine.interacted
+            self.engine.reset()
+            self.engine.clear_feature_cache()
+            self._soft.clear()
+
+    # ------------------------------------------------------------------ events
+    def subscribe(self, fn):
+        """Call fn(SessionEvent) after changes: labels of frames, objects, busy / idle. It runs
+        in the thread that made the change (a propagation's worker thread too): GUIs forward
+        it to their own thread (gui/session_bridge.py)."""
+        self._listeners.add(fn)
+
+    def unsubscribe(self, fn):
+        self._listeners.remove(fn)
+
+    def _on_frames(self, frames):
+        self._listeners.send(SessionEvent('frames', tuple(int(t) for t in frames)))
+
+    def _on_objects(self):
+        self._listeners.send(SessionEvent('objects'))
 
     def __enter__(self):
         return self
@@ -204,7 +210,79 @@ class Session:
 
     @property
     def objects(self):
-        return self.store.objects
+        """The objects, as a list of copies (ObjectInfo: id, name, color, visible)."""
+        from inference_core.store import ObjectInfo
+        return [ObjectInfo(i, n, c, v) for i, n, c, v in self.store.objects_snapshot()]
+
+    def get_object(self, obj_id):
+        """ObjectInfo (a copy) of one object."""
+        return self.objects[self._check_object(obj_id) - 1]
+
+    def colors(self):
+        """(256, 3) uint8 colour table indexed by object id (0 black)."""
+        return self.store.colors()
+
+    @property
+    def height(self):
+        """Processing height (frames and label maps)."""
+        return self.store.height
+
+    @property
+    def width(self):
+        return self.store.width
+
+    @property
+    def orig_height(self):
+        """Height of the original video (exports are written at the original size)."""
+        return self.store.orig_height
+
+    @property
+    def orig_width(self):
+        return self.store.orig_width
+
+    @property
+    def source(self):
+        """The video file or image folder opened ('' when built from frames)."""
+        return self.store.source
+
+    @property
+    def frame_names(self):
+        """Per-frame names used for exported files."""
+        return list(self.store.frame_names)
+
+    @property
+    def fps(self):
+        return self.store.fps
+
+    @property
+    def storage(self):
+        """'memory' or 'disk': where the frames and masks are kept."""
+        return self.store.storage
+
+    @property
+    def edited_frames(self):
+        """Frames a person edited (sorted; a snapshot taken under the store's lock)."""
+        return self.store.edited_snapshot()
+
+    def frames_with_masks(self):
+        """(T,) bool: which frames hold any object pixel (kept up to date on every write)."""
+        return self.store.nonempty_frames()
+
+    def revision(self, frame):
+        """A counter bumped at every change of the frame's labels (compare instead of
+        comparing label maps)."""
+        return self.store.revision(self._check_frame(frame))
+
+    def label_at(self, frame, x, y):
+        """Object id at pixel (x, y) of a frame (0 outside the frame)."""
+        t = self._check_frame(frame)
+        if not (0 <= x < self.store.width and 0 <= y < self.store.height):
+            return 0
+        return int(self.store.get_mask(t)[int(y), int(x)])
+
+    def mask_at_original(self, frame):
+        """Label map of a frame at the original video size (nearest neighbour)."""
+        return self.store.mask_at_original(self._check_frame(frame))
 
     @property
     def interacted_frames(self):
@@ -231,6 +309,7 @@ class Session:
         return cs.key[0], cs.key[1], list(ctrl.clicks)
 
     def frame(self, t):
+        """Frame t, (H, W, 3) uint8 RGB at processing size, read-only."""
         return self.store.frame(self._check_frame(t))
 
     def get_mask(self, frame):
@@ -271,10 +350,9 @@ class Session:
         labels still match) or from the propagation that wrote the frame."""
         t = self._check_frame(frame)
         k = self.store.num_objects
-        soft = self._soft.get(t)
-        if soft is not None and soft[0].shape[0] == k + 1 \
-                and np.array_equal(soft[1], self.store.get_mask(t)):
-            p = soft[0]
+        soft = self._valid_soft(t)
+        if soft is not None:
+            p = soft
         elif t in self._pending:
             p = None         # labels set since the engine last wrote the frame (paint, load ...)
         else:
@@ -282,6 +360,17 @@ class Session:
             if p is not None and p.shape[0] != k + 1:
                 p = None
         return None if p is None else p[:, 0].float().cpu().numpy()
+
+    def probabilities(self, frame):
+        """float32 (K+1, H, W) probabilities the propagation holds for a frame (background
+        first; the one-hot of the labels where it holds no soft result; zero channels for
+        objects added since). For CLIs that average or post-process passes."""
+        t = self._check_frame(frame)
+        p = unpad(self.engine.prob(t), self.engine.pad)[:, 0].float().numpy()
+        k = self.store.num_objects
+        if p.shape[0] < k + 1:
+            p = np.concatenate([p, np.zeros((k + 1 - p.shape[0],) + p.shape[1:], np.float32)])
+        return p
 
     def export(self, out_dir, formats=('png',), frames=None, fps=None, alpha=0.5, progress=None,
                should_cancel=None, overwrite=False, inputs=()):
@@ -293,21 +382,70 @@ class Session:
                       inputs=inputs, soft=self.soft_probabilities)
 
     # ------------------------------------------------------------------ objects
+    # Every object edit is one undo step; the object list is part of the state each step saves.
     def add_object(self, name=None, color=None):
         """Add an object; returns its id. The engine picks the new channel up at the next
         propagation."""
-        self._check_open()
-        return self.store.add_object(name, color)
+        with self._exclusive('add an object'):
+            return self._object_step('add object', lambda: self.store.add_object(name, color))
+
+    def ensure_objects(self, n):
+        """Add objects until there are at least `n` (one undo step each)."""
+        n = check_int('number of objects', n, 0)
+        while self.num_objects < n:
+            self.add_object()
+
+    def rename_object(self, obj_id, name):
+        with self._exclusive('rename an object'):
+            obj_id = self._check_object(obj_id)
+            self._object_step('rename object', lambda: self.store.rename_object(obj_id, name))
+
+    def set_object_color(self, obj_id, color):
+        """color: (r, g, b) in 0..255."""
+        with self._exclusive('recolour an object'):
+            obj_id = self._check_object(obj_id)
+            try:
+                self._object_step('recolour object', lambda: self.store.set_color(obj_id, color))
+            except ValueError as e:
+                raise UserError(str(e)) from None
+
+    def set_object_visible(self, obj_id, visible):
+        """Show or hide an object in the views and overlays (its masks are kept and exported)."""
+        with self._exclusive('show or hide an object'):
+            obj_id = self._check_object(obj_id)
+            if self.store.get_object(obj_id).visible != bool(visible):
+                self._object_step('show object' if visible else 'hide object',
+                                  lambda: self.store.set_visible(obj_id, visible))
 
     def remove_object(self, obj_id):
-        """Remove an object from every frame (ids above it shift down). Clears undo history."""
+        """Remove an object from every frame (ids above it shift down). One undo step: undo
+        brings back the object and its masks."""
         with self._exclusive('remove an object'):
             obj_id = self._check_object(obj_id)
+            store = self.store
+            action = Action('remove object', (store.height, store.width))
+            action.state = self._state()
+            with store.lock:
+                for t in np.flatnonzero(store.nonempty_frames()).tolist():
+                    labels = store.get_mask(t)
+                    if (labels >= obj_id).any():
+                        action.capture(t, labels, t in store.edited_frames)
             self.engine.remove_object(obj_id)
-            self.store.remove_object(obj_id)
-            self.history.clear()
+            store.remove_object(obj_id)
+            self.engine.invalidate(list(action.frames))
+            self.history.push(action)
             self._soft.clear()
             self._scr = None
+            self._local.reset()
+            self._reset_click()
+
+    def _object_step(self, name, change):
+        action = Action(name, (self.store.height, self.store.width))
+        action.state = self._state()
+        out = change()
+        self.history.push(action)
+        self._local.reset()
+        return out
 
     # ------------------------------------------------------------------ interactions
     def scribble(self, frame, obj_id, positive=None, negative=None, brush=3):
@@ -327,8 +465,8 @@ class Session:
             k = self.store.num_objects
             st = self._scr
             if (st is None or st.frame != t or st.num_objects != k
-                    or st.labels_after is None or not np.array_equal(st.labels_after, cur)):
-                st = _ScribbleState(t, cur, k)
+                    or st.revision != self.store.revision(t)):
+                st = ScribbleSeq(t, cur, k)
             st.scribbles[neg] = 0
             st.scribbles[pos] = obj_id
             image, pad = self._image(t)
@@ -339,8 +477,26 @@ class Session:
             prob = unpad(prob, pad).float().cpu()
             labels = argmax0(prob)[0].to(torch.uint8).numpy()
             self._apply(t, labels, 'scribble', soft=prob)
-            st.labels_after = labels
+            st.revision = self.store.revision(t)
             self._scr = st
+            return labels
+
+    def scribble_region(self, frame, obj_id, region, positive=None, negative=None, brush=3):
+        """Local refinement: scribble-to-mask on `region` = (x0, y0, x1, y1) of a frame only,
+        enlarged to the processing size first (inference_core/local_refine.py). Strokes are
+        polylines in frame coordinates, as for `scribble`. Returns the frame's new labels."""
+        t = self._check_frame(frame)
+        obj_id = self._check_object(obj_id)
+        box = region_box(region, self.store.height, self.store.width)
+        if not positive and not negative:
+            raise UserError('empty scribble: draw at least one stroke inside the region')
+        with self._exclusive('scribble'):
+            labels = self._local.scribble(self.store.frame(t), self.store.get_mask(t),
+                                          self.store.revision(t), box, obj_id,
+                                          self.store.num_objects, positive or [], negative or [],
+                                          brush)
+            self._apply(t, labels, 'local scribble')
+            self._local.written(self.store.revision(t))
             return labels
 
     def click(self, frame, obj_id, x, y, positive=True):
@@ -349,7 +505,7 @@ class Session:
         Returns the new label map."""
         t = self._check_frame(frame)
         obj_id = self._check_object(obj_id)
-        x, y = _check_number('click x', x), _check_number('click y', y)
+        x, y = check_number('click x', x), check_number('click y', y)
         if not (0 <= x < self.store.width and 0 <= y < self.store.height):
             raise UserError(f'click ({x}, {y}) is outside the {self.store.width}x'
                             f'{self.store.height} frame')
@@ -360,19 +516,18 @@ class Session:
             before = self._state()
             st = self._click_state
             if (st is None or st.key != (t, obj_id, k) or ctrl.num_clicks == 0
-                    or not np.array_equal(st.labels_after, cur)):
+                    or st.revision != self.store.revision(t)):
                 ctrl.reset()
                 self._click_state = None
-                self._click_seq_ids += 1
-                st = _ClickSeq((t, obj_id, k), cur, None, self._click_seq_ids)
+                st = ClickSeq((t, obj_id, k), cur)
             image, _ = self._image(t)
             obj_prob = ctrl.click(image, float(x), float(y), bool(positive), prev_labels=st.base,
                                   obj_id=obj_id, num_objects=k, frame=t)
             prob = self._click_probs(st, ctrl, obj_prob)
             labels = argmax0(prob)[0].to(torch.uint8).numpy()
-            self._apply(t, labels, 'click', soft=prob, keep_click=True, state=before)
-            st.labels_after = labels
             self._click_state = st
+            self._apply(t, labels, 'click', soft=prob, keep_click=True, state=before)
+            st.revision = self.store.revision(t)
             return labels
 
     def paint(self, frame, obj_id, mask, erase=False, brush=3):
@@ -441,6 +596,35 @@ class Session:
             self._scr = None
             self._reset_click()
             return done
+
+    def restore_work(self, objects, masks, edited=()):
+        """Put saved work back (workspace resume): `objects` [(name, (r, g, b), visible)] for
+        ids 1..N, `masks` {frame: (H, W) labels at processing size} (ids above N become
+        background), `edited` the person-edited frames (one without a mask was cleared to
+        background). Replaces objects and masks; the history starts again from here."""
+        with self._exclusive('restore saved work'):
+            store = self.store
+            store.restore_objects(tuple((i + 1, str(n), tuple(c), bool(v))
+                                        for i, (n, c, v) in enumerate(objects)))
+            n = store.num_objects
+            edited = {int(t) for t in edited if 0 <= int(t) < store.num_frames}
+            zero = np.zeros((store.height, store.width), np.uint8)
+            for t in range(store.num_frames):
+                labels = masks.get(t)
+                if labels is not None:
+                    labels = np.array(labels, np.uint8)
+                    labels[labels > n] = 0
+                    store.set_mask(t, labels, edited=t in edited)
+                elif t in edited or store.nonempty_frames()[t]:
+                    store.set_mask(t, zero, edited=t in edited)
+            self.engine.reset()
+            self.history.clear()
+            self._pending = frozenset(edited)
+            self._last = None
+            self._soft.clear()
+            self._scr = None
+            self._local.reset()
+            self._reset_click()
 
     def reset_frame(self, frame):
         """Clear a frame: all background, not edited, removed from the memory."""
@@ -571,7 +755,9 @@ class Session:
             action = self.history.pop_undo()
             if action is None:
                 return []
-            changed, state = action.swap(self.store, self._state())
+            now = self._state()
+            self._restore_objects(action.state.objects, action.name == 'remove object')
+            changed, state = action.swap(self.store, now)
             self._restore(state, changed)
             self.history.push_redo(action)
             return changed
@@ -582,7 +768,9 @@ class Session:
             action = self.history.pop_redo()
             if action is None:
                 return []
-            changed, state = action.swap(self.store, self._state())
+            now = self._state()
+            self._restore_objects(action.state.objects, action.name == 'remove object')
+            changed, state = action.swap(self.store, now)
             self._restore(state, changed)
             self.history.push_undo(action)
             return changed
@@ -598,9 +786,11 @@ class Session:
         if not self._run_lock.acquire(blocking=False):
             raise UserError(f'cannot {what} while a propagation is running (wait or cancel it)')
         try:
+            self._listeners.send(SessionEvent('busy', what=what))
             yield
         finally:
             self._run_lock.release()
+            self._listeners.send(SessionEvent('idle', what=what))
 
     def _check_frame(self, t):
         self._check_open()
@@ -632,11 +822,31 @@ class Session:
         raise UserError('nothing to propagate: draw or load a mask on a frame first')
 
     def _state(self):
-        cs = self._click_state
-        click = (cs.id, self._click.num_clicks) if cs is not None and self._click is not None \
-            else None
-        return _State(self._pending, self.engine.interacted, self._last, click,
-                      dict(self.engine.confidence), dict(self.engine.source))
+        cs, ctrl = self._click_state, self._click
+        click = (cs, ctrl.snapshot()) if cs is not None and ctrl is not None else None
+        return SavedState(self._pending, self.engine.interacted, self._last,
+                          self.store.objects_snapshot(), click, dict(self.engine.confidence),
+                          dict(self.engine.source))
+
+    def _restore_objects(self, objects, removal=False):
+        """Put back the object list of a saved state (before its labels: they may use ids that
+        come back). `removal`: the step undone/redone removed an object, so the memory's
+        channels no longer match the ids; the memory restarts and its frames are committed
+        again from their labels by the next propagate."""
+        if objects == self.store.objects_snapshot():
+            return
+        n = len(objects)
+        self.store.restore_objects(objects)
+        if removal:
+            self._pending = self._pending | self.engine.interacted
+            self.engine.reset()
+            self._soft.clear()
+        else:
+            # an added object comes or goes at the end; one that goes has no pixels left
+            # anywhere (linear history), so dropping its channel keeps the memory valid
+            for k in range(self.engine.num_objects, n, -1):
+                self.engine.remove_object(k)
+        self._local.reset()
 
     def _restore(self, state, changed):
         self.engine.invalidate(changed)
@@ -653,36 +863,23 @@ class Session:
         for t in changed:
             self._soft.pop(t, None)
         self._scr = None
-        self._sync_clicks(state.click)
+        self._restore_clicks(state.click)
 
-    def _sync_clicks(self, target):
-        """After undo/redo: step the click controller back/forward to the clicks in effect in
-        `target` ((sequence id, clicks) or None), so the next click continues that sequence.
-        Clicks of another sequence cannot be restored: the controller then holds none of the
-        current one (so redo can put them back) and the next click starts a new sequence."""
-        cs, ctrl = self._click_state, self._click
-        if cs is None or ctrl is None:
+    def _restore_clicks(self, saved):
+        """After undo/redo: the click controller returns to the sequence in effect in that state
+        (its own snapshot, from the one history), so the next click continues it."""
+        if saved is None or saved[0].key[2] != self.store.num_objects:
             self._reset_click()
             return
-        t, obj_id, k = cs.key
-        if k != self.store.num_objects:
-            self._reset_click()
-            return
-        n = target[1] if target is not None and target[0] == cs.id else 0
-        while ctrl.num_clicks > n:
-            ctrl.undo()
-        while ctrl.num_clicks < n and ctrl.num_redo:
-            ctrl.redo()
-        if ctrl.num_clicks != n:
-            self._reset_click()
-            return
-        labels = self.store.get_mask(t)
-        cs.labels_after = labels
-        if n and ctrl.result is not None:
-            # the soft mask propagation would have used had the undone clicks never been made
-            prob = self._click_probs(cs, ctrl, ctrl.result)
-            if np.array_equal(argmax0(prob)[0].to(torch.uint8).numpy(), labels):
-                self._soft[t] = (prob, labels.copy())
+        seq, snap = saved
+        ctrl = self._click_controller()
+        ctrl.restore(snap)
+        self._click_state = seq
+        t = seq.key[0]
+        seq.revision = self.store.revision(t)
+        if ctrl.num_clicks and ctrl.result is not None:
+            # the soft mask propagation uses: the labels now are the ones this click made
+            self._soft[t] = (self._click_probs(seq, ctrl, ctrl.result), seq.revision)
 
     def _apply(self, t, labels, name, soft=None, keep_click=False, state=None):
         """Write an interaction's labels as one undo step; the frame becomes pending. `state`:
@@ -695,7 +892,7 @@ class Session:
         self._pending = self._pending | {t}
         self._last = t
         if soft is not None:
-            self._soft[t] = (soft, labels.copy())
+            self._soft[t] = (soft, self.store.revision(t))
         else:
             self._soft.pop(t, None)
         if name != 'scribble':
@@ -703,15 +900,26 @@ class Session:
         if not keep_click:
             self._reset_click()
 
+    def _valid_soft(self, t):
+        """The soft result of the last scribble/click on frame t while its labels are still the
+        ones it produced (same revision, same object count), else None."""
+        soft = self._soft.get(t)
+        if soft is not None and soft[1] == self.store.revision(t) \
+                and soft[0].shape[0] == self.store.num_objects + 1:
+            return soft[0]
+        return None
+
     def _mask_for(self, t):
         """The interaction mask committed for frame t: the soft result of the last scribble/click
         when the labels still match it (MiVOS passes that), else the label map."""
-        labels = self.store.get_mask(t)
-        soft = self._soft.get(t)
-        if soft is not None and soft[0].shape[0] == self.store.num_objects + 1 \
-                and np.array_equal(soft[1], labels):
-            return soft[0]
-        return labels
+        soft = self._valid_soft(t)
+        return soft if soft is not None else self.store.get_mask(t)
+
+    def _local_session(self, frames, num_objects):
+        """The one-frame session local refinement runs in (same networks, small history)."""
+        sub = Session.from_frames(frames, storage='memory', num_objects=num_objects,
+                                  networks=self.networks, amp=self.amp, history_bytes=16 << 20)
+        return sub
 
     def _image(self, t):
         """Normalised padded frame (1, 3, Hp, Wp) on the device, and the pad tuple."""

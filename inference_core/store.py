@@ -23,8 +23,9 @@ import threading
 import weakref
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from util.labels import resize_labels  # noqa: F401  (re-exported)
 
 DEFAULT_MEMORY_BUDGET = 1 << 30      # 1 GiB of raw frames before 'auto' goes to disk
 MAX_OBJECTS = 255
@@ -104,6 +105,7 @@ class FrameStore:
         self._finalizer = None
         self.edited_frames = set()
         self.objects = []
+        self._init_bookkeeping()
 
         shape = (self.num_frames, self.height, self.width)
         self._ffile = self._mfile = None
@@ -238,9 +240,16 @@ class FrameStore:
         self._io_lock = threading.Lock()
         self.edited_frames = set()
         self.objects = []
+        self._init_bookkeeping()
         frames.flags.writeable = False
         self._frames = frames
         self.masks = np.zeros(frames.shape[:3], np.uint8)
+
+    def _init_bookkeeping(self):
+        # Per-frame write counter (callers detect "changed since" without comparing label
+        # maps) and whether the frame holds any object pixel (timeline marks, object removal).
+        self._revision = np.zeros(self.num_frames, np.int64)
+        self._nonempty = np.zeros(self.num_frames, bool)
 
     def close(self):
         """Release the arrays and remove the temp dir (disk mode). Safe to call twice."""
@@ -301,6 +310,8 @@ class FrameStore:
         return out
 
     def _write_mask(self, t, labels):
+        self._revision[t] += 1
+        self._nonempty[t] = bool(np.any(labels))
         if self._mfile is None:
             self.masks[t] = labels
             return
@@ -359,6 +370,20 @@ class FrameStore:
             self.edited_frames.clear()
         if notify:
             self._notify(list(range(self.num_frames)))
+
+    def revision(self, t):
+        """How many times frame t's labels were written (any change bumps it)."""
+        return int(self._revision[self._index(t)])
+
+    def nonempty_frames(self):
+        """(T,) bool copy: which frames hold at least one object pixel."""
+        with self.lock:
+            return self._nonempty.copy()
+
+    def edited_snapshot(self):
+        """Sorted list of the person-edited frames, read under the lock."""
+        with self.lock:
+            return sorted(self.edited_frames)
 
     def mask_at_original(self, t):
         """Label mask of frame t at the original resolution, nearest-neighbour.
@@ -428,7 +453,7 @@ class FrameStore:
         lut[obj_id + 1:] = np.arange(obj_id, 256 - 1, dtype=np.uint8)[:256 - obj_id - 1]
         changed = []
         with self.lock:
-            for t in range(self.num_frames):
+            for t in np.flatnonzero(self._nonempty).tolist():
                 m = self._read_mask(t)
                 if (m >= obj_id).any():
                     self._write_mask(t, lut[m])
@@ -439,6 +464,18 @@ class FrameStore:
         self._notify_objects()
         if changed:
             self._notify(changed)
+
+    def objects_snapshot(self):
+        """The object list as a tuple of (id, name, colour, visible) tuples."""
+        with self.lock:
+            return tuple((o.id, o.name, tuple(o.color), o.visible) for o in self.objects)
+
+    def restore_objects(self, snapshot):
+        """Replace the object list by an `objects_snapshot()` (undo/redo). The caller restores
+        the label maps that go with it; labels above the new count must not remain."""
+        with self.lock:
+            self.objects = [ObjectInfo(int(i), str(n), _rgb(c), bool(v)) for i, n, c, v in snapshot]
+        self._notify_objects()
 
     def rename_object(self, obj_id, name):
         name = str(name).strip()
@@ -521,10 +558,3 @@ def _rgb(color):
     if len(c) != 3 or not all(0 <= v <= 255 for v in c):
         raise ValueError(f'colour must be (r, g, b) in 0..255, got {color!r}')
     return c
-
-
-def resize_labels(labels, height, width):
-    """Nearest-neighbour (pixel-centre) resize of a uint8 label map to (height, width)."""
-    if labels.shape[:2] == (height, width):
-        return np.array(labels)
-    return cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)

@@ -85,7 +85,8 @@ def test_paint_set_and_reset_are_undoable(nets):
     s.paint(2, 1, [[(0, 0), (40, 0)]], erase=True, brush=5)
     states.append(_all(s))
     assert not s.get_mask(2)[:2].any()
-    s.add_object()
+    s.add_object()                      # an undo step of its own (no frame changes)
+    states.append(_all(s))
     s.set_object_mask(2, 2, brush_disk(64, 96, 80, 50, 6))
     states.append(_all(s))
     s.set_labels(3, gt[3] * 2)
@@ -95,14 +96,18 @@ def test_paint_set_and_reset_are_undoable(nets):
     assert not s.get_mask(2).any() and 2 not in s.store.edited_frames
     assert s.interacted_frames == [3]
 
+    counts = []
     for want in reversed(states[:-1]):
-        assert s.undo()
+        assert s.can_undo
+        s.undo()
+        counts.append(s.num_objects)
         assert np.array_equal(_all(s), want)
-    assert s.undo() == [] and not s.can_undo
+    assert counts == [2, 2, 2, 1, 1, 1] and not s.can_undo and s.undo() == []
     for want in states[1:]:
-        assert s.redo()
+        assert s.can_redo
+        s.redo()
         assert np.array_equal(_all(s), want)
-    assert s.redo() == []
+    assert s.redo() == [] and s.num_objects == 2
 
 
 def test_user_errors(nets):
@@ -151,9 +156,10 @@ def test_scribble_runs_s2m_and_accumulates(nets):
     assert s._scr.frame == 1 and (s._scr.scribbles == 0).sum() == 0
     # MiVOS 'commit': the next stroke starts a new interaction from the current mask
     st2 = s._scr
+    committed = s.get_mask(1)
     s.end_interaction(1)
     s.scribble(1, 1, positive=[[(30, 30), (32, 30)]])
-    assert s._scr is not st2 and np.array_equal(s._scr.prev_labels, st2.labels_after)
+    assert s._scr is not st2 and np.array_equal(s._scr.prev_labels, committed)
     # the soft S2M result is what gets committed
     assert s._mask_for(1).shape == (3, 1, 64, 96)
     s.undo()
@@ -238,16 +244,28 @@ def test_cancel_and_busy_from_worker_thread(nets):
     assert s.undo() and np.array_equal(_all(s), masks)
 
 
-def test_remove_object_clears_history_and_keeps_engine_in_sync(nets):
+def test_remove_object_is_undoable_and_keeps_engine_in_sync(nets):
     s, gt = _session(nets, num_objects=2)
+    s.rename_object(2, 'box')
     lab = gt[0].copy()
     lab[cv2.dilate(gt[0], np.ones((3, 3), np.uint8)) == 0] = 0
     lab[50:60, 80:90] = 2
     s.set_labels(0, lab)
     assert s.propagate()
+    before, edited = _all(s), s.edited_frames
     s.remove_object(1)
-    assert s.num_objects == 1 and not s.can_undo
+    assert s.num_objects == 1 and s.objects[0].name == 'box' and s.can_undo
     assert set(np.unique(_all(s))) <= {0, 1}
+    # undo brings the object, its name and every mask back; the engine propagates again after
+    s.undo()
+    assert [o.name for o in s.objects] == ['object 1', 'box']
+    assert np.array_equal(_all(s), before) and s.edited_frames == edited
+    s.redo()
+    assert s.num_objects == 1 and set(np.unique(_all(s))) <= {0, 1}
+    s.undo()
+    assert np.array_equal(_all(s), before)
+    assert s.propagate(0) and (s.get_mask(3) == 1).any() and (s.get_mask(3) == 2).any()
+    s.remove_object(1)
     assert (s.get_mask(0)[50:60, 80:90] == 1).all()
     assert s.propagate(0)
     obj = s.add_object()
@@ -430,7 +448,7 @@ def test_click_redo_puts_the_click_back(bundled):
     assert ctrl.clicks == clicks[:1] and np.array_equal(s.get_mask(0), results[0])
     assert s.redo() == [0]
     assert ctrl.clicks == clicks[:2] and np.array_equal(s.get_mask(0), results[1])
-    assert torch.equal(ctrl.result, ctrl._results[1]) and ctrl.num_redo == 1
+    assert torch.equal(ctrl.result, ctrl._results[1])
     assert s.redo() == [0]
     assert ctrl.clicks == clicks and np.array_equal(s.get_mask(0), results[2])
     # undo every click: nothing left in effect, the frame is as before; redo brings them back
@@ -442,7 +460,7 @@ def test_click_redo_puts_the_click_back(bundled):
     # a new click after an undo drops the redo side, in the history and in the controller
     s.undo()
     s.click(0, 1, *clicks[2])
-    assert ctrl.clicks == [clicks[2]] and ctrl.num_redo == 0 and not s.can_redo
+    assert ctrl.clicks == [clicks[2]] and not s.can_redo
 
 
 def test_click_undo_across_sequences_and_other_tools(bundled):
@@ -454,17 +472,19 @@ def test_click_undo_across_sequences_and_other_tools(bundled):
     s.click(0, 2, 30, 30)                                       # another object: new sequence
     assert s._click.num_clicks == 1
     s.undo()
-    # object 1's clicks were dropped when the sequence changed: the next click for object 1
-    # starts over from the current mask
-    assert s._click.num_clicks == 0 and np.array_equal(s.get_mask(0), after_two)
+    # one history: undo returns to object 1's sequence, and the next click for object 1
+    # continues it (third click)
+    assert s._click.num_clicks == 2 and np.array_equal(s.get_mask(0), after_two)
+    assert s.active_clicks[:2] == (0, 1)
     s.click(0, 1, cx - 20, cy + 8)
-    assert s._click.num_clicks == 1
-    # a paint in between: undoing the paint does not resurrect a cleared sequence
+    assert s._click.num_clicks == 3
+    # a paint ends the sequence; undoing the paint puts the sequence back as it was
     s.paint(0, 1, np.zeros_like(gt[0], dtype=bool) | (gt[0] > 0))
-    s.undo()
-    assert s._click.num_clicks == 0
     s.click(0, 1, cx, cy)
     assert s._click.num_clicks == 1
+    s.undo()
+    s.undo()
+    assert s._click.num_clicks == 3
 
 
 # ------------------------------------------------------------------ overlapping objects

@@ -30,7 +30,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from inference_core.store import resize_labels
+from util.labels import resize_labels
 from util.coco_io import is_annotation_file, read_annotation_file
 from util.errors import UserError
 from util.frames_io import natural_key, read_folder
