@@ -34,7 +34,7 @@ from inference_core.memory_bank import (DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKIN
                                         MemoryBank, ProbabilityCache)
 from inference_core.padding import pad_amount, pad_divide_by, unpad
 from util.errors import UserError
-from util.tensor_util import normalize_frames
+from util.tensor_util import argmax0, normalize_frames   # argmax0: session.py imports it here
 
 DIRECTIONS = ('both', 'forward', 'backward')
 # Budgets of the two per-frame caches. The feature cache only saves re-encoding on a later pass
@@ -43,12 +43,6 @@ DIRECTIONS = ('both', 'forward', 'backward')
 # official kind's long-video peak RSS under 4 GB.
 DEFAULT_FEATURE_CACHE_BYTES = 384 << 20
 DEFAULT_PROB_CACHE_BYTES = 512 << 20
-
-
-def argmax0(x):
-    """Index of the largest channel along dim 0 (first one on ties, like torch.argmax);
-    max().indices is ~10x faster than argmax over the leading dim on the CPU."""
-    return x.max(dim=0).indices
 
 
 def amp_dtype(amp, device):

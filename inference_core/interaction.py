@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from inference_core.aggregate import aggregate_wbg
-from inference_core.padding import pad_divide_by, unpad
+from inference_core.padding import pad_divide_by
 from util.errors import UserError
 
 NO_SCRIBBLE = 255
@@ -204,8 +204,3 @@ def claim_pixels(prob, obj_id, region):
         prob[:, 0, region] = 0
         prob[obj_id, 0, region] = 1
     return prob
-
-
-def unpad_prob(prob, pad):
-    """Crop a padded (C, 1, Hp, Wp) probability back to the frame size."""
-    return unpad(prob, pad)

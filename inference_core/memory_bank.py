@@ -12,7 +12,7 @@ None of these touch the networks; the engine fills them.
 import threading
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -46,7 +46,6 @@ class MemoryEntry:
     value: torch.Tensor | None   # (K, Cv, 1, h, w); None = must be re-encoded (objects changed)
     labels: np.ndarray | None = None   # padded uint8 label map the value was encoded from
     order: int = 0               # interaction counter (larger = more recent)
-    extra: dict = field(default_factory=dict)
 
 
 class MemoryBank:

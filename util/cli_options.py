@@ -1,14 +1,22 @@
 """Validation of the engine options that the GUI and the command-line tools share."""
 from util.errors import UserError
 
-MODEL_KINDS = ('auto', 'official', 'bundled')
+AMP_CHOICES = ('off', 'fp16', 'bf16')
+
+
+def add_amp_option(parser):
+    """The one spelling of the autocast option: --amp off|fp16|bf16 (default off)."""
+    parser.add_argument('--amp', default='off', choices=AMP_CHOICES,
+                        help='autocast dtype on CUDA: off (default), fp16 or bf16 (no effect on '
+                             'the CPU)')
 
 
 def check_engine_options(args):
     """Cheap checks, before any heavy loading, of whichever of --model, --resolution, --top_k,
     --mem_freq and --max_memory_frames the parsed command line has. Raises UserError."""
+    from inference_core.networks import KINDS
     model = getattr(args, 'model', None)
-    if model is not None and model not in MODEL_KINDS:
+    if model is not None and model not in KINDS:
         raise UserError(f'unknown model {model!r} (use official, bundled or auto)')
     resolution = getattr(args, 'resolution', None)
     if resolution is not None:

@@ -74,18 +74,6 @@ def encode_image(img_rgb, ext='.png', params=()):
     return buf.tobytes()
 
 
-def image_size(path):
-    """(h, w) of an image file without decoding pixels when Pillow can read the header."""
-    try:
-        from PIL import Image
-        with Image.open(str(path)) as im:
-            w, h = im.size
-            return h, w
-    except Exception:
-        img = read_image(path, cv2.IMREAD_UNCHANGED)
-        return img.shape[:2]
-
-
 # ---------------------------------------------------------------------------- resizing
 def processing_size(h, w, resolution):
     """(h, w) after resizing so the shorter side equals `resolution` (-1: unchanged)."""

@@ -29,12 +29,6 @@ def davis_palette_flat():
     return _palette().reshape(-1).tolist()
 
 
-def colorize(labels, colors=None):
-    """Label map (H,W) -> RGB (H,W,3) uint8 using `colors` ((256,3) table, default DAVIS)."""
-    colors = davis_palette() if colors is None else np.asarray(colors, np.uint8)
-    return colors[labels]
-
-
 def overlay(frame, labels, colors=None, alpha=0.5, visible=None, outline=True):
     """Blend the object colours over an RGB frame.
 

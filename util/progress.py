@@ -60,8 +60,3 @@ def cli_progress(label='', quiet=False, stream=None):
         p.close(failed=True)
         raise
     p.close()
-
-
-def make_progress(label='', quiet=False):
-    """A CliProgress (call .close() when done)."""
-    return CliProgress(label, quiet)
