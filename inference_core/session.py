@@ -954,3 +954,20 @@ class Session:
                 raise UserError('click interaction is not available in this installation') from None
             self._click = ClickController(self.networks, self.device, amp_dtype=self._amp_dtype)
         return self._click
+
+    # ------------------------------------------------------------------ adapted elsewhere
+    def use_adapted_network(self, net, frames):
+        """Propagate with `net`, a copy of the propagation network adapted to the masks of
+        `frames` outside this session (inference_core.adaptation.adapt_propagation; e.g. one
+        copy that the two sessions of a `scripts.propagate --flip --adapt` run share). What
+        `adapt` does after its training: the memory's keys are recomputed, `adapted_frames`
+        becomes `frames` and `reset_adaptation` goes back to the shipped network."""
+        frames = sorted({self._check_frame(t) for t in frames})
+        if not frames:
+            raise UserError('use_adapted_network needs the frames the network was adapted to')
+        with self._exclusive('adapt the network'):
+            if not self.can_adapt:
+                raise UserError('online adaptation needs the bundled networks '
+                                '(the official MiVOS propagation network cannot be adapted)')
+            self.engine.set_propagation_net(net)
+            self._adapted = tuple(frames)

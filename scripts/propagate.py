@@ -44,12 +44,12 @@ import torch.nn.functional as F
 
 from inference_core.adaptation import DEFAULT_ITERS as DEFAULT_ADAPT_STEPS
 from inference_core.memory_bank import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
-from inference_core.padding import unpad
-from inference_core.store import FrameStore, resize_labels
 from util.atomic import write_bytes, write_json
-from util.cli_options import check_engine_options
+from util.cli_options import add_amp_option, check_engine_options
 from util.errors import UserError, run_cli, write_error, writing_output
 from util.frames_io import read_folder
+from util.labels import resize_labels
+from util.tensor_util import argmax0
 
 MARKER = 'propagate_run.json'
 PARTIAL = '.partial-'
@@ -95,7 +95,8 @@ def count_work(steps, num_frames):
 
 # ---------------------------------------------------------------------------- sessions
 class Propagation:
-    """The sessions of one propagation run; prob(t) gives the final soft result."""
+    """The sessions of one propagation run (the caller's, plus the flipped one of --flip);
+    prob(t) gives the final soft result."""
 
     def __init__(self, sessions, appear_at=None, adapt_s=0.0):
         self.sessions = sessions
@@ -105,33 +106,35 @@ class Propagation:
     def prob(self, t):
         """(K+1, H, W) float32 CPU probabilities at processing size (flip runs averaged).
         Objects that have not appeared yet at t ('appear' mode) get probability 0."""
-        p = _unpadded_prob(self.sessions[0], t)
+        p = torch.from_numpy(self.sessions[0].probabilities(t))
         if len(self.sessions) > 1:
-            p = (p + torch.flip(_unpadded_prob(self.sessions[1], t), dims=[-1])) / 2
+            p1 = torch.from_numpy(self.sessions[1].probabilities(t))
+            p = (p + torch.flip(p1, dims=[-1])) / 2
         late = [k for k, first in self.appear_at.items() if t < first and k < p.shape[0]]
         if late:
-            p = p.clone()           # engine tensors are inference tensors: no in-place edits
+            p = p.clone()           # may share memory with the session's cache: no in-place edits
             p[late] = 0
         return p
 
     def labels(self, t):
         if len(self.sessions) == 1 and not self.appear_at:
             return self.sessions[0].get_mask(t)
-        return argmax0(self.prob(t))
+        return argmax0(self.prob(t)).to(torch.uint8).numpy()
 
     def close(self):
-        """Free the sessions' memory (the flipped store too; the caller's store stays open)."""
+        """Free the sessions' memory and close the flipped one (the caller's session stays
+        open, with its masks)."""
         for i, s in enumerate(self.sessions):
-            s.engine.reset()
-            s.engine.clear_feature_cache()
             if i > 0:
-                s.store.close()
+                s.close()
+            else:
+                s.release_memory()
         self.sessions = []
 
 
 class Runner:
-    """Propagates given masks through one FrameStore with one session, or two for --flip
-    (the second on a horizontally flipped copy; both run the same schedule step by step)."""
+    """Propagates given masks through a video with one Session, or two for --flip (the second
+    on a horizontally flipped copy; both run the same schedule step by step)."""
 
     def __init__(self, networks, args):
         self.networks = networks
@@ -140,45 +143,63 @@ class Runner:
                        max_memory_frames=args.max_memory_frames,
                        working_frames=working or None,
                        long_term_frames=getattr(args, 'long_term_frames', DEFAULT_LONG_TERM_FRAMES),
-                       amp='fp16' if args.amp else False)
+                       amp=amp_setting(args.amp), history_bytes=0)
         self.flip = args.flip
         self.adapt = getattr(args, 'adapt', 0) or 0
         self.adapt_seed = getattr(args, 'adapt_seed', 0)
 
-    def _session(self, store, networks):
+    def open(self, path, resolution, progress=None, should_cancel=None):
+        """A Session on a video file or image folder with this run's networks and settings
+        (None when cancelled while loading)."""
         from inference_core.session import Session
-        return Session(store, networks=networks, history_bytes=0, **self.kw)
+        return Session.open(path, resolution=resolution, networks=self.networks,
+                            progress=progress, should_cancel=should_cancel, **self.kw)
 
-    def _adapted_networks(self, store, given, mode, progress, should_cancel):
-        """The networks with the propagation net adapted to this video's given masks (the first
-        one with --use-masks first, all of them otherwise); None when cancelled."""
-        import dataclasses
+    def from_frames(self, frames, **kwargs):
+        """A Session on frames in memory (Session.from_frames) with this run's networks and
+        settings."""
+        from inference_core.session import Session
+        return Session.from_frames(frames, networks=self.networks, **self.kw, **kwargs)
 
+    def _flipped(self, session):
+        """A session on the horizontally mirrored frames of `session`."""
+        n = session.num_frames
+        frames = (np.ascontiguousarray(session.frame(t)[:, ::-1]) for t in range(n))
+        return self.from_frames(frames, num_frames=n,
+                                orig_size=(session.orig_height, session.orig_width),
+                                frame_names=session.frame_names, num_objects=session.num_objects)
+
+    def _adapted_network(self, session, given, mode, progress, should_cancel):
+        """(propagation net adapted to this video's given masks, the frames it was adapted to)
+        (the first mask with --use-masks first, all of them otherwise); (None, []) when no mask
+        holds an object; None when cancelled."""
         from inference_core.adaptation import adapt_propagation
         frames = [min(given)] if mode == 'first' else sorted(given)
-        examples = [(np.array(store.frame(t)), given[t]) for t in frames if given[t].any()]
-        if not examples:
-            return self.networks
+        frames = [t for t in frames if given[t].any()]
+        if not frames:
+            return None, []
+        examples = [(np.array(session.frame(t)), given[t]) for t in frames]
         net = adapt_propagation(self.networks.propagation, examples, iters=self.adapt,
                                 seed=self.adapt_seed, progress=progress, should_cancel=should_cancel)
-        return None if net is None else dataclasses.replace(self.networks, propagation=net)
+        return None if net is None else (net, frames)
 
-    def run(self, store, given, mode, progress=None, should_cancel=None):
-        """given: {t: labels at processing size}. Returns a Propagation (call .close()), or None
-        when cancelled."""
-        T = store.num_frames
+    def run(self, session, given, mode, progress=None, should_cancel=None):
+        """Propagate in `session` (from `open` / `from_frames`; its objects exist). given:
+        {t: labels at processing size}. Returns a Propagation (call .close()), or None when
+        cancelled."""
+        T = session.num_frames
         steps = plan_steps(given, mode, T)
         done = self.adapt
         total = count_work(steps, T) * (2 if self.flip else 1) + done
-        networks, adapt_s = self.networks, 0.0
+        adapted, adapt_s = (None, []), 0.0
         if self.adapt:
             cb = None if progress is None else (lambda d, _t: progress(d, total))
             t0 = time.time()
-            networks = self._adapted_networks(store, given, mode, cb, should_cancel)
+            adapted = self._adapted_network(session, given, mode, cb, should_cancel)
             adapt_s = time.time() - t0
-            if networks is None:
+            if adapted is None:
                 return None
-        sessions = [self._session(store, networks)]
+        sessions = [session]
         appear_at = {}
         if mode == 'appear':
             for t in sorted(given):
@@ -189,7 +210,10 @@ class Runner:
         ok = False
         try:
             if self.flip:
-                sessions.append(self._session(_flipped_store(store), networks))
+                sessions.append(self._flipped(session))
+            if adapted[0] is not None:
+                for s in sessions:
+                    s.use_adapted_network(*adapted)
             first = min(given)
             for t, direction, end in steps:
                 labels = given[t]
@@ -219,34 +243,17 @@ class Runner:
                 result.close()
 
 
-def argmax0(p):
-    """uint8 numpy argmax over channel dim 0. (torch.argmax(dim=0) is >10x slower than
-    max(dim=0).indices on the CPU for (C, H, W) maps; both return the first maximum.)"""
-    return p.max(dim=0).indices.to(torch.uint8).numpy()
-
-
-def _unpadded_prob(session, t):
-    """(K+1, H, W) float32 CPU probabilities of frame t at processing size."""
-    eng = session.engine
-    p = unpad(eng.prob(t), eng.pad)[:, 0].float()
-    k = session.store.num_objects
-    if p.shape[0] < k + 1:
-        p = torch.cat([p, p.new_zeros((k + 1 - p.shape[0],) + tuple(p.shape[1:]))], 0)
-    return p
-
-
-def _flipped_store(store):
-    frames = (np.ascontiguousarray(store.frame(t)[:, ::-1]) for t in range(store.num_frames))
-    fs = FrameStore.from_frame_iter(frames, num_frames=store.num_frames,
-                                    orig_size=(store.orig_height, store.orig_width),
-                                    frame_names=store.frame_names)
-    fs.ensure_objects(store.num_objects)
-    return fs
+def amp_setting(amp):
+    """The Session `amp` of an --amp value (off -> False; False/True from older callers)."""
+    if amp in (None, False, 'off'):
+        return False
+    return 'fp16' if amp is True else amp
 
 
 # ---------------------------------------------------------------------------- one sequence
-def read_given_masks(store, files, mode):
-    """{t: labels at processing size} and {t: labels at original size} of the masks to use.
+def read_given_masks(session, files, mode):
+    """{t: labels at processing size} and {t: labels at original size} of the masks to use
+    (the session gets objects up to the largest id).
 
     Every mask must have the frames' aspect ratio (original or processing size, or any
     resolution with the same shape); missing masks for a sequence are an error."""
@@ -255,12 +262,12 @@ def read_given_masks(store, files, mode):
         raise UserError('no mask PNGs given')
     notes = MaskNotes()
     try:
-        return _read_given_masks(store, files, mode, notes)
+        return _read_given_masks(session, files, mode, notes)
     finally:
         notes.flush()           # how grey masks were read: one line per rule
 
 
-def _mask_entries(store, files, notes):
+def _mask_entries(session, files, notes):
     """[(frame, file name, read() -> labels)] for mask PNGs, or for the frames of a COCO /
     YouTube-VIS JSON that hold any object."""
     from util.coco_io import is_annotation_file, read_annotation_file
@@ -268,18 +275,18 @@ def _mask_entries(store, files, notes):
     if len(files) == 1 and is_annotation_file(files[0]):
         ann = read_annotation_file(files[0])
         name = os.path.basename(files[0])
-        return [(annotation_frame(k, store, files[0]), f'{name}[{k}]', lambda lab=lab: lab)
+        return [(annotation_frame(k, session, files[0]), f'{name}[{k}]', lambda lab=lab: lab)
                 for k, lab in ann.frames.items() if lab.any()]
-    targets = match_masks_to_frames(files, store.frame_names)
+    targets = match_masks_to_frames(files, session.frame_names)
     return [(t, f, lambda f=f: read_label_png(f, notes)) for f, t in zip(files, targets)]
 
 
-def _read_given_masks(store, files, mode, notes):
-    entries = sorted(_mask_entries(store, files, notes), key=lambda e: e[0])
+def _read_given_masks(session, files, mode, notes):
+    entries = sorted(_mask_entries(session, files, notes), key=lambda e: e[0])
     order = list(range(len(entries)))
     if mode == 'first':
         order = order[:1]
-    oh, ow = store.orig_height, store.orig_width
+    oh, ow = session.orig_height, session.orig_width
     given, orig = {}, {}
     seen = set()
     files = [e[1] for e in entries]
@@ -300,25 +307,25 @@ def _read_given_masks(store, files, mode, notes):
         if not lab.any() and mode != 'all':
             continue
         orig[t] = lab if (mh, mw) == (oh, ow) else resize_labels(lab, oh, ow)
-        given[t] = resize_labels(lab, store.height, store.width)
+        given[t] = resize_labels(lab, session.height, session.width)
     if not given or not any(g.any() for g in given.values()):
         used = [os.path.basename(files[i]) for i in order]
         what = (f'mask {used[0]} contains' if len(used) == 1 else
                 f'the given masks ({len(used)} files, {used[0]} ... {used[-1]}) contain')
         raise UserError(f'{what} no object (all background): nothing to propagate')
     top = max(int(g.max()) for g in given.values())
-    store.ensure_objects(max(top, 1))
+    session.ensure_objects(max(top, 1))
     return given, orig
 
 
-def segment_store(store, files, mode, runner, progress=None, should_cancel=None):
-    """Propagate the given masks. Returns (labels_at(t) -> labels at ORIGINAL size, Propagation)
-    or None when cancelled."""
-    given, orig = read_given_masks(store, files, mode)
-    run = runner.run(store, dict(given), mode, progress, should_cancel)
+def segment_session(session, files, mode, runner, progress=None, should_cancel=None):
+    """Propagate the given masks in `session` (from runner.open / runner.from_frames). Returns
+    (labels_at(t) -> labels at ORIGINAL size, Propagation) or None when cancelled."""
+    given, orig = read_given_masks(session, files, mode)
+    run = runner.run(session, dict(given), mode, progress, should_cancel)
     if run is None:
         return None
-    oh, ow = store.orig_height, store.orig_width
+    oh, ow = session.orig_height, session.orig_width
     first = min(given)
 
     def labels_at(t):
@@ -330,25 +337,26 @@ def segment_store(store, files, mode, runner, progress=None, should_cancel=None)
         if p.shape[-2:] != (oh, ow):
             # bilinear upsampling of the soft probabilities (as the STCN evaluation does)
             p = F.interpolate(p[None], size=(oh, ow), mode='bilinear', align_corners=False)[0]
-        out = argmax0(p)
+        out = argmax0(p).to(torch.uint8).numpy()
         if mode == 'appear' and t in orig:
             out = np.where(orig[t] > 0, orig[t], out).astype(np.uint8)
         return out
     return labels_at, run
 
 
-def output_names(store):
+def output_names(session):
     """The files written for a sequence (one PNG per frame)."""
-    return [f'{n}.png' for n in store.frame_names]
+    return [f'{n}.png' for n in session.frame_names]
 
 
-def write_sequence(store, labels_at, out_dir, progress=None, should_cancel=None, shown_dir=None):
+def write_sequence(session, labels_at, out_dir, progress=None, should_cancel=None,
+                   shown_dir=None):
     """Write every frame's PNG into `out_dir`. A write error (disk full, ...) is a UserError
     naming the file as it will be called in `shown_dir` (the final folder; default out_dir)."""
     from util.export import indexed_png_bytes
     with writing_output(shown_dir or out_dir):
         os.makedirs(out_dir, exist_ok=True)
-    for t, name in enumerate(output_names(store)):
+    for t, name in enumerate(output_names(session)):
         if should_cancel is not None and should_cancel():
             return False
         data = indexed_png_bytes(labels_at(t))
@@ -357,7 +365,7 @@ def write_sequence(store, labels_at, out_dir, progress=None, should_cancel=None,
         except OSError as e:
             raise write_error(e, os.path.join(shown_dir or out_dir, name)) from None
         if progress is not None:
-            progress(t + 1, store.num_frames)
+            progress(t + 1, session.num_frames)
     return True
 
 
@@ -367,19 +375,18 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
     `check(names)`, when given, sees the output file names once the frames are loaded (before
     the propagation); `shown_dir` is the folder named in write errors. The returned info
     lists the files written ('files')."""
-    from util.frames_io import open_frames
     from util.progress import cli_progress
     t0 = time.time()
     with cli_progress(f'{label} load', quiet) as p:
-        store = open_frames(frames_path, resolution=resolution, progress=p)
-    for w in store.load_warnings:
+        session = runner.open(frames_path, resolution, progress=p)
+    for w in session.load_warnings:
         print(f'{label}: warning: {w}', file=sys.stderr)
     try:
         if check is not None:
-            check(output_names(store))
+            check(output_names(session))
         t1 = time.time()
         with cli_progress(f'{label} propagate', quiet) as p:
-            res = segment_store(store, mask_files, mode, runner, progress=p)
+            res = segment_session(session, mask_files, mode, runner, progress=p)
         if res is None:
             return None
         labels_at, run = res
@@ -387,20 +394,20 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
         adapt_s = run.adapt_s
         try:
             with cli_progress(f'{label} write', quiet) as p:
-                write_sequence(store, labels_at, out_dir, progress=p, shown_dir=shown_dir)
+                write_sequence(session, labels_at, out_dir, progress=p, shown_dir=shown_dir)
         finally:
             run.close()
-        info = {'frames': store.num_frames, 'objects': store.num_objects,
-                'size': [store.orig_width, store.orig_height],
-                'processing_size': [store.width, store.height],
+        info = {'frames': session.num_frames, 'objects': session.num_objects,
+                'size': [session.orig_width, session.orig_height],
+                'processing_size': [session.width, session.height],
                 'load_s': round(t1 - t0, 3), 'propagate_s': round(t2 - t1 - adapt_s, 3),
                 'total_s': round(time.time() - t0, 3)}
         if runner.adapt:
             info['adapt_s'] = round(adapt_s, 3)
-        info['files'] = output_names(store)
+        info['files'] = output_names(session)
         return info
     finally:
-        store.close()
+        session.close()
 
 
 # ---------------------------------------------------------------------------- datasets
@@ -585,7 +592,7 @@ def build_parser():
     p.add_argument('--model', default='auto', help='official | bundled | auto (default)')
     p.add_argument('--saves', default='saves', help='folder with the official weights')
     p.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:N')
-    p.add_argument('--amp', action='store_true', help='fp16 autocast (CUDA only)')
+    add_amp_option(p)
     p.add_argument('--top_k', type=int, default=20, help='memory read top-k (default 20)')
     p.add_argument('--mem_freq', type=int, default=5,
                    help='add a memory frame every N frames (default 5)')
@@ -655,9 +662,15 @@ def settings(args, mode):
     """What decides the result (compared when a run is resumed or found complete)."""
     return {'model': args.model, 'resolution': args.resolution, 'top_k': args.top_k,
             'mem_freq': args.mem_freq, 'max_memory_frames': args.max_memory_frames,
-            'flip': args.flip, 'amp': args.amp, 'use_masks': mode,
+            'flip': args.flip, 'amp': _marker_amp(args.amp), 'use_masks': mode,
             'working_frames': args.working_frames, 'long_term_frames': args.long_term_frames,
             **({'adapt': args.adapt} if args.adapt else {})}
+
+
+def _marker_amp(amp):
+    """--amp as the run marker records it (False / True for off / fp16, as before --amp took a
+    value, so runs written then still resume)."""
+    return {'off': False, 'fp16': True}.get(amp, amp)
 
 
 def _same_run(marker, cfg, source, out):

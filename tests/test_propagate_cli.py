@@ -140,14 +140,14 @@ def test_flip_averages_both_runs(tmp_path, nets):
     save_png(str(tmp_path / 'masks' / '00000.png'), labels[0])
     args = propagate.build_parser().parse_args(
         ['--input', 'x', '--masks', 'y', '--output', 'z', '--flip', '--resolution', '-1'])
-    from inference_core.store import FrameStore
-    store = FrameStore(frames, storage='memory')
+    runner = propagate.Runner(nets, args)
+    session = runner.from_frames(frames, storage='memory')
     files = [str(tmp_path / 'masks' / '00000.png')]
-    labels_at, run_ = propagate.segment_store(store, files, 'first', propagate.Runner(nets, args))
+    labels_at, run_ = propagate.segment_session(session, files, 'first', runner)
     try:
         assert len(run_.sessions) == 2
-        p0 = propagate._unpadded_prob(run_.sessions[0], 2)
-        p1 = torch.flip(propagate._unpadded_prob(run_.sessions[1], 2), dims=[-1])
+        p0 = torch.from_numpy(run_.sessions[0].probabilities(2))
+        p1 = torch.flip(torch.from_numpy(run_.sessions[1].probabilities(2)), dims=[-1])
         assert p0.shape == (3, H, W)
         torch.testing.assert_close(run_.prob(2), (p0 + p1) / 2)
         expected = torch.argmax((p0 + p1) / 2, 0).numpy()      # reference argmax
@@ -155,7 +155,7 @@ def test_flip_averages_both_runs(tmp_path, nets):
         assert (labels_at(0) == labels[0]).all()
     finally:
         run_.close()
-        store.close()
+        session.close()
 
 
 # ---------------------------------------------------------------------------- datasets
