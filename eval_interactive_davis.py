@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from util.cli_options import check_engine_options
+from util.cli_options import add_amp_option, amp_setting, check_engine_options
 from util.errors import UserError, run_cli
 
 ROBOT_BRUSH = 3      # MiVOS's DAVIS path dilates the rasterised robot scribbles with a 3x3 kernel
@@ -79,21 +79,22 @@ def to_pixels(paths, width, height):
     return out
 
 
-def read_ground_truth(store, files):
+def read_ground_truth(session, files):
     """(T, H, W) uint8 ground truth at the original resolution, one mask per frame."""
     from util.mask_io import match_masks_to_frames, read_label_png
-    targets = match_masks_to_frames(files, store.frame_names)
-    if sorted(targets) != list(range(store.num_frames)):
-        missing = sorted(set(range(store.num_frames)) - set(targets))
-        raise UserError(f'ground truth missing for frame {store.frame_names[missing[0]]!r} '
-                        f'({len(missing)} of {store.num_frames} frames): the interactive '
+    names, n = session.frame_names, session.num_frames
+    targets = match_masks_to_frames(files, names)
+    if sorted(targets) != list(range(n)):
+        missing = sorted(set(range(n)) - set(targets))
+        raise UserError(f'ground truth missing for frame {names[missing[0]]!r} '
+                        f'({len(missing)} of {n} frames): the interactive '
                         f'evaluation needs a mask for every frame')
-    gt = np.zeros((store.num_frames, store.orig_height, store.orig_width), np.uint8)
+    gt = np.zeros((n, session.orig_height, session.orig_width), np.uint8)
     for f, t in zip(files, targets):
         lab = read_label_png(f)
         if lab.shape != gt.shape[1:]:
             raise UserError(f'mask {os.path.basename(f)} is {lab.shape[1]}x{lab.shape[0]} but '
-                            f'the frames are {store.orig_width}x{store.orig_height}')
+                            f'the frames are {session.orig_width}x{session.orig_height}')
         gt[t] = lab
     return gt
 
@@ -119,21 +120,21 @@ def in_worst_third(j, frame, exclude=()):
     return bool(j[frame] <= bound)
 
 
-def evaluate_sequence(name, store, gt, networks, robot, rounds=8, first_frame='auto',
-                      session_kw=None, log=None, next_frame='worst'):
-    """Run the protocol on one sequence. Returns (report dict, final prediction (T,H,W)).
+def evaluate_sequence(name, session, gt, robot, rounds=8, first_frame='auto', log=None,
+                      next_frame='worst'):
+    """Run the protocol on one sequence in `session` (a fresh Session on its frames, e.g.
+    history_bytes=0). Returns (report dict, final prediction (T,H,W)).
     next_frame: 'worst' (round r > 1 on the frame with the worst J: the DAVIS protocol) or
     'suggested' (on Session.suggest_frame(): what a person without ground truth gets). Either
     way each round records the tool's suggestion and whether it was among the worst third of
     the frames by true J."""
-    from inference_core.session import Session
     from util.metrics import VOID_LABEL, evaluate_sequence as score
     obj_ids = sorted(set(np.unique(gt).tolist()) - {0, VOID_LABEL})
     if not obj_ids:
         raise UserError(f'{name}: the ground truth has no object')
     n_obj = max(obj_ids)
-    store.ensure_objects(n_obj)
-    T = store.num_frames
+    session.ensure_objects(n_obj)
+    T = session.num_frames
     if first_frame == 'auto':
         frame1 = None
     elif first_frame == 'middle':
@@ -142,56 +143,51 @@ def evaluate_sequence(name, store, gt, networks, robot, rounds=8, first_frame='a
         frame1 = int(first_frame)
         if not 0 <= frame1 < T:
             raise UserError(f'{name}: --first-frame {frame1} is out of range (0..{T - 1})')
-    session = Session(store, networks=networks, history_bytes=0, **(session_kw or {}))
     pred = np.zeros_like(gt)
-    h, w = store.height, store.width
+    h, w = session.height, session.width
     out = []
-    try:
-        for r in range(1, rounds + 1):
-            suggested = session.suggest_frame() if r > 1 else None
-            hit = None
-            if suggested is not None:
-                hit = in_worst_third(per_frame_j(gt, pred, obj_ids), suggested,
-                                     exclude=session.interacted_frames)
-            want = frame1 if r == 1 else (suggested if next_frame == 'suggested' else None)
-            t0 = time.perf_counter()
-            ans = robot.interact(name, pred, gt, nb_objects=n_obj, frame=want)
-            t_robot = time.perf_counter() - t0
-            t, by_obj = robot_paths(ans, T)
-            row = {'round': r, 'frame': t, 'robot_s': round(t_robot, 4),
-                   'suggested': suggested, 'suggested_in_worst_third': hit,
-                   'paths': {str(k): len(v) for k, v in sorted(by_obj.items())}}
-            if t is None:
-                # nothing left to correct (or the errors are too thin to skeletonise)
-                row.update(interaction_s=0.0, propagation_s=0.0)
+    for r in range(1, rounds + 1):
+        suggested = session.suggest_frame() if r > 1 else None
+        hit = None
+        if suggested is not None:
+            hit = in_worst_third(per_frame_j(gt, pred, obj_ids), suggested,
+                                 exclude=session.interacted_frames)
+        want = frame1 if r == 1 else (suggested if next_frame == 'suggested' else None)
+        t0 = time.perf_counter()
+        ans = robot.interact(name, pred, gt, nb_objects=n_obj, frame=want)
+        t_robot = time.perf_counter() - t0
+        t, by_obj = robot_paths(ans, T)
+        row = {'round': r, 'frame': t, 'robot_s': round(t_robot, 4),
+               'suggested': suggested, 'suggested_in_worst_third': hit,
+               'paths': {str(k): len(v) for k, v in sorted(by_obj.items())}}
+        if t is None:
+            # nothing left to correct (or the errors are too thin to skeletonise)
+            row.update(interaction_s=0.0, propagation_s=0.0)
+        else:
+            neg = to_pixels(by_obj.get(0, []), w, h)
+            positives = [(k, to_pixels(p, w, h)) for k, p in sorted(by_obj.items())
+                         if 0 < k <= n_obj]
+            t1 = time.perf_counter()
+            if positives:
+                for i, (k, paths) in enumerate(positives):
+                    # strokes accumulate on the frame: the last call segments every object
+                    # from all of them (as MiVOS's DAVIS path does in one go)
+                    session.scribble(t, k, positive=paths, negative=neg if i == 0 else None,
+                                     brush=ROBOT_BRUSH)
             else:
-                neg = to_pixels(by_obj.get(0, []), w, h)
-                positives = [(k, to_pixels(p, w, h)) for k, p in sorted(by_obj.items())
-                             if 0 < k <= n_obj]
-                t1 = time.perf_counter()
-                if positives:
-                    for i, (k, paths) in enumerate(positives):
-                        # strokes accumulate on the frame: the last call segments every object
-                        # from all of them (as MiVOS's DAVIS path does in one go)
-                        session.scribble(t, k, positive=paths, negative=neg if i == 0 else None,
-                                         brush=ROBOT_BRUSH)
-                else:
-                    session.scribble(t, obj_ids[0], negative=neg, brush=ROBOT_BRUSH)
-                t2 = time.perf_counter()
-                session.propagate(t, direction='both')
-                t3 = time.perf_counter()
-                row.update(interaction_s=round(t2 - t1, 4), propagation_s=round(t3 - t2, 4))
-                pred = np.stack([store.mask_at_original(i) for i in range(T)])
-            res = score(list(gt), list(pred), object_ids=obj_ids, skip_first_last=False, name=name)
-            row.update(J=res['J'], F=res['F'], JF=res['J&F'],
-                       time_s=round(row['interaction_s'] + row['propagation_s'], 4))
-            out.append(row)
-            if log:
-                log(f'{name} round {r}: frame {t}, J&F {row["JF"]:.3f} '
-                    f'({row["time_s"]:.2f} s)')
-    finally:
-        session.engine.reset()
-        session.engine.clear_feature_cache()
+                session.scribble(t, obj_ids[0], negative=neg, brush=ROBOT_BRUSH)
+            t2 = time.perf_counter()
+            session.propagate(t, direction='both')
+            t3 = time.perf_counter()
+            row.update(interaction_s=round(t2 - t1, 4), propagation_s=round(t3 - t2, 4))
+            pred = np.stack([session.mask_at_original(i) for i in range(T)])
+        res = score(list(gt), list(pred), object_ids=obj_ids, skip_first_last=False, name=name)
+        row.update(J=res['J'], F=res['F'], JF=res['J&F'],
+                   time_s=round(row['interaction_s'] + row['propagation_s'], 4))
+        out.append(row)
+        if log:
+            log(f'{name} round {r}: frame {t}, J&F {row["JF"]:.3f} '
+                f'({row["time_s"]:.2f} s)')
     jf = [row['JF'] for row in out]
     return {'name': name, 'frames': T, 'objects': len(obj_ids), 'rounds': out,
             'AUC': auc_over_rounds(jf), 'JF_final': jf[-1]}, pred
@@ -250,7 +246,7 @@ def build_parser():
     p.add_argument('--model', default='auto', help='official | bundled | auto (default)')
     p.add_argument('--saves', default='saves', help='folder with the official weights')
     p.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:N')
-    p.add_argument('--amp', action='store_true', help='fp16 autocast (CUDA only)')
+    add_amp_option(p)
     p.add_argument('--top_k', type=int, default=20)
     p.add_argument('--mem_freq', type=int, default=5)
     p.add_argument('--max_memory_frames', type=int, default=None)
@@ -296,23 +292,22 @@ def main(argv=None, networks=None):
         networks = load_networks(args.model, saves_dir=args.saves, device=args.device)
     session_kw = dict(mem_freq=args.mem_freq, top_k=args.top_k,
                       max_memory_frames=args.max_memory_frames,
-                      amp='fp16' if args.amp else False, keep_confident=not args.mivos_overwrite)
+                      amp=amp_setting(args.amp), keep_confident=not args.mivos_overwrite,
+                      history_bytes=0)
 
-    from util.frames_io import open_frames
+    from inference_core.session import Session
     from util.mask_io import list_mask_files
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr))
     reports = []
     for n in names:
         frames_path, ann = seqs[n]
-        store = open_frames(frames_path, resolution=args.resolution)
-        try:
-            gt = read_ground_truth(store, list_mask_files(ann))
-            rep, pred = evaluate_sequence(n, store, gt, networks, robot, args.rounds,
-                                          args.first_frame, session_kw, log, args.next_frame)
+        with Session.open(frames_path, resolution=args.resolution, networks=networks,
+                          **session_kw) as session:
+            gt = read_ground_truth(session, list_mask_files(ann))
+            rep, pred = evaluate_sequence(n, session, gt, robot, args.rounds, args.first_frame,
+                                          log, args.next_frame)
             if args.save_masks:
-                _save_masks(os.path.join(args.save_masks, n), store.frame_names, pred)
-        finally:
-            store.close()
+                _save_masks(os.path.join(args.save_masks, n), session.frame_names, pred)
         reports.append(rep)
     summary = summarize(reports, args.rounds)
     print(format_table(reports, summary))

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from inference_core.adaptation import DEFAULT_ITERS as DEFAULT_ADAPT_STEPS
 from inference_core.memory_bank import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
 from util.atomic import write_bytes, write_json
-from util.cli_options import add_amp_option, check_engine_options
+from util.cli_options import add_amp_option, amp_setting, check_engine_options
 from util.errors import UserError, run_cli, write_error, writing_output
 from util.frames_io import read_folder
 from util.labels import resize_labels
@@ -241,13 +241,6 @@ class Runner:
         finally:
             if not ok:
                 result.close()
-
-
-def amp_setting(amp):
-    """The Session `amp` of an --amp value (off -> False; False/True from older callers)."""
-    if amp in (None, False, 'off'):
-        return False
-    return 'fp16' if amp is True else amp
 
 
 # ---------------------------------------------------------------------------- one sequence
