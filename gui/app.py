@@ -98,25 +98,22 @@ def load_demo_script(path):
 
 
 def options_from_args(a):
-    from gui.main_window import Options
+    from gui.document import Options
     return Options(resolution=a.resolution, num_objects=a.num_objects, mem_freq=a.mem_freq,
                    device=a.device, model=a.model, workspace=a.workspace, resume=a.resume,
-                   top_k=a.top_k, max_memory_frames=a.max_memory_frames)
+                   top_k=a.top_k, max_memory_frames=a.max_memory_frames, saves_dir=a.saves)
 
 
 def create_window(a, networks=None):
     """Build the MainWindow for parsed args `a` and load the video synchronously (errors raise
     UserError). Used by main() and the tests."""
     from gui.main_window import MainWindow
-    from util.frames_io import open_frames
     win = MainWindow(options_from_args(a), networks=networks)
     path = a.video or a.images
     if path:
-        store = open_frames(path, resolution=a.resolution)
         try:
-            win.install_store(store, masks=a.masks, resume=a.resume)
+            win.open_now(path, masks=a.masks, resume=a.resume)
         except BaseException:
-            store.close()
             win.close()
             raise
     return win
@@ -152,7 +149,7 @@ def main(argv=None):
     QApplication.setAttribute(Qt.AA_UseHighDpiPixmaps, True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName('Interactive VOS')
-    from gui.main_window import apply_dark_theme
+    from gui.theme import apply_dark_theme
     apply_dark_theme(app)
 
     from inference_core.networks import load_networks

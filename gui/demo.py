@@ -1,4 +1,4 @@
-"""Scripted interactions (--demo-script) through the same handlers as the mouse.
+"""Scripted interactions (--demo-script) through the same window methods as the mouse.
 
 A script is a JSON list of steps, run in order; jobs (propagate, export) are awaited:
   {"action": "object", "id": 2}                      select (adds objects up to id if needed)
@@ -36,7 +36,7 @@ class DemoRunner:
         QTimer.singleShot(300, self._next)      # let the window lay out and paint first
 
     def _scale(self, step):
-        s = self.win.store
+        s = self.win.session
         if step.get('norm'):
             return s.width, s.height
         return 1.0, 1.0
@@ -92,7 +92,7 @@ class DemoRunner:
         a = step['action']
         if a == 'object':
             oid = int(step['id'])
-            while w.store.num_objects < oid:
+            while w.session.num_objects < oid:
                 w.add_object()
             w.select_object(oid)
         elif a == 'mode':
@@ -107,16 +107,16 @@ class DemoRunner:
             pts = self._points(step)
             positive = bool(step.get('positive', True))
             w.canvas.marks.append(('stroke', pts, positive))
-            w._on_stroke(pts, positive)
+            w.stroke(pts, positive)
         elif a == 'paint':
             if w.mode != 'free':
                 w.set_mode('free')
-            w._on_stroke(self._points(step), not step.get('erase', False))
+            w.stroke(self._points(step), not step.get('erase', False))
         elif a == 'click':
             if w.mode != 'click':
                 w.set_mode('click')
             sx, sy = self._scale(step)
-            w._on_click(float(step['x']) * sx, float(step['y']) * sy, bool(step.get('positive', True)))
+            w.click(float(step['x']) * sx, float(step['y']) * sy, bool(step.get('positive', True)))
         elif a == 'propagate':
             return w.propagate() is not None
         elif a == 'commit':

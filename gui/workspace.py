@@ -82,12 +82,13 @@ def archive_name(path):
 
 
 class Workspace:
-    """One workspace folder bound to one FrameStore."""
+    """One workspace folder bound to one video's Session."""
 
     def __init__(self, path):
         self.path = os.path.abspath(os.fspath(path))
         self.masks_dir = os.path.join(self.path, 'masks')
         self._dirty = set()
+        self._meta_dirty = False      # objects or settings changed: workspace.json to rewrite
         self._lock = threading.Lock()
         self.last_save = None
 
@@ -131,16 +132,16 @@ class Workspace:
                             'it was left untouched')
         return migrate(meta)
 
-    def check_matches(self, store, meta=None):
+    def check_matches(self, session, meta=None):
         """Raise UserError when the workspace was made for a different video."""
         meta = meta or self.read_meta()
-        if int(meta.get('num_frames', -1)) != store.num_frames:
+        if int(meta.get('num_frames', -1)) != session.num_frames:
             raise UserError(f'workspace {self.path} is for a video of {meta.get("num_frames")} '
-                            f'frames, this one has {store.num_frames}')
-        if tuple(meta.get('orig_size', ())) != (store.orig_height, store.orig_width):
+                            f'frames, this one has {session.num_frames}')
+        if tuple(meta.get('orig_size', ())) != (session.orig_height, session.orig_width):
             raise UserError(f'workspace {self.path} is for frames of another size')
         names = meta.get('frame_names')
-        if names is not None and list(names) != list(store.frame_names):
+        if names is not None and list(names) != list(session.frame_names):
             raise UserError(f'workspace {self.path} is for other frame files')
         return meta
 
@@ -164,37 +165,31 @@ class Workspace:
                 out[int(stem)] = os.path.join(self.masks_dir, n)
         return out
 
-    def load_into(self, store):
-        """Restore objects, masks and edited marks into `store` (which must be fresh).
-        Returns the metadata dict. Masks saved at another processing size are resized."""
-        meta = self.check_matches(store)
-        objs = meta.get('objects', [])
-        store.ensure_objects(len(objs), shrink=True)
-        for o in objs:
-            oid = int(o['id'])
-            if 1 <= oid <= store.num_objects:
-                store.rename_object(oid, o.get('name') or f'object {oid}')
-                store.set_color(oid, o.get('color', store.get_object(oid).color))
-                store.set_visible(oid, o.get('visible', True))
-        edited = {int(t) for t in meta.get('edited_frames', []) if 0 <= int(t) < store.num_frames}
-        loaded = set()
+    def load_into(self, session):
+        """Restore objects, masks and edited marks into a freshly opened `session`
+        (Session.restore_work). Returns the metadata dict. Masks saved at another processing
+        size are resized."""
+        meta = self.check_matches(session)
+        objects = []
+        for i, o in enumerate(meta.get('objects', [])):
+            color = o.get('color')
+            if not (isinstance(color, (list, tuple)) and len(color) == 3):
+                color = session.colors()[i + 1] if i + 1 <= session.num_objects else (255, 255, 255)
+            objects.append((o.get('name') or f'object {i + 1}', tuple(int(c) for c in color),
+                            bool(o.get('visible', True))))
+        masks = {}
         for t, path in sorted(self.mask_frames().items()):
-            if not 0 <= t < store.num_frames:
+            if not 0 <= t < session.num_frames:
                 continue
             try:
                 with Image.open(path) as im:
                     labels = np.array(im, dtype=np.uint8)
             except Exception:
                 continue          # an unreadable file loses one frame, not the workspace
-            if labels.ndim != 2:
-                continue
-            labels = resize_labels(labels, store.height, store.width)
-            labels[labels > store.num_objects] = 0
-            store.set_mask(t, labels, edited=t in edited)
-            loaded.add(t)
+            if labels.ndim == 2:
+                masks[t] = resize_labels(labels, session.height, session.width)
         # An edited frame whose PNG is missing was cleared to background by the person.
-        for t in sorted(edited - loaded):
-            store.set_mask(t, np.zeros((store.height, store.width), np.uint8), edited=True)
+        session.restore_work(objects, masks, edited=meta.get('edited_frames', []))
         return meta
 
     # ------------------------------------------------------------------ writing
@@ -214,50 +209,54 @@ class Workspace:
             self._dirty.clear()
         return kept
 
-    def mark_dirty(self, frames):
-        """Store listener: may be called from the propagation thread."""
+    def mark_dirty(self, frames, meta=False):
+        """Frames (and with meta=True the objects / settings) to save: may be called from
+        the propagation thread."""
         with self._lock:
             self._dirty.update(int(t) for t in frames)
+            self._meta_dirty = self._meta_dirty or bool(meta)
 
     def has_dirty(self):
         with self._lock:
-            return bool(self._dirty)
+            return bool(self._dirty) or self._meta_dirty
 
-    def flush(self, store, meta_extra=None):
+    def flush(self, session, meta_extra=None):
         """Write the label PNG of every changed frame (or remove it when the frame is empty)
         and the metadata. Returns the number of frames written."""
         with self._lock:
             dirty, self._dirty = sorted(self._dirty), set()
+            self._meta_dirty = False
         try:
             os.makedirs(self.masks_dir, exist_ok=True)
             for t in dirty:
-                if not 0 <= t < store.num_frames:
+                if not 0 <= t < session.num_frames:
                     continue
-                labels = store.get_mask(t)
+                labels = session.get_mask(t)
                 path = os.path.join(self.masks_dir, f'{t:05d}.png')
                 if labels.any():
                     write_bytes(path, indexed_png_bytes(labels))
                 elif os.path.exists(path):
                     os.remove(path)
-            self.save_meta(store, meta_extra)
+            self.save_meta(session, meta_extra)
         except OSError as e:
             with self._lock:     # try again next time
                 self._dirty.update(dirty)
+                self._meta_dirty = True
             raise UserError(f'cannot write the workspace {self.path}: {e.strerror or e}') from None
         self.last_save = time.time()
         return len(dirty)
 
-    def save_meta(self, store, extra=None):
+    def save_meta(self, session, extra=None):
         meta = {
             'version': VERSION,
-            'source': os.path.abspath(store.source) if store.source else '',
-            'num_frames': store.num_frames,
-            'size': [store.height, store.width],
-            'orig_size': [store.orig_height, store.orig_width],
-            'frame_names': list(store.frame_names),
+            'source': os.path.abspath(session.source) if session.source else '',
+            'num_frames': session.num_frames,
+            'size': [session.height, session.width],
+            'orig_size': [session.orig_height, session.orig_width],
+            'frame_names': list(session.frame_names),
             'objects': [{'id': o.id, 'name': o.name, 'color': list(o.color), 'visible': o.visible}
-                        for o in store.objects],
-            'edited_frames': sorted(int(t) for t in store.edited_frames),
+                        for o in session.objects],
+            'edited_frames': [int(t) for t in session.edited_frames],
             'saved_at': time.time(),
         }
         if extra:

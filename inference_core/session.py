@@ -111,16 +111,17 @@ class Session:
 
     @classmethod
     def open(cls, path, resolution=480, masks=None, networks=None, *, storage='auto',
-             progress=None, should_cancel=None, **kwargs):
+             num_objects=0, progress=None, should_cancel=None, **kwargs):
         """Load a video file or image folder (shorter side -> `resolution`, -1 = original), with
-        optional masks (folder / PNG / list of PNGs, see util.mask_io.load_masks). Returns None
-        when cancelled while loading."""
+        optional masks (folder / PNG / list of PNGs, see util.mask_io.load_masks) and at least
+        `num_objects` objects. Returns None when cancelled while loading."""
         from util.frames_io import open_frames
         store = open_frames(path, resolution=resolution, storage=storage, progress=progress,
                             should_cancel=should_cancel)
         if store is None:
             return None
         try:
+            store.ensure_objects(num_objects)
             if masks is not None:
                 from util.mask_io import load_masks
                 load_masks(store, masks)
@@ -380,6 +381,11 @@ class Session:
         return export(self.store, out_dir, formats=formats, frames=frames, fps=fps, alpha=alpha,
                       progress=progress, should_cancel=should_cancel, overwrite=overwrite,
                       inputs=inputs, soft=self.soft_probabilities)
+
+    def existing_outputs(self, out_dir, formats=('png',)):
+        """The files an `export` to out_dir would replace (ask the person before replacing)."""
+        from util.export import existing_outputs
+        return existing_outputs(self.store, out_dir, formats)
 
     # ------------------------------------------------------------------ objects
     # Every object edit is one undo step; the object list is part of the state each step saves.

@@ -95,7 +95,7 @@ def win(make_window):
 
 
 def gt(clip, t, store):
-    from inference_core.store import resize_labels
+    from util.labels import resize_labels
     from util.mask_io import read_label_png
     lab = read_label_png(str(clip / 'masks' / f'{t:05d}.png'))
     return resize_labels(lab, store.height, store.width)
@@ -157,7 +157,7 @@ def run_job(qtbot, win, start, timeout=120000):
 
 # ---------------------------------------------------------------------------- tests
 def test_window_opens_clip(win):
-    s = win.store
+    s = win.session
     assert (s.num_frames, s.height, s.width) == (N_FRAMES, RES, 171)
     assert (s.orig_height, s.orig_width) == (120, 214)
     assert s.num_objects == 2 and win.object_list.count() == 2
@@ -168,11 +168,11 @@ def test_window_opens_clip(win):
 
 
 def test_scribble_positive_makes_mask(qtbot, win, clip, nets):
-    target = gt(clip, 0, win.store) == 1
+    target = gt(clip, 0, win.session) == 1
     line = inner_line(target)
     drag(win.canvas, line)
-    labels = win.store.get_mask(0)
-    assert 0 in win.store.edited_frames
+    labels = win.session.get_mask(0)
+    assert 0 in set(win.session.edited_frames)
     assert win.timeline.edited == {0}
     assert labels.max() <= 2
     assert len(win.canvas.marks) == 1           # the scribble stays visible until commit
@@ -190,7 +190,7 @@ def test_free_brush_paints_where_the_mouse_is(qtbot, win):
     win.set_mode('free')
     win.canvas.set_brush(4)
     drag(win.canvas, [(20, 30), (60, 30)])
-    lab = win.store.get_mask(0)
+    lab = win.session.get_mask(0)
     assert lab[30, 20:61].tolist() == [1] * 41      # the whole stroke, exactly under the mouse
     assert lab[30 - 4, 40] == 1 and lab[30 - 6, 40] == 0   # brush radius 4
     assert lab[60:, :].max() == 0
@@ -198,10 +198,10 @@ def test_free_brush_paints_where_the_mouse_is(qtbot, win):
     qtbot.keyClick(win, Qt.Key_2)
     assert win.obj == 2 and 'Object 2' in win.status_object.text()
     drag(win.canvas, [(40, 60), (80, 60)])
-    lab = win.store.get_mask(0)
+    lab = win.session.get_mask(0)
     assert lab[60, 40:81].tolist() == [2] * 41
     drag(win.canvas, [(40, 60), (80, 60)], Qt.RightButton)
-    lab = win.store.get_mask(0)
+    lab = win.session.get_mask(0)
     assert lab[60, 40:81].tolist() == [0] * 41             # object 2 erased under the stroke
     assert lab[30, 20:61].tolist() == [1] * 41             # object 1 untouched
     # Wheel changes the brush size, ctrl+wheel zooms; painting still lands under the mouse.
@@ -212,28 +212,28 @@ def test_free_brush_paints_where_the_mouse_is(qtbot, win):
     assert win.canvas.zoom > 1.5
     qtbot.keyClick(win, Qt.Key_1)
     click(win.canvas, 120, 70)
-    assert win.store.get_mask(0)[70, 120] == 1
+    assert win.session.get_mask(0)[70, 120] == 1
 
 
 def test_undo_redo_keyboard(qtbot, win):
     win.set_mode('free')
     drag(win.canvas, [(10, 10), (30, 10)])
     drag(win.canvas, [(10, 50), (30, 50)])
-    both = win.store.get_mask(0)
+    both = win.session.get_mask(0)
     qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
-    lab = win.store.get_mask(0)
+    lab = win.session.get_mask(0)
     assert lab[10, 20] == 1 and lab[50, 20] == 0
     qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
-    assert not win.store.get_mask(0).any() and 0 not in win.store.edited_frames
+    assert not win.session.get_mask(0).any() and 0 not in set(win.session.edited_frames)
     assert not win.act_undo.isEnabled() and win.act_redo.isEnabled()
     qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
     qtbot.keyClick(win, Qt.Key_Y, Qt.ControlModifier)
-    assert np.array_equal(win.store.get_mask(0), both)
+    assert np.array_equal(win.session.get_mask(0), both)
     # Reset frame is undoable too.
     qtbot.keyClick(win, Qt.Key_R)
-    assert not win.store.get_mask(0).any()
+    assert not win.session.get_mask(0).any()
     win.undo()
-    assert np.array_equal(win.store.get_mask(0), both)
+    assert np.array_equal(win.session.get_mask(0), both)
 
 
 def test_frame_navigation_and_play(qtbot, win):
@@ -253,13 +253,13 @@ def test_frame_navigation_and_play(qtbot, win):
 
 def test_propagate_fills_other_frames(qtbot, win, clip, nets):
     # Paint the ground-truth object 1 on frame 0 with the brush (exact, weight independent).
-    target = gt(clip, 0, win.store)
+    target = gt(clip, 0, win.session)
     win.session.set_object_mask(0, 1, target == 1)
     args = run_job(qtbot, win, lambda: qtbot.keyClick(win, Qt.Key_P))
     assert args[1] is True
     assert win.worker is None and win.canvas.editable
     assert win.session.interacted_frames == [0]
-    assert all(win._has_mask[t] == win.store.masks[t].any() for t in range(N_FRAMES))
+    assert all(win.timeline.has_mask[t] == win.session.get_mask(t).any() for t in range(N_FRAMES))
     assert 'Propagating: done' in win.console.messages()
     # The timeline shows the confidence; N jumps to the least confident propagated frame.
     conf = win.timeline.confidence
@@ -273,22 +273,22 @@ def test_propagate_fills_other_frames(qtbot, win, clip, nets):
         # frames, so the occluded middle frame is hard; the neighbour and the average must be good.
         ious = []
         for t in range(1, N_FRAMES):
-            g = gt(clip, t, win.store) == 1
-            m = win.store.get_mask(t) == 1
+            g = gt(clip, t, win.session) == 1
+            m = win.session.get_mask(t) == 1
             ious.append((m & g).sum() / (m | g).sum())
         assert ious[0] > 0.7 and np.mean(ious) > 0.5, ious
     # Edit the last frame too, propagate from there: fused between the two edited frames.
     win.goto(N_FRAMES - 1)
-    win.session.set_object_mask(N_FRAMES - 1, 2, gt(clip, N_FRAMES - 1, win.store) == 2)
+    win.session.set_object_mask(N_FRAMES - 1, 2, gt(clip, N_FRAMES - 1, win.session) == 2)
     args = run_job(qtbot, win, win.propagate)
     assert args[1] is True
     assert win.session.interacted_frames == [0, N_FRAMES - 1]
     assert win.timeline.edited == {0, N_FRAMES - 1}
     # Undo the propagation: frames in between go back.
-    before = [win.store.get_mask(t) for t in range(N_FRAMES)]
+    before = [win.session.get_mask(t) for t in range(N_FRAMES)]
     win.undo()
     win.redo()
-    assert all(np.array_equal(before[t], win.store.get_mask(t)) for t in range(N_FRAMES))
+    assert all(np.array_equal(before[t], win.session.get_mask(t)) for t in range(N_FRAMES))
 
 
 def test_adapt_network_then_propagate(qtbot, win, clip, errors):
@@ -297,13 +297,13 @@ def test_adapt_network_then_propagate(qtbot, win, clip, errors):
     win.adapt_network()
     assert win.worker is None and errors and 'Nothing to adapt to' in errors[-1][0]
     assert not win.act_unadapt.isEnabled()
-    win.session.set_object_mask(0, 1, gt(clip, 0, win.store) == 1)
+    win.session.set_object_mask(0, 1, gt(clip, 0, win.session) == 1)
     args = run_job(qtbot, win, lambda: qtbot.keyClick(win, Qt.Key_P, Qt.ShiftModifier))
     assert args == ['Adapting network', True]
     assert win.session.adapted_frames == (0,) and win.act_unadapt.isEnabled()
     assert 'Network adapted' in win.console.messages()
     assert run_job(qtbot, win, win.propagate)[1] is True
-    assert all(win.store.get_mask(t).any() for t in range(N_FRAMES))
+    assert all(win.session.get_mask(t).any() for t in range(N_FRAMES))
     win.act_unadapt.trigger()
     assert win.session.adapted_frames == () and not win.act_unadapt.isEnabled()
 
@@ -317,7 +317,7 @@ def test_propagate_without_mask_is_an_error(win, errors):
 def test_cancel_propagation(qtbot, win):
     win.session.set_object_mask(0, 1, np.pad(np.ones((30, 40), bool), ((30, 36), (60, 71))))
     changed = set()
-    win.store.add_listener(changed.update)
+    win.session.subscribe(lambda e: changed.update(e.frames))
     win.propagate()
     w = win.worker
     assert w is not None and win.cancel_button.isVisible() and not win.canvas.editable
@@ -338,22 +338,22 @@ def test_objects_panel(qtbot, win, monkeypatch):
     qtbot.keyClick(win, Qt.Key_2)
     drag(win.canvas, [(30, 30), (50, 30)])
     qtbot.keyClick(win, Qt.Key_N, Qt.ControlModifier)
-    assert win.store.num_objects == 3 and win.obj == 3 and win.object_list.count() == 3
+    assert win.session.num_objects == 3 and win.obj == 3 and win.object_list.count() == 3
     win.rename_object('dog')
-    assert win.store.get_object(3).name == 'dog' and 'dog' in win.object_list.item(2).text()
+    assert win.session.get_object(3).name == 'dog' and 'dog' in win.object_list.item(2).text()
     win.recolor_object((10, 200, 30))
-    assert win.store.get_object(3).color == (10, 200, 30)
+    assert win.session.get_object(3).color == (10, 200, 30)
     # Hide object 2 with the list's check box: not drawn, still in the labels.
     win.object_list.item(1).setCheckState(Qt.Unchecked)
-    assert not win.store.get_object(2).visible
+    assert not win.session.get_object(2).visible
     qtbot.keyClick(win, Qt.Key_2)
     qtbot.keyClick(win, Qt.Key_H)
-    assert win.store.get_object(2).visible
+    assert win.session.get_object(2).visible
     # Delete object 2 (confirmed): its pixels vanish, 'dog' becomes object 2.
     monkeypatch.setattr(QMessageBox, 'question', staticmethod(lambda *a, **k: QMessageBox.Yes))
     win.delete_object()
-    assert win.store.num_objects == 2 and win.store.get_object(2).name == 'dog'
-    assert not win.store.get_mask(0).any()
+    assert win.session.num_objects == 2 and win.session.get_object(2).name == 'dog'
+    assert not win.session.get_mask(0).any()
     qtbot.keyClick(win, Qt.Key_7)
     assert win.obj != 7 and 'no object 7' in win.console.messages()
 
@@ -362,10 +362,10 @@ def test_overlay_modes_and_view(qtbot, win):
     from gui import overlay
     win.set_mode('free')
     drag(win.canvas, [(30, 30), (50, 30)])
-    frame, labels = win.store.frame(0), win.store.get_mask(0)
+    frame, labels = win.session.frame(0), win.session.get_mask(0)
     outs = {}
     for m in overlay.MODES:
-        img = overlay.compose(frame, labels, m, win.store.colors())
+        img = overlay.compose(frame, labels, m, win.session.colors())
         assert img.shape == frame.shape and img.dtype == np.uint8
         outs[m] = img
     assert not np.array_equal(outs['davis'], outs['fade'])
@@ -377,7 +377,7 @@ def test_overlay_modes_and_view(qtbot, win):
     qtbot.keyClick(win, Qt.Key_Plus)
     assert win.canvas.zoom > 1
     r = win.canvas.visible_rect()
-    assert r.width() < win.store.width
+    assert r.width() < win.session.width
     win.minimap.centerRequested.emit(0.0, 0.0)
     assert win.canvas.visible_rect().x() == 0
     qtbot.keyClick(win, Qt.Key_0)
@@ -387,25 +387,25 @@ def test_overlay_modes_and_view(qtbot, win):
 def test_local_refinement_changes_only_the_region(qtbot, win):
     win.set_mode('free')
     drag(win.canvas, [(5, 5), (165, 5)])          # a stroke outside the region
-    before = win.store.get_mask(0)
+    before = win.session.get_mask(0)
     win.set_mode('scribble')
     qtbot.keyClick(win, Qt.Key_L)
     assert win.local_mode and win.canvas.region_select
     drag(win.canvas, [(60, 30), (120, 80)])       # pick the region
-    assert win.local_rect is not None and win.canvas.zoom > 1.2
+    assert win.controller.local_region is not None and win.canvas.zoom > 1.2
     r = win.canvas.visible_rect()                 # the region refined: what the view shows
     x0, y0 = int(np.floor(r.x())), int(np.floor(r.y()))
     x1, y1 = int(np.ceil(r.right())), int(np.ceil(r.bottom()))
     assert x0 <= 60 and y0 <= 30 and x1 >= 120 and y1 >= 80
-    assert (x1 - x0) * (y1 - y0) < 0.6 * win.store.width * win.store.height
+    assert (x1 - x0) * (y1 - y0) < 0.6 * win.session.width * win.session.height
     drag(win.canvas, [(80, 50), (100, 55)])
-    after = win.store.get_mask(0)
+    after = win.session.get_mask(0)
     outside = np.ones_like(after, bool)
     outside[y0:y1, x0:x1] = False
     assert np.array_equal(after[outside], before[outside])
-    assert 0 in win.store.edited_frames and 'Local scribble' in win.console.messages()
+    assert 0 in set(win.session.edited_frames) and 'Local scribble' in win.console.messages()
     win.undo()
-    assert np.array_equal(win.store.get_mask(0), before)
+    assert np.array_equal(win.session.get_mask(0), before)
     qtbot.keyClick(win, Qt.Key_L)
     assert not win.local_mode and win.canvas.zoom == 1
 
@@ -427,13 +427,13 @@ def test_export_roundtrip(qtbot, win, tmp_path, monkeypatch, errors):
     for t in range(N_FRAMES):
         lab = read_label_png(str(out / 'masks' / f'{t:05d}.png'))
         assert lab.shape == (120, 214)                  # original resolution
-        assert np.array_equal(lab, win.store.mask_at_original(t))
+        assert np.array_equal(lab, win.session.mask_at_original(t))
     assert (out / 'objects' / 'object 1' / '00000.png').is_file()
     assert (out / 'soft' / 'cup' / '00002.png').is_file()
     coco = COCO(str(out / 'annotations.json'))
     ann = coco.loadAnns(coco.getAnnIds(imgIds=[3]))
     assert [coco.loadCats(a['category_id'])[0]['name'] for a in ann] == ['cup']
-    assert np.array_equal(coco.annToMask(ann[0]), win.store.mask_at_original(2) == 2)
+    assert np.array_equal(coco.annToMask(ann[0]), win.session.mask_at_original(2) == 2)
     assert count_frames(str(out / 'overlay.mp4')) == ('h264', N_FRAMES)
     before = (out / 'masks' / '00002.png').read_bytes()
 
@@ -479,13 +479,13 @@ def test_export_errors_show_a_message(qtbot, win, clip, tmp_path, errors):
 
 
 def test_bad_files_show_a_message_and_change_nothing(qtbot, win, tmp_path, errors):
-    store = win.store
+    session = win.session
     bad = tmp_path / 'broken.mp4'
     bad.write_bytes(b'not a video')
     win.open_path(str(bad))
     qtbot.waitUntil(lambda: win.worker is None, timeout=20000)
     assert errors and 'cannot open video' in errors[-1][1]
-    assert win.store is store
+    assert win.session is session
     # Masks of the wrong size.
     from util.export import indexed_png_bytes
     mdir = tmp_path / 'masks'
@@ -493,31 +493,31 @@ def test_bad_files_show_a_message_and_change_nothing(qtbot, win, tmp_path, error
     (mdir / '00000.png').write_bytes(indexed_png_bytes(np.ones((50, 50), np.uint8)))
     win.load_masks(str(mdir))
     assert 'aspect ratio' in errors[-1][1]
-    assert not win.store.masks.any()
+    assert not win.session.frames_with_masks().any()
     assert len(errors) == 2
 
 
 def test_load_masks_and_drop_open(qtbot, win, clip, tmp_path):
     win.load_masks(str(clip / 'masks'))
-    assert win.store.edited_frames == set(range(N_FRAMES))
-    assert np.array_equal(win.store.get_mask(3), gt(clip, 3, win.store))
+    assert set(win.session.edited_frames) == set(range(N_FRAMES))
+    assert np.array_equal(win.session.get_mask(3), gt(clip, 3, win.session))
     assert win.session.interacted_frames == list(range(N_FRAMES))   # through the Session
     assert win.act_undo.isEnabled()
     win.undo()                                                      # one step for all frames
-    assert not win.store.masks.any() and not win.store.edited_frames
+    assert not win.session.frames_with_masks().any() and not set(win.session.edited_frames)
     assert win.session.interacted_frames == [] and not win.session.can_undo
     win.redo()
-    assert np.array_equal(win.store.get_mask(3), gt(clip, 3, win.store))
-    assert win.store.edited_frames == set(range(N_FRAMES))
+    assert np.array_equal(win.session.get_mask(3), gt(clip, 3, win.session))
+    assert set(win.session.edited_frames) == set(range(N_FRAMES))
     # Drag & drop a folder: it opens in a worker and replaces the video.
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(clip / 'clip'))])
-    old = win.store
+    old = win.session
     ev = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     win.dropEvent(ev)
-    qtbot.waitUntil(lambda: win.worker is None and win.store is not old, timeout=30000)
+    qtbot.waitUntil(lambda: win.worker is None and win.session is not old, timeout=30000)
     # The same video with a workspace holding its masks: resumed (opts.resume = False here).
-    assert win.store.num_frames == N_FRAMES
+    assert win.session.num_frames == N_FRAMES
 
 
 def test_workspace_autosave_and_resume(qtbot, make_window, tmp_path, monkeypatch):
@@ -535,22 +535,22 @@ def test_workspace_autosave_and_resume(qtbot, make_window, tmp_path, monkeypatch
     assert meta['edited_frames'] == [0, 3]
     assert [o['name'] for o in meta['objects']] == ['object 1', 'object 2', 'third']
     assert sorted(os.listdir(ws / 'masks')) == ['00000.png', '00003.png']
-    expected = [win.store.get_mask(t) for t in range(N_FRAMES)]
+    expected = [win.session.get_mask(t) for t in range(N_FRAMES)]
     win.close()
     # Reopen: the dialog offers to resume.
     asked = []
     monkeypatch.setattr(main_window, 'ask_resume', lambda parent, path, desc: asked.append(desc) or 'resume')
     win2 = make_window()
     assert asked and '2 edited frame(s)' in asked[0]
-    assert [o.name for o in win2.store.objects] == ['object 1', 'object 2', 'third']
-    assert all(np.array_equal(win2.store.get_mask(t), expected[t]) for t in range(N_FRAMES))
-    assert win2.store.edited_frames == {0, 3} and win2.cursor == 3
+    assert [o.name for o in win2.session.objects] == ['object 1', 'object 2', 'third']
+    assert all(np.array_equal(win2.session.get_mask(t), expected[t]) for t in range(N_FRAMES))
+    assert win2.session.edited_frames == [0, 3] and win2.cursor == 3
     assert win2.session.interacted_frames == [0, 3]
     win2.close()
     # --no-resume starts over and keeps the whole old workspace under a dated name.
     before = {p.relative_to(ws): p.read_bytes() for p in ws.rglob('*') if p.is_file()}
     win3 = make_window('--no-resume')
-    assert not win3.store.masks.any() and win3.store.num_objects == 2
+    assert not win3.session.frames_with_masks().any() and win3.session.num_objects == 2
     kept = [p for p in tmp_path.iterdir() if p.name.startswith('ws.')]
     assert len(kept) == 1 and 'kept in' in win3.console.messages()
     assert {p.relative_to(kept[0]): p.read_bytes() for p in kept[0].rglob('*') if p.is_file()} == before
@@ -614,7 +614,7 @@ def test_workspace_v1_is_migrated(qtbot, make_window, tmp_path, monkeypatch):
     win = make_window('--no-resume')
     win.set_mode('free')
     drag(win.canvas, [(20, 30), (60, 30)])
-    expected = win.store.get_mask(0)
+    expected = win.session.get_mask(0)
     win.close()
     ws = tmp_path / 'ws'
     meta = json.loads((ws / 'workspace.json').read_text())
@@ -623,7 +623,7 @@ def test_workspace_v1_is_migrated(qtbot, make_window, tmp_path, monkeypatch):
     (ws / 'workspace.json').write_text(json.dumps(meta))
     monkeypatch.setattr(main_window, 'ask_resume', lambda *a: 'resume')
     w2 = make_window()
-    assert np.array_equal(w2.store.get_mask(0), expected)
+    assert np.array_equal(w2.session.get_mask(0), expected)
     w2.close()
     assert json.loads((ws / 'workspace.json').read_text())['version'] == 2
 
@@ -642,7 +642,7 @@ def test_help_and_shortcut_keys(qtbot, win, monkeypatch):
 
 def test_demo_script_and_screenshot(qtbot, win, clip, tmp_path):
     from gui.demo import DemoRunner
-    line = inner_line(gt(clip, 0, win.store) == 1)
+    line = inner_line(gt(clip, 0, win.session) == 1)
     shot = tmp_path / 'shot.png'
     steps = [{'action': 'scribble', 'points': [list(p) for p in line]},
              {'action': 'propagate'},
@@ -686,8 +686,8 @@ def test_video_masks_and_default_workspace(qtbot, clip, tmp_path, nets):
                                    '--masks', str(clip / 'masks_first'), '--no-resume'])
     win = create_window(a, nets)
     qtbot.addWidget(win)
-    assert win.store.num_frames == N_FRAMES and win.store.edited_frames == {0}
-    assert np.array_equal(win.store.get_mask(0), gt(clip, 0, win.store))
+    assert win.session.num_frames == N_FRAMES and set(win.session.edited_frames) == {0}
+    assert np.array_equal(win.session.get_mask(0), gt(clip, 0, win.session))
     ws = tmp_path / 'my clip.mp4.ivos'                  # next to the video
     assert win.workspace.path == str(ws)
     assert (ws / 'masks' / '00000.png').is_file() and (ws / 'workspace.json').is_file()
@@ -716,9 +716,9 @@ a = build_parser().parse_args(['--images', {str(clip / 'clip')!r}, '--resolution
 win = create_window(a, nets)
 win.show()
 win.set_mode('free')
-win._on_stroke([(20.5, 30.5), (60.5, 30.5)], True)
+win.stroke([(20.5, 30.5), (60.5, 30.5)], True)
 win.goto(2)
-win._on_stroke([(80.5, 50.5), (90.5, 70.5)], True)
+win.stroke([(80.5, 50.5), (90.5, 70.5)], True)
 print('READY', flush=True)
 app.exec_()
 '''
@@ -734,8 +734,8 @@ app.exec_()
     leftovers = [n for n in os.listdir(ws / 'masks') if n.endswith('.part')]
     assert sorted(os.listdir(ws / 'masks')) == ['00000.png', '00002.png'] and not leftovers
     win = make_window('--resume')
-    assert win.store.edited_frames == {0, 2} and win.cursor == 2
-    lab0, lab2 = win.store.get_mask(0), win.store.get_mask(2)
+    assert set(win.session.edited_frames) == {0, 2} and win.cursor == 2
+    lab0, lab2 = win.session.get_mask(0), win.session.get_mask(2)
     assert lab0[30, 20:61].tolist() == [1] * 41 and lab2[60, 85] == 1
     assert not lab0[60:].any()
 
@@ -769,28 +769,28 @@ def test_timeline_click_jumps_to_frame(qtbot, win):
 
 
 def test_click_mode(qtbot, win, clip, nets):
-    target = gt(clip, 0, win.store) == 2
+    target = gt(clip, 0, win.session) == 2
     x, y = inner_line(target)[2]
     qtbot.keyClick(win, Qt.Key_2)
     qtbot.keyClick(win, Qt.Key_C)
     click(win.canvas, x, y)
-    assert 0 in win.store.edited_frames
+    assert 0 in set(win.session.edited_frames)
     assert [m[0] for m in win.canvas.marks] == ['click']
     assert 'Click on frame 0, object 2' in win.console.messages()
     if nets.trained:
-        assert win.store.get_mask(0)[int(y), int(x)] == 2
+        assert win.session.get_mask(0)[int(y), int(x)] == 2
     first = win.canvas.marks[0]
-    after_first = win.store.get_mask(0)
+    after_first = win.session.get_mask(0)
     click(win.canvas, 5, 5, Qt.RightButton)               # a negative click adds a mark too
     assert len(win.canvas.marks) == 2 and win.canvas.marks[1][2] is False
     win.undo()                                            # steps the click sequence back
-    assert win.canvas.marks == [first] and np.array_equal(win.store.get_mask(0), after_first)
+    assert win.canvas.marks == [first] and np.array_equal(win.session.get_mask(0), after_first)
     assert len(win.session.active_clicks[2]) == 1
     win.redo()
     assert len(win.canvas.marks) == 2 and len(win.session.active_clicks[2]) == 2
     win.undo()
     win.undo()
-    assert not win.store.get_mask(0).any() and win.canvas.marks == []
+    assert not win.session.get_mask(0).any() and win.canvas.marks == []
 
 
 def test_cli_bad_demo_script(tmp_path, clip):
@@ -811,11 +811,11 @@ def test_autosave_failure_is_reported_once_and_retried(qtbot, win, tmp_path):
     win.set_mode('free')
     drag(win.canvas, [(20, 30), (60, 30)])
     drag(win.canvas, [(20, 40), (60, 40)])
-    win._autosave_tick()
-    assert win.store.get_mask(0)[40, 30] == 1         # editing goes on
+    win.flush_workspace()
+    assert win.session.get_mask(0)[40, 30] == 1         # editing goes on
     assert win.console.messages().count('autosave will retry') == 1
     ws.masks_dir = good
-    win._autosave_tick()
+    win.flush_workspace()
     assert 'Autosave works again' in win.console.messages()
     assert os.path.isfile(os.path.join(good, '00000.png'))
 
@@ -826,8 +826,34 @@ def test_resume_dialog_cancel_keeps_current_video(qtbot, win, clip, monkeypatch,
     drag(win.canvas, [(20, 30), (60, 30)])
     win.opts.resume = None
     monkeypatch.setattr(main_window, 'ask_resume', lambda *a: 'cancel')
-    old = win.store
+    old = win.session
     win.open_path(str(clip / 'clip'))
     qtbot.waitUntil(lambda: win.worker is None, timeout=30000)
-    assert win.store is old and win.store.get_mask(0)[30, 40] == 1
+    assert win.session is old and win.session.get_mask(0)[30, 40] == 1
     assert not errors and 'Opening cancelled' in win.console.messages()
+
+
+def test_every_saved_setting_comes_back_on_resume(qtbot, make_window, tmp_path):
+    from gui import document, overlay
+    win = make_window('--no-resume', '--mem_freq', '3')
+    win.set_mode('free')
+    drag(win.canvas, [(20, 30), (60, 30)])           # some work, so that there is something to resume
+    win.canvas.set_brush(12)
+    win.set_mode('click')
+    win.set_overlay_mode(overlay.MODES[2])
+    win.select_object(2)
+    win.goto(3)
+    saved = win.workspace_settings()
+    assert set(saved) == set(document.SETTINGS)
+    win.close()
+    meta = json.loads((tmp_path / 'ws' / 'workspace.json').read_text())
+    assert dict(meta['settings'], current_frame=meta['current_frame']) == saved
+    # Opened again with other command-line settings: the workspace's come back, every one.
+    win2 = make_window('--resume', '--resolution', '64', '--mem_freq', '7')
+    assert win2.workspace_settings() == saved
+    assert (win2.session.height, win2.cursor, win2.obj, win2.mode) == (RES, 3, 2, 'click')
+    assert win2.overlay_mode == overlay.MODES[2] and win2.overlay_combo.currentData() == overlay.MODES[2]
+    assert win2.session.engine.mem_freq == 3
+    win2.set_mode('free')
+    assert win2.canvas.brush == 12 and win2.brush_slider.value() == 12
+    win2.close()

@@ -1,0 +1,92 @@
+"""The layering rules of docs/ARCHITECTURE.md, checked on the source: the GUI and the CLIs
+talk to the Session only. A failure names the file, the line and the rule broken."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+CLIENTS = sorted([*(REPO / 'gui').glob('*.py'), *(REPO / 'scripts').rglob('*.py'),
+                  REPO / 'eval_interactive_davis.py', REPO / 'interactive_gui.py'])
+FORBIDDEN_MODULES = ('inference_core.store', 'inference_core.engine', 'inference_core.memory_bank',
+                     'inference_core.history')
+FORBIDDEN_NAMES = {'util.frames_io': {'open_frames'}}     # opening goes through Session.open
+FORBIDDEN_ATTRS = {'store', 'engine'}                     # the Session's internals
+
+
+def _session_privates():
+    """Private names of the Session class: its _methods and the self._attributes it sets."""
+    tree = ast.parse((REPO / 'inference_core' / 'session.py').read_text(encoding='utf-8'))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == 'Session')
+    names = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+    names |= {n.attr for n in ast.walk(cls) if isinstance(n, ast.Attribute)
+              and isinstance(n.value, ast.Name) and n.value.id == 'self'}
+    return {n for n in names if n.startswith('_') and not n.startswith('__')}
+
+
+SESSION_PRIVATES = _session_privates()
+
+
+def _violations(path, strict_private=None):
+    """Rule breaks in one file. Everywhere: the Session's private names; in gui/ (our own
+    code only) any private attribute of another object."""
+    if strict_private is None:
+        strict_private = path.parent.name == 'gui'
+    tree = ast.parse(path.read_text(encoding='utf-8'), str(path))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            mods = [a.name for a in node.names]
+            names = {}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            mods = [node.module]
+            names = {node.module: {a.name for a in node.names}}
+            mods += [f'{node.module}.{a.name}' for a in node.names]
+        else:
+            mods, names = [], {}
+        for m in mods:
+            if m in FORBIDDEN_MODULES:
+                out.append(f'{node.lineno}: imports {m}')
+        for mod, got in names.items():
+            bad = got & FORBIDDEN_NAMES.get(mod, set())
+            if bad:
+                out.append(f'{node.lineno}: imports {", ".join(sorted(bad))} from {mod}')
+        if isinstance(node, ast.Attribute):
+            owner = node.value.id if isinstance(node.value, ast.Name) else None
+            if node.attr in FORBIDDEN_ATTRS:
+                out.append(f'{node.lineno}: uses .{node.attr}')
+            elif node.attr.startswith('_') and not node.attr.startswith('__') \
+                    and owner not in ('self', 'cls') \
+                    and (strict_private or node.attr in SESSION_PRIVATES):
+                out.append(f'{node.lineno}: uses the private {ast.unparse(node)}')
+    return sorted(out, key=lambda v: int(v.split(':')[0]))
+
+
+@pytest.mark.parametrize('path', CLIENTS, ids=lambda p: str(p.relative_to(REPO)))
+def test_clients_use_only_the_public_session(path):
+    bad = _violations(path)
+    assert not bad, f'{path.relative_to(REPO)}:\n  ' + '\n  '.join(bad)
+
+
+def test_the_checker_catches_each_kind_of_violation(tmp_path):
+    src = tmp_path / 'bad.py'
+    src.write_text('from inference_core.store import FrameStore\n'
+                   'import inference_core.engine\n'
+                   'from util.frames_io import open_frames\n'
+                   'n = session.store.num_frames\n'
+                   'session._pending = 1\n'
+                   'self._ok = 2\n'
+                   'model._blocks = 3\n'
+                   'window._on_stroke()\n')
+    found = _violations(Path(src), strict_private=False)
+    assert [v.split(':')[0] for v in found] == ['1', '2', '3', '4', '5']
+    found = _violations(Path(src), strict_private=True)
+    assert [v.split(':')[0] for v in found] == ['1', '2', '3', '4', '5', '7', '8']
+
+
+def test_gui_files_stay_small():
+    """One job per file: no GUI module grows past ~500 lines."""
+    big = {p.name: n for p in (REPO / 'gui').glob('*.py')
+           if (n := len(p.read_text(encoding='utf-8').splitlines())) > 520}
+    assert not big, f'split these: {big}'
