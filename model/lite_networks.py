@@ -37,7 +37,9 @@ def build(kind, pretrained=False):
     raise ValueError(kind)
 
 
-def _load(kind, path, device):
+def load_network(kind, path, device='cpu'):
+    """One bundled network of `kind` from a weights file (fp16 or fp32 state dict), float32 in
+    eval mode on `device`; a file that does not match is a UserError naming it."""
     net = build(kind)
     try:
         sd = torch.load(path, map_location='cpu', weights_only=True)
@@ -68,6 +70,9 @@ def _load(kind, path, device):
     return net.to(device).eval()
 
 
+_load = load_network        # the older private name (tests/test_session.py uses it)
+
+
 def load_bundled(weights_dir='weights', device='cpu'):
     """(propagation, fusion, interaction) in eval mode, float32, on `device`."""
     wd = Path(weights_dir)
@@ -77,10 +82,10 @@ def load_bundled(weights_dir='weights', device='cpu'):
     if missing:
         raise UserError(f'bundled weights missing in {wd}: {", ".join(missing)}')
     device = torch.device(device)
-    prop = _load('propagation', wd / FILES['propagation'], device)
-    inter = _load('interaction', wd / FILES['interaction'], device)
+    prop = load_network('propagation', wd / FILES['propagation'], device)
+    inter = load_network('interaction', wd / FILES['interaction'], device)
     if (wd / FILES['fusion']).is_file():
-        fusion = _load('fusion', wd / FILES['fusion'], device)
+        fusion = load_network('fusion', wd / FILES['fusion'], device)
     else:
         log.info('no %s in %s: fusion passes the propagation result through', FILES['fusion'], wd)
         fusion = build('fusion').to(device).eval()

@@ -1,11 +1,11 @@
 """Evaluate the bundled networks on the held-out DAVIS sequences (util.davis_split.VAL_SEQUENCES).
 
     python -m scripts.eval_semi_davis [--data ../shared/data/davis2016-train] [--weights weights]
-                                      [--kind bundled|official] [--skip-scribble] [--json out.json]
+                                      [--kind bundled|official] [--skip-scribble] [--output out.json]
 
-* Semi-supervised J&F: the first frame's ground-truth mask is given, the PropagationEngine
-  (inference_core/engine.py, mem_freq 5, top-k 20) propagates it forward; J and F exclude the
-  first and last frames (DAVIS protocol, util/metrics.py).
+* Semi-supervised J&F: the first frame's ground-truth mask is given and a Session
+  (inference_core/session.py: set_labels on frame 0, propagate forward; mem_freq 5, top-k 20)
+  propagates it; J and F exclude the first and last frames (DAVIS protocol, util/metrics.py).
 * First-scribble J: a simulated first scribble on the first frame -> interaction network -> J on
   that frame. Two simulators: this project's (a positive stroke inside the object and a negative
   one in the background around it, 5 random draws per sequence) and, when the optional
@@ -40,24 +40,24 @@ def available_sequences(root, sequences):
     return seqs
 
 
-class _Nets:
-    def __init__(self, propagation, fusion=None, device='cpu'):
-        self.propagation = propagation
-        self.fusion = fusion
-        self.device = torch.device(device)
+def _networks(prop_net, fusion=None):
+    """The propagation (and fusion) network as the Session takes them (no interaction nets)."""
+    from inference_core.networks import Networks
+    return Networks('bundled', prop_net, fusion, None, None, torch.device('cpu'))
 
 
 def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, top_k=20):
-    """Semi-supervised propagation of `first_labels` (H,W uint8) through frames (T,H,W,3) with
-    the engine. Returns predicted labels (T,H,W) uint8."""
-    from inference_core.engine import PropagationEngine
-    from inference_core.store import FrameStore
-    store = FrameStore(np.ascontiguousarray(frames), storage='memory')
-    for _ in range(int(first_labels.max())):
-        store.add_object()
-    eng = PropagationEngine(_Nets(prop_net, fusion), store, mem_freq=mem_freq, top_k=top_k)
-    eng.interact(0, first_labels, direction='forward')
-    return np.array(store.masks)
+    """Semi-supervised propagation of `first_labels` (H,W uint8) through frames (T,H,W,3): a
+    Session, the labels set on frame 0, propagated forward. Returns predicted labels (T,H,W)
+    uint8."""
+    from inference_core.session import Session
+    with Session.from_frames(np.ascontiguousarray(frames), storage='memory',
+                             num_objects=int(first_labels.max()),
+                             networks=_networks(prop_net, fusion), mem_freq=mem_freq,
+                             top_k=top_k, amp=False, history_bytes=0) as s:
+        s.set_labels(0, first_labels)
+        s.propagate(0, direction='forward')
+        return np.stack([s.get_mask(t) for t in range(s.num_frames)])
 
 
 def propagate_flipped(prop_net, frames, first_labels, fusion=None, adapt=0, seed=0):
@@ -65,20 +65,17 @@ def propagate_flipped(prop_net, frames, first_labels, fusion=None, adapt=0, seed
     the same code as `scripts.propagate --flip [--adapt N]`. Returns labels (T,H,W) uint8."""
     from types import SimpleNamespace
 
-    from inference_core.networks import Networks
-    from inference_core.store import FrameStore
     from scripts.propagate import Runner
-    store = FrameStore(np.ascontiguousarray(frames), storage='memory')
-    store.ensure_objects(int(first_labels.max()))
-    args = SimpleNamespace(mem_freq=5, top_k=20, max_memory_frames=None, amp=False, flip=True,
+    args = SimpleNamespace(mem_freq=5, top_k=20, max_memory_frames=None, amp='off', flip=True,
                            adapt=adapt, adapt_seed=seed)
-    nets = Networks('bundled', prop_net, fusion, None, None, torch.device('cpu'))
-    run = Runner(nets, args).run(store, {0: first_labels}, 'first')
-    try:
-        return np.stack([run.labels(t) for t in range(len(frames))])
-    finally:
-        run.close()
-        store.close()
+    runner = Runner(_networks(prop_net, fusion), args)
+    with runner.from_frames(np.ascontiguousarray(frames), storage='memory',
+                            num_objects=int(first_labels.max())) as session:
+        run = runner.run(session, {0: first_labels}, 'first')
+        try:
+            return np.stack([run.labels(t) for t in range(len(frames))])
+        finally:
+            run.close()
 
 
 def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None,
@@ -206,7 +203,7 @@ def main(argv=None):
     ap.add_argument('--sequences', nargs='+', default=None,
                     help='sequences to score (default: the held-out ones, util.davis_split)')
     ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--json', default=None, help='also write the results here')
+    ap.add_argument('--output', default=None, help='also write the results (JSON) here')
     args = ap.parse_args(argv)
     if not (Path(args.data) / 'videos').is_dir():
         raise UserError(f'{args.data}: DAVIS data not found (needs videos/ and masks/)')
@@ -278,8 +275,8 @@ def main(argv=None):
                   f'{davis_compat.INSTALL_HINT})')
     out['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f'peak RSS {out["peak_rss_mb"]:.0f} MB')
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
+    if args.output:
+        Path(args.output).write_text(json.dumps(out, indent=2))
     return 0
 
 

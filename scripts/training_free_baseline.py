@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from model.efficientnet_lite import EfficientNetLite
+
 MEMORY_FRAMES = 20
 RADIUS = 8
 TOP_K = 10
@@ -25,31 +27,42 @@ THRESHOLD = 0.3
 SHALLOW_BLOCK, DEEP_BLOCK = 4, 10
 
 
+class DilatedLite0(EfficientNetLite):
+    """ImageNet Lite0 (stride 16) whose blocks after SHALLOW_BLOCK up to DEEP_BLOCK run their
+    depthwise convolutions with stride 1 and dilation 2, so they stay at stride 8."""
+
+    def __init__(self):
+        super().__init__('lite0', head=False, max_stride=16)
+        self.load_imagenet()
+        for i in range(SHALLOW_BLOCK + 1, DEEP_BLOCK + 1):
+            for conv in self._blocks[i].modules():
+                if isinstance(conv, torch.nn.Conv2d) and conv.groups > 1:      # the depthwise one
+                    k = conv.kernel_size[0]
+                    conv.stride, conv.dilation, conv.padding = (1, 1), (2, 2), (k - 1, k - 1)
+
+    def shallow_and_deep(self, x):
+        """The outputs of blocks SHALLOW_BLOCK and DEEP_BLOCK for a lite-normalised input."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        shallow = None
+        for i, b in enumerate(self._blocks[:DEEP_BLOCK + 1]):
+            x = b(x)
+            if i == SHALLOW_BLOCK:
+                shallow = x
+        return shallow, x
+
+
 class FrozenFeatures(torch.nn.Module):
     """Lite0 up to block 10 with the stride-16 stage dilated: (1, 152, H/8, W/8) normalised."""
 
     def __init__(self):
         super().__init__()
-        from model.efficientnet_lite import EfficientNetLite
-        net = EfficientNetLite('lite0', head=False, max_stride=16)
-        net.load_imagenet()
-        for i in range(SHALLOW_BLOCK + 1, DEEP_BLOCK + 1):
-            dw = net._blocks[i]._depthwise_conv
-            k = dw.kernel_size[0]
-            dw.stride, dw.dilation, dw.padding = (1, 1), (2, 2), (k - 1, k - 1)
-        self.net = net.eval()
+        self.net = DilatedLite0().eval()
 
     @torch.no_grad()
     def forward(self, rgb):
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
         x = (x - 127.0) / 128.0
-        n = self.net
-        x = F.relu6(n._bn0(n._conv_stem(x)))
-        shallow = None
-        for i, b in enumerate(n._blocks[:DEEP_BLOCK + 1]):
-            x = b(x)
-            if i == SHALLOW_BLOCK:
-                shallow = x
+        shallow, x = self.net.shallow_and_deep(x)
         return torch.cat([F.normalize(shallow, dim=1), F.normalize(x, dim=1)], 1)
 
 

@@ -92,7 +92,7 @@ def load_prop(path):
         return net.eval()
     if not path.is_file():
         raise UserError(f'{path}: trained propagation weights not found (train the propagation net first)')
-    return lite_networks._load('propagation', path, 'cpu')
+    return lite_networks.load_network('propagation', path, 'cpu')
 
 
 def seq_maps(prop, frames):
