@@ -184,6 +184,8 @@ class Document:
         """Save and close the open video (if any)."""
         if self.session is None:
             return
+        if settings and self.workspace is not None and self.workspace.exists():
+            self.workspace.mark_dirty((), meta=True)     # where the person was, how they worked
         self.flush(settings)
         self.session.unsubscribe(self._on_event)
         self.session.close()

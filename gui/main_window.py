@@ -93,17 +93,17 @@ class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
         show_error(self, title, message)
 
     def _try(self, fn, *args, title='Error', **kw):
-        """Run a controller/document call; a UserError becomes a message box (returns None)."""
+        """Run a controller/document call under a wait cursor; a UserError becomes a message
+        box (and None is returned)."""
+        QApplication.setOverrideCursor(Qt.WaitCursor)
         try:
-            QApplication.setOverrideCursor(Qt.WaitCursor)
-            return fn(*args, **kw)
+            result = fn(*args, **kw)
         except UserError as e:
             QApplication.restoreOverrideCursor()
             self.error(str(e), title)
             return None
-        finally:
-            if QApplication.overrideCursor() is not None:
-                QApplication.restoreOverrideCursor()
+        QApplication.restoreOverrideCursor()
+        return result
 
     def _can_edit(self):
         if self.session is None:
