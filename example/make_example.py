@@ -142,7 +142,7 @@ def main(argv=None):
     p.add_argument('--force', action='store_true', help='regenerate even if the clip exists')
     p.add_argument('--frames', type=int, default=60)
     p.add_argument('--size', default='480x854', help='HEIGHTxWIDTH (default 480x854)')
-    p.add_argument('--out', default=HERE, help='output folder (default: example/)')
+    p.add_argument('--output', default=HERE, help='output folder (default: example/)')
     a = p.parse_args(argv)
     try:
         h, w = (int(v) for v in a.size.lower().split('x'))
@@ -150,7 +150,7 @@ def main(argv=None):
         raise UserError(f'--size must look like 480x854, got {a.size!r}') from None
     if h < 64 or w < 64 or a.frames < 1:
         raise UserError('--size must be at least 64x64 and --frames at least 1')
-    out = os.path.abspath(a.out)
+    out = os.path.abspath(a.output)
     if make_example(a.frames, h, w, force=a.force, out=out):
         print(f'wrote {a.frames} frames to {os.path.join(out, "clip")} and masks to '
               f'{os.path.join(out, "masks")}')

@@ -7,9 +7,9 @@ Both folders may be: a DAVIS root (Annotations/480p/<seq>), a YouTube-VOS root
 or a single sequence folder of PNGs. Frames are matched by file name. Masks may be palette
 (index = object id), label or 0/255 binary PNGs.
 
-Prints a per-sequence table and the DAVIS global numbers; writes <out>.json (everything,
-including per-frame scores) and <out>_global.csv / <out>_per_sequence.csv. --out defaults to
-<pred>/metrics. By default the first and last frame of every sequence are excluded
+Prints a per-sequence table and the DAVIS global numbers; writes <output>.json (everything,
+including per-frame scores) and <output>_global.csv / <output>_per_sequence.csv. --output
+defaults to <pred>/metrics. By default the first and last frame of every sequence are excluded
 (semi-supervised protocol); --all-frames scores every frame.
 """
 import argparse
@@ -109,7 +109,7 @@ def build_parser():
                         'semi-supervised evaluation)')
     p.add_argument('--bound-th', type=float, default=BOUND_TH,
                    help='F boundary tolerance: fraction of the diagonal (<1) or pixels (>=1)')
-    p.add_argument('--out', help='report path prefix (default: <pred>/metrics)')
+    p.add_argument('--output', help='report path prefix (default: <pred>/metrics)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p
 
@@ -138,15 +138,15 @@ def main(argv=None):
                                             skip_first_last=not args.all_frames,
                                             bound_th=args.bound_th, progress=progress)
     print(format_table(results, summary))
-    out = args.out or os.path.join(args.pred, 'metrics')
+    out = args.output or os.path.join(args.pred, 'metrics')
     meta = {'pred': os.path.abspath(args.pred), 'gt': os.path.abspath(args.gt),
             'skip_first_last': not args.all_frames, 'bound_th': args.bound_th,
             'seconds': round(time.time() - t0, 3)}
     try:
         write_reports(out, results, summary, meta)
     except UserError as e:
-        if args.out is None:
-            raise UserError(f'{e} (write the report elsewhere with --out)') from None
+        if args.output is None:
+            raise UserError(f'{e} (write the report elsewhere with --output)') from None
         raise
     print(f'wrote {out}.json, {out}_global.csv, {out}_per_sequence.csv', file=sys.stderr)
     return 0

@@ -181,7 +181,7 @@ def test_cli_round_trip(tmp_path):
     assert 'b_2,0.000000,0.000000' in (pred / 'metrics_per_sequence.csv').read_text()
 
     assert cli.main(['--pred', str(pred), '--gt', str(gt), '--sequences', 'a', '--quiet',
-                     '--out', str(tmp_path / 'only_a')]) == 0
+                     '--output', str(tmp_path / 'only_a')]) == 0
     rep = json.loads((tmp_path / 'only_a.json').read_text())
     assert [r['name'] for r in rep['sequences']] == ['a']
 

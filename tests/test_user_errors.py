@@ -399,16 +399,16 @@ def test_metrics_out_not_writable(tmp_path, capsys, monkeypatch):
     gt, pred = _metrics_data(tmp_path)
     base = ['--pred', str(pred), '--gt', str(gt), '--quiet']
     (tmp_path / 'file.txt').write_text('x')
-    code, err = cli(lambda: metrics_cli.main([*base, '--out', str(tmp_path / 'file.txt' / 'm')]),
+    code, err = cli(lambda: metrics_cli.main([*base, '--output', str(tmp_path / 'file.txt' / 'm')]),
                     capsys)
     assert code == 2
     one_line_error(err, 'cannot write output', 'is a file, not a folder')
     # disk full while writing the second report: the old reports stay as they were
     rep = tmp_path / 'rep'
-    assert metrics_cli.main([*base, '--out', str(rep)]) == 0
+    assert metrics_cli.main([*base, '--output', str(rep)]) == 0
     before = snapshot(tmp_path)
     monkeypatch.setattr(metrics_cli, '_write_text', _enospc_after(1, metrics_cli._write_text))
-    code, err = cli(lambda: metrics_cli.main([*base, '--out', str(rep), '--all-frames']), capsys)
+    code, err = cli(lambda: metrics_cli.main([*base, '--output', str(rep), '--all-frames']), capsys)
     assert code == 2
     one_line_error(err, f'cannot write output {rep}_global.csv: no space left on device')
     assert snapshot(tmp_path) == before                       # no temp files left either
@@ -424,7 +424,7 @@ def test_metrics_out_permission_denied(tmp_path, capsys):
     finally:
         pred.chmod(stat.S_IRWXU)
     assert code == 2
-    one_line_error(err, 'not writable', '--out')
+    one_line_error(err, 'not writable', '--output')
 
 
 # ============================================================================ item 7: resolution
