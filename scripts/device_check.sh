@@ -35,7 +35,7 @@ if [ "$mode" = cuda ]; then
   run_step fixture_fp32 env IVOS_TEST_DEVICE=cuda IVOS_TEST_AMP=off "$PY" -m pytest -q tests/test_engine_fixture.py
   run_step fixture_amp env IVOS_TEST_DEVICE=cuda IVOS_TEST_AMP=fp16 "$PY" -m pytest -q tests/test_engine_fixture.py
   run_step bench_fp32 "$PY" -m scripts.benchmark --device cuda --kinds bundled official --no-adapt --output "$OUT/bench_fp32.json"
-  run_step bench_amp "$PY" -m scripts.benchmark --device cuda --kinds bundled official --amp --no-adapt --output "$OUT/bench_amp.json"
+  run_step bench_amp "$PY" -m scripts.benchmark --device cuda --kinds bundled official --amp fp16 --no-adapt --output "$OUT/bench_amp.json"
 else
   run_step fixture_fp32 env IVOS_TEST_DEVICE=cpu IVOS_TEST_AMP=off "$PY" -m pytest -q tests/test_engine_fixture.py
   run_step bench_fp32 "$PY" -m scripts.benchmark --device cpu --kinds bundled --frames 3 --repeats 1 --no-adapt --threads 1 --output "$OUT/bench_fp32.json"

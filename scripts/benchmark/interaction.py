@@ -1,7 +1,8 @@
-"""Scribble -> mask and click -> mask latency through the Session on the 480p example clip.
+"""`python -m scripts.benchmark interaction`: scribble -> mask and click -> mask latency through
+the Session on the 480p example clip.
 
     python example/make_example.py                  # once: creates example/clip, example/masks
-    python scripts/bench_interaction.py [--model bundled] [--repeats 5] [--threads N] [--json F]
+    python -m scripts.benchmark interaction [--model bundled] [--repeats 5] [--threads N]
 
 What the GUI does for one interaction, timed end to end: `Session.scribble` (one positive
 stroke through the object's middle, as scripts/screenshot_gui.sh draws it) and `Session.click`
@@ -9,30 +10,38 @@ stroke through the object's middle, as scripts/screenshot_gui.sh draws it) and `
 example/clip (854x480) from an empty mask, for each object of example/masks/00000.png. One
 warm-up of each, then the median of --repeats: wall seconds, and process CPU seconds (all
 threads together), which stay meaningful on a loaded machine where the wall time does not.
-(scripts/benchmark.py measures the same calls on a synthetic clip together with propagation;
-scripts/bench_click.py times the ClickController alone.)
+(The default command measures the same calls on a synthetic clip together with propagation;
+the `click` command times the click controller alone.)
 """
-import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 
-import cv2
 import numpy as np
-import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+from scripts.benchmark import common
+from util.errors import UserError
 
-from util.errors import UserError, run_cli  # noqa: E402
+HELP = 'Session.scribble and Session.click latency on the 480p example clip'
+
+
+def add_arguments(p):
+    p.add_argument('--clip', default=str(common.REPO / 'example' / 'clip'))
+    p.add_argument('--mask', default=str(common.REPO / 'example' / 'masks' / '00000.png'),
+                   help='label PNG of frame 0: where the stroke and the click go')
+    p.add_argument('--model', default='bundled', choices=('auto',) + common.network_kinds())
+    common.add_device(p)
+    common.add_amp(p)
+    p.add_argument('--resolution', type=int, default=480)
+    p.add_argument('--repeats', type=int, default=5)
+    common.add_output(p, quiet=False)
 
 
 def object_stroke(mask):
     """A gentle horizontal curve through the middle of a bool mask (as screenshot_gui.sh)."""
+    import cv2
     inner = cv2.erode(mask.astype(np.uint8), np.ones((25, 25), np.uint8))
     if not inner.any():
         inner = mask.astype(np.uint8)
@@ -45,6 +54,7 @@ def object_stroke(mask):
 
 
 def deepest_point(mask):
+    import cv2
     dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
     return float(x), float(y)
@@ -66,42 +76,29 @@ def _timed(fn, repeats, before=None):
     return statistics.median(wall), statistics.median(cpu), wall
 
 
-def build_parser():
-    p = argparse.ArgumentParser(prog='python scripts/bench_interaction.py', description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--clip', default=os.path.join(REPO, 'example', 'clip'))
-    p.add_argument('--mask', default=os.path.join(REPO, 'example', 'masks', '00000.png'),
-                   help='label PNG of frame 0: where the stroke and the click go')
-    p.add_argument('--model', default='bundled', choices=('auto', 'bundled', 'official'))
-    p.add_argument('--device', default='cpu', help='cpu | cuda | auto')
-    p.add_argument('--resolution', type=int, default=480)
-    p.add_argument('--repeats', type=int, default=5)
-    p.add_argument('--threads', type=int, help='torch CPU threads (default: torch default)')
-    p.add_argument('--json', help='also write the results here')
-    return p
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run(args):
     if args.repeats < 1:
         raise UserError(f'--repeats must be >= 1, got {args.repeats}')
     if not os.path.isdir(args.clip):
         raise UserError(f'clip not found: {args.clip} (run python example/make_example.py)')
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    common.check_engine(args)
+    import torch
+
     from inference_core.networks import load_networks
     from inference_core.session import Session
-    from inference_core.store import resize_labels
+    from util.cli_options import amp_setting
+    from util.labels import resize_labels
     from util.mask_io import read_label_png
 
     nets = load_networks(args.model, device=args.device)
-    s = Session.open(args.clip, resolution=args.resolution, networks=nets, history_bytes=0)
+    s = Session.open(args.clip, resolution=args.resolution, networks=nets, history_bytes=0,
+                     amp=amp_setting(args.amp))
     with s:
-        gt = resize_labels(read_label_png(args.mask), s.store.height, s.store.width)
+        gt = resize_labels(read_label_png(args.mask), s.height, s.width)
         ids = [int(k) for k in np.unique(gt) if k]
         if not ids:
             raise UserError(f'{args.mask} has no object')
-        s.store.ensure_objects(max(ids))
+        s.ensure_objects(max(ids))
         empty = np.zeros_like(gt)
 
         def fresh():          # a new interaction on an empty frame 0
@@ -112,8 +109,8 @@ def main(argv=None):
         report = {'device': str(nets.device), 'model': nets.kind, 'torch': torch.__version__,
                   'threads': torch.get_num_threads(), 'cpus': os.cpu_count(),
                   'loadavg_1min': os.getloadavg()[0] if hasattr(os, 'getloadavg') else None,
-                  'platform': platform.platform(), 'size': [s.store.width, s.store.height],
-                  'repeats': args.repeats, 'objects': {}}
+                  'platform': platform.platform(), 'size': [s.width, s.height],
+                  'amp': args.amp, 'repeats': args.repeats, 'objects': {}}
         for k in ids:
             obj = gt == k
             stroke = object_stroke(obj)
@@ -129,13 +126,5 @@ def main(argv=None):
                 print(f'object {k} {name:8s}: median {wall:.3f} s wall, {cpu:.3f} s CPU '
                       f'(IoU {res[name]["iou"]:.3f})', file=sys.stderr)
             report['objects'][str(k)] = res
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json:
-        from util.atomic import write_text
-        write_text(args.json, text + '\n')
+    common.emit(report, args.output)
     return 0
-
-
-if __name__ == '__main__':
-    run_cli(main)

@@ -1,7 +1,8 @@
-"""Click -> mask latency at 480p for the f-BRS path and the bundled interaction-net path.
+"""`python -m scripts.benchmark click`: click -> mask latency at 480p for the f-BRS path and the
+bundled interaction-net path.
 
-    python scripts/bench_click.py                       # both paths, JSON on stdout
-    python scripts/bench_click.py --paths fbrs --clicks 4 --out bench_click.json
+    python -m scripts.benchmark click                       # both paths, JSON on stdout
+    python -m scripts.benchmark click --paths fbrs --clicks 4 --output bench_click.json
 
 f-BRS uses saves/fbrs.pth when present; otherwise the same architecture with the deterministic
 reference weights (../shared/reference/mivos/det_init.py) or, without those, random weights
@@ -13,9 +14,6 @@ Each click of a sequence (positive, negative, positive, ...) is timed end to end
 (`ClickController.click`: padding, network(s), L-BFGS, unpadding): wall seconds, and the
 process CPU seconds per click (`cpu_s`, all threads together) for a load-independent figure.
 """
-import argparse
-import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -23,29 +21,34 @@ import sys
 import time
 
 import numpy as np
-import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+from scripts.benchmark import common
+from util.errors import UserError
 
-from inference_core.click import ClickController  # noqa: E402
-from inference_core.padding import pad_divide_by  # noqa: E402
-from util.device import pick_device  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
-from util.tensor_util import normalize_frames  # noqa: E402
+HELP = 'click controller latency per click (f-BRS and the bundled interaction net)'
+PATHS = ('fbrs', 'bundled')
 
-SHARED = os.environ.get('IVOS_SHARED', os.path.join(os.path.dirname(REPO), 'shared'))
-MIVOS_REF = os.path.join(SHARED, 'reference', 'mivos')
-DAVIS = os.path.join(SHARED, 'data', 'davis2016-train')
+
+def add_arguments(p):
+    p.add_argument('--paths', nargs='+', default=list(PATHS), choices=PATHS,
+                   help='click paths to time (default: both)')
+    p.add_argument('--clicks', type=int, default=3, help='clicks per sequence (default 3)')
+    p.add_argument('--repeats', type=int, default=1, help='sequences timed (median per click)')
+    common.add_device(p)
+    p.add_argument('--saves', default=str(common.REPO / 'saves'),
+                   help='folder with the official weights (fbrs.pth)')
+    p.add_argument('--weights', default=str(common.REPO / 'weights'),
+                   help='bundled weights folder')
+    p.add_argument('--seq', default='bear', help='DAVIS sequence for the frame (default bear)')
+    common.add_output(p, quiet=False)
 
 
 def load_frame(seq):
     """(rgb (480, 854, 3) uint8, description)."""
     import cv2
-    path = os.path.join(DAVIS, 'videos', f'{seq}.mp4')
-    if os.path.isfile(path):
-        cap = cv2.VideoCapture(path)
+    path = common.SHARED / 'data' / 'davis2016-train' / 'videos' / f'{seq}.mp4'
+    if path.is_file():
+        cap = cv2.VideoCapture(str(path))
         ok, bgr = cap.read()
         cap.release()
         if ok:
@@ -57,23 +60,22 @@ def load_frame(seq):
 
 
 def fbrs_model(saves, device):
+    import torch
+
     from model.fbrs_net import FBRSNet, load_fbrs
     path = os.path.join(saves, 'fbrs.pth')
     if os.path.isfile(path):
         return load_fbrs(path, device)[0], f'official {path}'
-    init = os.path.join(MIVOS_REF, 'det_init.py')
-    if os.path.isfile(init):
-        spec = importlib.util.spec_from_file_location('det_init', init)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        sd = {k: torch.from_numpy(v) for k, v in
-              mod.det_state_dict(os.path.join(MIVOS_REF, 'keys', 'fbrs.txt')).items()}
-        return load_fbrs(sd, device)[0], 'official architecture, deterministic reference weights'
+    if (common.MIVOS_REF / 'det_init.py').is_file():
+        return (load_fbrs(common.det_state_dict('fbrs'), device)[0],
+                'official architecture, deterministic reference weights')
     torch.manual_seed(0)
     return FBRSNet().to(device).eval(), 'official architecture, random weights'
 
 
 def bundled_model(weights, device):
+    import torch
+
     from model import lite_networks
     if os.path.isfile(os.path.join(weights, lite_networks.FILES['interaction'])):
         return lite_networks.load_bundled(weights, device)[2], f'bundled {weights}'
@@ -88,6 +90,7 @@ def click_points(w, h, n):
 
 
 def bench(ctrl, image, labels, clicks, repeats, device):
+    import torch
     runs = []
     for _ in range(repeats):
         ctrl.reset()
@@ -101,38 +104,31 @@ def bench(ctrl, image, labels, clicks, repeats, device):
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
             # CPU seconds of this process: a load-independent cost when the machine is shared
-            entry = {'cpu_s': round(time.process_time() - c0, 3), 'area': round(float((out > 0.5).float().mean()), 4)}
+            entry = {'cpu_s': round(time.process_time() - c0, 3),
+                     'area': round(float((out > 0.5).float().mean()), 4)}
             if ctrl.predictor is not None:
                 entry.update(lbfgs_nfev=ctrl.predictor.lbfgs_nfev,
-                             zoom_roi=list(ctrl.predictor.zoom_roi) if ctrl.predictor.zoom_roi else None)
+                             zoom_roi=list(ctrl.predictor.zoom_roi) if ctrl.predictor.zoom_roi
+                             else None)
             info.append(entry)
         runs.append(times)
     per_click = [statistics.median(r[i] for r in runs) for i in range(len(clicks))]
-    return {'per_click_s': [round(t, 3) for t in per_click], 'first_click_s': round(per_click[0], 3),
-            'later_clicks_mean_s': round(statistics.mean(per_click[1:]), 3) if len(clicks) > 1 else None,
+    return {'per_click_s': [round(t, 3) for t in per_click],
+            'first_click_s': round(per_click[0], 3),
+            'later_clicks_mean_s': round(statistics.mean(per_click[1:]), 3)
+            if len(clicks) > 1 else None,
             'clicks': [dict(x=x, y=y, positive=p, **e) for (x, y, p), e in zip(clicks, info)]}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--paths', default='fbrs,bundled', help='comma list of fbrs, bundled')
-    ap.add_argument('--clicks', type=int, default=3, help='clicks per sequence (default 3)')
-    ap.add_argument('--repeats', type=int, default=1, help='sequences timed (median per click)')
-    ap.add_argument('--device', default='cpu')
-    ap.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
-    ap.add_argument('--saves', default=os.path.join(REPO, 'saves'))
-    ap.add_argument('--weights', default=os.path.join(REPO, 'weights'))
-    ap.add_argument('--seq', default='bear', help='DAVIS sequence for the frame (default bear)')
-    ap.add_argument('--out', help='also write the JSON here')
-    args = ap.parse_args()
-    paths = [p.strip() for p in args.paths.split(',') if p.strip()]
-    bad = [p for p in paths if p not in ('fbrs', 'bundled')]
-    if bad or not paths:
-        raise UserError(f'--paths: unknown {", ".join(bad) or "(empty)"} (use fbrs, bundled)')
+def run(args):
     if args.clicks < 1 or args.repeats < 1:
         raise UserError('--clicks and --repeats must be >= 1')
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    import torch
+
+    from inference_core.click import ClickController
+    from inference_core.padding import pad_divide_by
+    from util.device import pick_device
+    from util.tensor_util import normalize_frames
     device = pick_device(args.device)
     if device.type == 'cuda':
         torch.backends.cudnn.allow_tf32 = False
@@ -149,7 +145,7 @@ def main():
               'torch_threads': torch.get_num_threads(), 'torch': torch.__version__, 'paths': {}}
     if device.type == 'cuda':
         result['gpu'] = torch.cuda.get_device_name(device)
-    for name in paths:
+    for name in dict.fromkeys(args.paths):
         if name == 'fbrs':
             net, desc = fbrs_model(args.saves, device)
             ctrl = ClickController(click_model=net, device=device)
@@ -163,13 +159,5 @@ def main():
         r['model'] = desc
         result['paths'][name] = r
         print(f'{name}: {desc}: per click {r["per_click_s"]} s', file=sys.stderr)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    common.emit(result, args.output, indent=2)
     return 0
-
-
-if __name__ == '__main__':
-    run_cli(main)
