@@ -34,7 +34,8 @@ def build_parser():
                    help='add a memory frame every N frames during propagation (default 5)')
     p.add_argument('--top_k', type=int, default=20, help='memory read top-k (default 20)')
     p.add_argument('--max_memory_frames', type=int, default=None,
-                   help='cap on memory frames for long videos (default: no cap)')
+                   help='experts: hard cap on all memory frames (default: the bounded working + '
+                        'long-term memory, see README "Long videos")')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (default auto)')
     p.add_argument('--model', default='auto', choices=['auto', 'official', 'bundled'],
                    help='official MiVOS weights in saves/, the bundled networks, or auto '
