@@ -51,6 +51,10 @@ def build_parser():
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a == '--long-video' or a.startswith('--long-video=') for a in argv):
+        from util.errors import UserError
+        raise UserError('the long-video benchmark is a command now: '
+                        'python -m scripts.benchmark long-video --frames N')
     if not argv or (argv[0].startswith('-') and argv[0] not in ('-h', '--help')):
         argv.insert(0, DEFAULT_COMMAND)        # `python -m scripts.benchmark [options]`
     args = build_parser().parse_args(argv)
