@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from inference_core.adaptation import DEFAULT_ITERS as DEFAULT_ADAPT_STEPS
-from inference_core.memory_bank import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
+from inference_core.session import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
 from util.atomic import write_bytes, write_json
 from util.cli_options import add_amp_option, amp_setting, check_engine_options
 from util.errors import UserError, run_cli, write_error, writing_output
