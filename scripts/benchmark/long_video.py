@@ -28,6 +28,12 @@ def add_arguments(p):
                    help='network kinds, each measured in its own process (default: both)')
     p.add_argument('--frames', type=int, default=10000,
                    help=f'frames of the generated video (default 10000, at least {MIN_FRAMES})')
+    p.add_argument('--early', type=int, default=None, metavar='FRAME',
+                   help='frame whose time is the early reference (default: 5%% of the video; use '
+                        'a frame after the memory is full, e.g. 170 at the default memory sizes, '
+                        'to compare steady states on a short video)')
+    p.add_argument('--late', type=int, default=None, metavar='FRAME',
+                   help='frame compared with it (default: 90%% of the video)')
     common.add_device(p)
     common.add_engine(p)
     common.add_amp(p)
@@ -101,7 +107,8 @@ def run_long_video(nets, num_frames, args):
                 s.propagate(0, direction='forward', progress=progress)
                 out['propagate_s'] = round(time.perf_counter() - t0, 1)
             out['fps'] = round((num_frames - 1) / out['propagate_s'], 2)
-            a, b = int(num_frames * 0.05), int(num_frames * 0.9)
+            a = int(num_frames * 0.05) if getattr(args, 'early', None) is None else args.early
+            b = int(num_frames * 0.9) if getattr(args, 'late', None) is None else args.late
             out['ms_per_frame'] = {str(a): _median_ms(stamps, a), str(b): _median_ms(stamps, b)}
             out['late_to_early_ratio'] = round(out['ms_per_frame'][str(b)] /
                                                out['ms_per_frame'][str(a)], 3)
@@ -138,6 +145,11 @@ def run_kind(kind, args):
 def run(args):
     if args.frames < MIN_FRAMES:
         raise UserError(f'long-video needs --frames {MIN_FRAMES} or more, got {args.frames}')
+    for name in ('early', 'late'):
+        at = getattr(args, name)
+        if at is not None and not 50 <= at < args.frames - 50:
+            raise UserError(f'--{name} must be a frame between 50 and {args.frames - 51} (times '
+                            f'are medians over 50 frames each side), got {at}')
     common.check_engine(args)
     report = suite.per_kind_report(args, run_kind, frames=args.frames)
     if report is not None:
