@@ -202,6 +202,9 @@ def main(argv=None):
                          '(scripts/training_free_baseline.py; about 1 frame/s)')
     ap.add_argument('--sequences', nargs='+', default=None,
                     help='sequences to score (default: the held-out ones, util.davis_split)')
+    ap.add_argument('--proc-short', type=int, default=None, metavar='PIXELS',
+                    help='bundled propagation: short side of the size it matches at (default: '
+                         'the network\'s, 240; its stride-16 grid is 1/16 of that)')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--output', default=None, help='also write the results (JSON) here')
     args = ap.parse_args(argv)
@@ -217,6 +220,11 @@ def main(argv=None):
         prop, inter = nets.propagation, nets.interaction
     sequences = tuple(args.sequences or VAL_SEQUENCES)
     out = {'sequences': list(sequences)}
+    if args.proc_short is not None:
+        if args.kind != 'bundled' or not 64 <= args.proc_short <= 1080:
+            raise UserError('--proc-short needs the bundled networks and 64..1080 pixels')
+        prop.proc_short = args.proc_short
+        out['proc_short'] = args.proc_short
     if args.scribble_scales:
         if args.kind != 'bundled' or min(args.scribble_scales) < 32:
             raise UserError('--scribble-scales needs the bundled networks and sizes of at least 32 pixels')
