@@ -33,21 +33,24 @@ import torch
 from inference_core.engine import (DEFAULT_FEATURE_CACHE_BYTES, DEFAULT_PROB_CACHE_BYTES,
                                    DIRECTIONS, PropagationEngine, amp_dtype,
                                    argmax0)
-from inference_core.adaptation import DEFAULT_ITERS, adapt_propagation, supports_adaptation
 from inference_core.history import Action, History
 from inference_core.memory_bank import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
 from inference_core.interaction import (ScribbleController, as_region, paint_labels,
                                         set_object_region)
 from inference_core.local_refine import LocalRefiner, region_box
 from inference_core.padding import pad_divide_by, unpad
-from inference_core.session_state import (ClickSeq, Listeners, SavedState, ScribbleSeq,
+from inference_core.session_adaptation import AdaptationMixin
+from inference_core.session_history import HistoryMixin
+from inference_core.session_objects import ObjectsMixin
+from inference_core.session_reads import ReadsMixin
+from inference_core.session_state import (ClickSeq, Listeners, ScribbleSeq,
                                           SessionEvent, check_int, check_number)
 from inference_core.store import FrameStore
 from util.errors import UserError
 from util.tensor_util import normalize_frames
 
 
-class Session:
+class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
     """Owns a FrameStore, the networks, the propagation engine, the interactions and history.
 
     store: inference_core.store.FrameStore. networks: inference_core.networks.Networks or None
@@ -199,259 +202,6 @@ class Session:
 
     def __exit__(self, *exc):
         self.close()
-
-    # ------------------------------------------------------------------ info
-    @property
-    def num_frames(self):
-        return self.store.num_frames
-
-    @property
-    def num_objects(self):
-        return self.store.num_objects
-
-    @property
-    def objects(self):
-        """The objects, as a list of copies (ObjectInfo: id, name, color, visible)."""
-        from inference_core.store import ObjectInfo
-        return [ObjectInfo(i, n, c, v) for i, n, c, v in self.store.objects_snapshot()]
-
-    def get_object(self, obj_id):
-        """ObjectInfo (a copy) of one object."""
-        return self.objects[self._check_object(obj_id) - 1]
-
-    def colors(self):
-        """(256, 3) uint8 colour table indexed by object id (0 black)."""
-        return self.store.colors()
-
-    @property
-    def height(self):
-        """Processing height (frames and label maps)."""
-        return self.store.height
-
-    @property
-    def width(self):
-        return self.store.width
-
-    @property
-    def orig_height(self):
-        """Height of the original video (exports are written at the original size)."""
-        return self.store.orig_height
-
-    @property
-    def orig_width(self):
-        return self.store.orig_width
-
-    @property
-    def source(self):
-        """The video file or image folder opened ('' when built from frames)."""
-        return self.store.source
-
-    @property
-    def frame_names(self):
-        """Per-frame names used for exported files."""
-        return list(self.store.frame_names)
-
-    @property
-    def fps(self):
-        return self.store.fps
-
-    @property
-    def storage(self):
-        """'memory' or 'disk': where the frames and masks are kept."""
-        return self.store.storage
-
-    @property
-    def edited_frames(self):
-        """Frames a person edited (sorted; a snapshot taken under the store's lock)."""
-        return self.store.edited_snapshot()
-
-    def frames_with_masks(self):
-        """(T,) bool: which frames hold any object pixel (kept up to date on every write)."""
-        return self.store.nonempty_frames()
-
-    def revision(self, frame):
-        """A counter bumped at every change of the frame's labels (compare instead of
-        comparing label maps)."""
-        return self.store.revision(self._check_frame(frame))
-
-    def label_at(self, frame, x, y):
-        """Object id at pixel (x, y) of a frame (0 outside the frame)."""
-        t = self._check_frame(frame)
-        if not (0 <= x < self.store.width and 0 <= y < self.store.height):
-            return 0
-        return int(self.store.get_mask(t)[int(y), int(x)])
-
-    def mask_at_original(self, frame):
-        """Label map of a frame at the original video size (nearest neighbour)."""
-        return self.store.mask_at_original(self._check_frame(frame))
-
-    @property
-    def interacted_frames(self):
-        """Frames the person interacted with (committed to memory or pending), sorted."""
-        return sorted(self.engine.interacted | self._pending)
-
-    @property
-    def pending_frames(self):
-        """Interacted frames not yet committed to the engine (they are, on the next propagate)."""
-        return sorted(self._pending)
-
-    @property
-    def busy(self):
-        """True while a propagation (or another edit) is running."""
-        return self._run_lock.locked()
-
-    @property
-    def active_clicks(self):
-        """(frame, obj_id, [(x, y, positive), ...]): the clicks in effect that the next click on
-        that frame and object continues (after undo/redo too), or None."""
-        cs, ctrl = self._click_state, self._click
-        if cs is None or ctrl is None or not ctrl.num_clicks:
-            return None
-        return cs.key[0], cs.key[1], list(ctrl.clicks)
-
-    def frame(self, t):
-        """Frame t, (H, W, 3) uint8 RGB at processing size, read-only."""
-        return self.store.frame(self._check_frame(t))
-
-    def get_mask(self, frame):
-        """Label map (H, W) uint8 of a frame (a copy; safe during propagation)."""
-        return self.store.get_mask(self._check_frame(frame))
-
-    def frame_confidence(self):
-        """(T,) float: how sure the propagation is of each frame, in [0, 1] (1 for frames a
-        person interacted with; NaN where nothing was propagated or the labels were edited
-        since). See inference_core/confidence.py."""
-        c = np.full(self.store.num_frames, np.nan)
-        for t, v in list(self.engine.confidence.items()):
-            if 0 <= t < len(c):
-                c[t] = v
-        for t in self.interacted_frames:
-            c[t] = 1.0
-        return c
-
-    def suggest_frame(self):
-        """The frame to check next: the least confident propagated frame that no one has
-        interacted with yet, or None (nothing propagated)."""
-        from inference_core.confidence import suggest_frame
-        return suggest_frame(self.frame_confidence(), exclude=self.interacted_frames)
-
-    @property
-    def peak_memory_frames(self):
-        """Most frames the propagation memory held at once (working + interacted frames)."""
-        return self.engine.peak_memory_frames
-
-    @property
-    def load_warnings(self):
-        """One-line notes from loading the video (e.g. a truncated file)."""
-        return list(self.store.load_warnings)
-
-    def soft_probabilities(self, frame):
-        """Soft probabilities of a frame, float32 (K+1, H, W) with background first, or None
-        where only labels exist. They come from the last scribble/click on the frame (while its
-        labels still match) or from the propagation that wrote the frame."""
-        t = self._check_frame(frame)
-        k = self.store.num_objects
-        soft = self._valid_soft(t)
-        if soft is not None:
-            p = soft
-        elif t in self._pending:
-            p = None         # labels set since the engine last wrote the frame (paint, load ...)
-        else:
-            p = self.engine.cached_prob(t)
-            if p is not None and p.shape[0] != k + 1:
-                p = None
-        return None if p is None else p[:, 0].float().cpu().numpy()
-
-    def probabilities(self, frame):
-        """float32 (K+1, H, W) probabilities the propagation holds for a frame (background
-        first; the one-hot of the labels where it holds no soft result; zero channels for
-        objects added since). For CLIs that average or post-process passes."""
-        t = self._check_frame(frame)
-        p = unpad(self.engine.prob(t), self.engine.pad)[:, 0].float().numpy()
-        k = self.store.num_objects
-        if p.shape[0] < k + 1:
-            p = np.concatenate([p, np.zeros((k + 1 - p.shape[0],) + p.shape[1:], np.float32)])
-        return p
-
-    def export(self, out_dir, formats=('png',), frames=None, fps=None, alpha=0.5, progress=None,
-               should_cancel=None, overwrite=False, inputs=()):
-        """Export masks at the original resolution (formats and guarantees: util.export): soft
-        masks use soft_probabilities. Returns True when complete, False when cancelled."""
-        from util.export import export
-        return export(self.store, out_dir, formats=formats, frames=frames, fps=fps, alpha=alpha,
-                      progress=progress, should_cancel=should_cancel, overwrite=overwrite,
-                      inputs=inputs, soft=self.soft_probabilities)
-
-    def existing_outputs(self, out_dir, formats=('png',)):
-        """The files an `export` to out_dir would replace (ask the person before replacing)."""
-        from util.export import existing_outputs
-        return existing_outputs(self.store, out_dir, formats)
-
-    # ------------------------------------------------------------------ objects
-    # Every object edit is one undo step; the object list is part of the state each step saves.
-    def add_object(self, name=None, color=None):
-        """Add an object; returns its id. The engine picks the new channel up at the next
-        propagation."""
-        with self._exclusive('add an object'):
-            return self._object_step('add object', lambda: self.store.add_object(name, color))
-
-    def ensure_objects(self, n):
-        """Add objects until there are at least `n` (one undo step each)."""
-        n = check_int('number of objects', n, 0)
-        while self.num_objects < n:
-            self.add_object()
-
-    def rename_object(self, obj_id, name):
-        with self._exclusive('rename an object'):
-            obj_id = self._check_object(obj_id)
-            self._object_step('rename object', lambda: self.store.rename_object(obj_id, name))
-
-    def set_object_color(self, obj_id, color):
-        """color: (r, g, b) in 0..255."""
-        with self._exclusive('recolour an object'):
-            obj_id = self._check_object(obj_id)
-            try:
-                self._object_step('recolour object', lambda: self.store.set_color(obj_id, color))
-            except ValueError as e:
-                raise UserError(str(e)) from None
-
-    def set_object_visible(self, obj_id, visible):
-        """Show or hide an object in the views and overlays (its masks are kept and exported)."""
-        with self._exclusive('show or hide an object'):
-            obj_id = self._check_object(obj_id)
-            if self.store.get_object(obj_id).visible != bool(visible):
-                self._object_step('show object' if visible else 'hide object',
-                                  lambda: self.store.set_visible(obj_id, visible))
-
-    def remove_object(self, obj_id):
-        """Remove an object from every frame (ids above it shift down). One undo step: undo
-        brings back the object and its masks."""
-        with self._exclusive('remove an object'):
-            obj_id = self._check_object(obj_id)
-            store = self.store
-            action = Action('remove object', (store.height, store.width))
-            action.state = self._state()
-            with store.lock:
-                for t in np.flatnonzero(store.nonempty_frames()).tolist():
-                    labels = store.get_mask(t)
-                    if (labels >= obj_id).any():
-                        action.capture(t, labels, t in store.edited_frames)
-            self.engine.remove_object(obj_id)
-            store.remove_object(obj_id)
-            self.engine.invalidate(list(action.frames))
-            self.history.push(action)
-            self._soft.clear()
-            self._scr = None
-            self._local.reset()
-            self._reset_click()
-
-    def _object_step(self, name, change):
-        action = Action(name, (self.store.height, self.store.width))
-        action.state = self._state()
-        out = change()
-        self.history.push(action)
-        self._local.reset()
-        return out
 
     # ------------------------------------------------------------------ interactions
     def scribble(self, frame, obj_id, positive=None, negative=None, brush=3):
@@ -701,86 +451,6 @@ class Session:
                 self.history.push(action)
             return ok
 
-    # ------------------------------------------------------------------ online adaptation
-    @property
-    def can_adapt(self):
-        """Whether the propagation network can be adapted (the bundled one can)."""
-        return supports_adaptation(self.networks.propagation)
-
-    @property
-    def adapted_frames(self):
-        """The frames the propagation network is adapted to (empty: the shipped network)."""
-        return self._adapted
-
-    def adapt(self, frames=None, iters=DEFAULT_ITERS, progress=None, should_cancel=None, seed=0):
-        """Fine-tune a copy of the bundled propagation network on the current masks of `frames`
-        (default: the interacted frames) and propagate with it from now on
-        (inference_core/adaptation.py). Tens of seconds on a CPU; it helps most where the object
-        has see-through parts or look-alikes in the background. Adapting again starts from the
-        shipped network. Returns True, or False when cancelled (nothing changed)."""
-        with self._exclusive('adapt the network'):
-            if not self.can_adapt:
-                raise UserError('online adaptation needs the bundled networks '
-                                '(the official MiVOS propagation network cannot be adapted)')
-            if frames is None:
-                frames = self.interacted_frames
-            frames = sorted({self._check_frame(t) for t in frames})
-            if not frames:
-                raise UserError('nothing to adapt to: draw or load a mask on a frame first')
-            examples = [(np.array(self.store.frame(t)), self.store.get_mask(t)) for t in frames]
-            examples = [(img, lab) for img, lab in examples if lab.any()]
-            if not examples:
-                raise UserError('the annotated frames have no object pixels: nothing to adapt to')
-            net = adapt_propagation(self.networks.propagation, examples, iters=iters, seed=seed,
-                                    progress=progress, should_cancel=should_cancel)
-            if net is None:
-                return False
-            self.engine.set_propagation_net(net)
-            self._adapted = tuple(frames)
-            return True
-
-    def reset_adaptation(self):
-        """Propagate with the shipped network again."""
-        with self._exclusive('reset the adaptation'):
-            if self._adapted:
-                self.engine.set_propagation_net(self.networks.propagation)
-                self._adapted = ()
-
-    # ------------------------------------------------------------------ history
-    @property
-    def can_undo(self):
-        return self.history.can_undo
-
-    @property
-    def can_redo(self):
-        return self.history.can_redo
-
-    def undo(self):
-        """Undo the last edit or propagation. Returns the frames that changed ([] if nothing)."""
-        with self._exclusive('undo'):
-            action = self.history.pop_undo()
-            if action is None:
-                return []
-            now = self._state()
-            self._restore_objects(action.state.objects, action.name == 'remove object')
-            changed, state = action.swap(self.store, now)
-            self._restore(state, changed)
-            self.history.push_redo(action)
-            return changed
-
-    def redo(self):
-        """Redo the last undone step. Returns the frames that changed ([] if nothing)."""
-        with self._exclusive('redo'):
-            action = self.history.pop_redo()
-            if action is None:
-                return []
-            now = self._state()
-            self._restore_objects(action.state.objects, action.name == 'remove object')
-            changed, state = action.swap(self.store, now)
-            self._restore(state, changed)
-            self.history.push_undo(action)
-            return changed
-
     # ------------------------------------------------------------------ internals
     def _check_open(self):
         if self._closed:
@@ -826,66 +496,6 @@ class Session:
         if self.engine.interacted:
             return max(self.engine.interacted)
         raise UserError('nothing to propagate: draw or load a mask on a frame first')
-
-    def _state(self):
-        cs, ctrl = self._click_state, self._click
-        click = (cs, ctrl.snapshot()) if cs is not None and ctrl is not None else None
-        return SavedState(self._pending, self.engine.interacted, self._last,
-                          self.store.objects_snapshot(), click, dict(self.engine.confidence),
-                          dict(self.engine.source))
-
-    def _restore_objects(self, objects, removal=False):
-        """Put back the object list of a saved state (before its labels: they may use ids that
-        come back). `removal`: the step undone/redone removed an object, so the memory's
-        channels no longer match the ids; the memory restarts and its frames are committed
-        again from their labels by the next propagate."""
-        if objects == self.store.objects_snapshot():
-            return
-        n = len(objects)
-        self.store.restore_objects(objects)
-        if removal:
-            self._pending = self._pending | self.engine.interacted
-            self.engine.reset()
-            self._soft.clear()
-        else:
-            # an added object comes or goes at the end; one that goes has no pixels left
-            # anywhere (linear history), so dropping its channel keeps the memory valid
-            for k in range(self.engine.num_objects, n, -1):
-                self.engine.remove_object(k)
-        self._local.reset()
-
-    def _restore(self, state, changed):
-        self.engine.invalidate(changed)
-        for saved, now in ((state.confidence, self.engine.confidence),
-                           (state.source, self.engine.source)):
-            for t in changed if saved is not None else ():
-                if t in saved:
-                    now[t] = saved[t]
-        for f in self.engine.interacted - state.interacted:
-            self.engine.forget(f)
-        # frames committed in that state but no longer in memory are re-committed on propagate
-        self._pending = state.pending | (state.interacted - self.engine.interacted)
-        self._last = state.last
-        for t in changed:
-            self._soft.pop(t, None)
-        self._scr = None
-        self._restore_clicks(state.click)
-
-    def _restore_clicks(self, saved):
-        """After undo/redo: the click controller returns to the sequence in effect in that state
-        (its own snapshot, from the one history), so the next click continues it."""
-        if saved is None or saved[0].key[2] != self.store.num_objects:
-            self._reset_click()
-            return
-        seq, snap = saved
-        ctrl = self._click_controller()
-        ctrl.restore(snap)
-        self._click_state = seq
-        t = seq.key[0]
-        seq.revision = self.store.revision(t)
-        if ctrl.num_clicks and ctrl.result is not None:
-            # the soft mask propagation uses: the labels now are the ones this click made
-            self._soft[t] = (self._click_probs(seq, ctrl, ctrl.result), seq.revision)
 
     def _apply(self, t, labels, name, soft=None, keep_click=False, state=None):
         """Write an interaction's labels as one undo step; the frame becomes pending. `state`:
@@ -960,20 +570,3 @@ class Session:
                 raise UserError('click interaction is not available in this installation') from None
             self._click = ClickController(self.networks, self.device, amp_dtype=self._amp_dtype)
         return self._click
-
-    # ------------------------------------------------------------------ adapted elsewhere
-    def use_adapted_network(self, net, frames):
-        """Propagate with `net`, a copy of the propagation network adapted to the masks of
-        `frames` outside this session (inference_core.adaptation.adapt_propagation; e.g. one
-        copy that the two sessions of a `scripts.propagate --flip --adapt` run share). What
-        `adapt` does after its training: the memory's keys are recomputed, `adapted_frames`
-        becomes `frames` and `reset_adaptation` goes back to the shipped network."""
-        frames = sorted({self._check_frame(t) for t in frames})
-        if not frames:
-            raise UserError('use_adapted_network needs the frames the network was adapted to')
-        with self._exclusive('adapt the network'):
-            if not self.can_adapt:
-                raise UserError('online adaptation needs the bundled networks '
-                                '(the official MiVOS propagation network cannot be adapted)')
-            self.engine.set_propagation_net(net)
-            self._adapted = tuple(frames)

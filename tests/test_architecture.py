@@ -16,12 +16,16 @@ FORBIDDEN_ATTRS = {'store', 'engine'}                     # the Session's intern
 
 
 def _session_privates():
-    """Private names of the Session class: its _methods and the self._attributes it sets."""
-    tree = ast.parse((REPO / 'inference_core' / 'session.py').read_text(encoding='utf-8'))
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == 'Session')
-    names = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
-    names |= {n.attr for n in ast.walk(cls) if isinstance(n, ast.Attribute)
-              and isinstance(n.value, ast.Name) and n.value.id == 'self'}
+    """Private names of the Session: the _methods and self._attributes of its class and mixins
+    (inference_core/session*.py)."""
+    names = set()
+    for path in (REPO / 'inference_core').glob('session*.py'):
+        tree = ast.parse(path.read_text(encoding='utf-8'))
+        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+            names |= {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+            names |= {n.attr for n in ast.walk(cls) if isinstance(n, ast.Attribute)
+                      and isinstance(n.value, ast.Name) and n.value.id == 'self'}
+    assert {'_pending', '_exclusive', '_restore_objects', '_adapted'} <= names
     return {n for n in names if n.startswith('_') and not n.startswith('__')}
 
 
