@@ -857,3 +857,21 @@ def test_every_saved_setting_comes_back_on_resume(qtbot, make_window, tmp_path):
     win2.set_mode('free')
     assert win2.canvas.brush == 12 and win2.brush_slider.value() == 12
     win2.close()
+
+
+def test_object_edits_are_undone_in_the_window(qtbot, win, clip):
+    win.session.set_object_mask(0, 2, gt(clip, 0, win.session) == 2)
+    before = win.session.get_mask(0)
+    win.select_object(2)
+    win.rename_object('cup')
+    assert win.object_list.item(1).text().endswith('cup')
+    win.delete_object(confirm=False)
+    assert win.object_list.count() == 1 and not (win.session.get_mask(0) == 2).any()
+    qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)          # the deletion, masks included
+    assert win.object_list.count() == 2 and np.array_equal(win.session.get_mask(0), before)
+    assert win.object_list.item(1).text().endswith('cup')
+    qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)          # the rename
+    assert win.object_list.item(1).text().endswith('object 2')
+    assert 'Undo: objects' in win.console.messages()
+    qtbot.keyClick(win, Qt.Key_Z, Qt.ShiftModifier | Qt.ControlModifier)
+    assert win.object_list.item(1).text().endswith('cup')
