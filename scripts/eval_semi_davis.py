@@ -200,8 +200,12 @@ def main(argv=None):
     ap.add_argument('--training-free', action='store_true',
                     help='also score the training-free reference propagation on the same frames '
                          '(scripts/training_free_baseline.py; about 1 frame/s)')
+    ap.add_argument('--split', choices=('selection', 'report'), default='selection',
+                    help='held-out sequences to score (util.davis_split): selection (chooses '
+                         'checkpoints and settings; default) or report (never used to decide '
+                         'anything: final numbers only)')
     ap.add_argument('--sequences', nargs='+', default=None,
-                    help='sequences to score (default: the held-out ones, util.davis_split)')
+                    help='score these sequences instead of a split')
     ap.add_argument('--proc-short', type=int, default=None, metavar='PIXELS',
                     help='bundled propagation: short side of the size it matches at (default: '
                          'the network\'s, 240; its stride-16 grid is 1/16 of that)')
@@ -218,8 +222,9 @@ def main(argv=None):
         from inference_core.networks import load_official
         nets = load_official(args.saves, 'cpu')
         prop, inter = nets.propagation, nets.interaction
-    sequences = tuple(args.sequences or VAL_SEQUENCES)
-    out = {'sequences': list(sequences)}
+    from util.davis_split import SPLITS
+    sequences = tuple(args.sequences or SPLITS[args.split])
+    out = {'sequences': list(sequences), 'split': None if args.sequences else args.split}
     if args.proc_short is not None:
         if args.kind != 'bundled' or not 64 <= args.proc_short <= 1080:
             raise UserError('--proc-short needs the bundled networks and 64..1080 pixels')

@@ -119,8 +119,10 @@ def export_weights(kind, model, weights_dir, score_name, score, info, force=Fals
     manifest['processing'] = ('frames resized to a 240-pixel short side inside the networks (480p -> 240x432); '
                               f'the interaction net runs at short sides {" and ".join(map(str, TEST_SCALES))} '
                               'and averages the logits (model.lite_interaction.TEST_SCALES)')
-    manifest['validation_set'] = ('util.davis_split.VAL_SEQUENCES (held out: never trained on; '
-                                  'used to select the exported checkpoints)')
+    manifest['validation_set'] = ('util.davis_split.SELECTION_SEQUENCES (held out: never trained '
+                                  'on; used to select the exported checkpoints); '
+                                  'util.davis_split.REPORT_SEQUENCES: never trained on, never '
+                                  'used for a decision')
     manifest['total_bytes'] = sum(f.get('bytes', 0) for f in files.values())
     tmp = manifest_path.with_suffix('.json.part')
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
@@ -182,7 +184,7 @@ class WeightAverage:
         self.net.load_state_dict(sd)
 
 
-TRAIN_DATA = 'DAVIS 2016 train split minus util.davis_split.VAL_SEQUENCES'
+TRAIN_DATA = 'DAVIS 2016 train split minus util.davis_split.HELD_OUT (selection + report)'
 
 
 def export_if_better(kind, net, args, it, score_name, score, info):

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from util.davis_split import VAL_SEQUENCES, train_sequences
+from util.davis_split import HELD_OUT, train_sequences
 from util.errors import UserError
 from model.lite_propagation import backbone_maps
 from util.augment import random_affine, warp, warped_clip
@@ -92,9 +92,10 @@ class FeatureCache:
         """Compute the cache (skipped when it exists for the same sequences and size)."""
         cache_dir = Path(cache_dir)
         seqs = sequences if sequences is not None else train_sequences(list_sequences(root))
-        leak = sorted(set(seqs) & set(VAL_SEQUENCES))
+        leak = sorted(set(seqs) & set(HELD_OUT))
         if leak:
-            raise UserError(f'held-out sequences must not be cached for training: {leak}')
+            raise UserError(f'held-out (selection or report) sequences must not be cached for '
+                            f'training: {leak}')
         index = cache_dir / 'index.json'
         if index.is_file():
             meta = json.loads(index.read_text())
@@ -263,9 +264,9 @@ class ClipSampler:
 
 
 def train_frames_sanity(sequences):
-    leak = sorted(set(sequences) & set(VAL_SEQUENCES))
+    leak = sorted(set(sequences) & set(HELD_OUT))
     if leak:
-        raise UserError(f'held-out sequences in the training set: {leak}')
+        raise UserError(f'held-out (selection or report) sequences in the training set: {leak}')
 
 
 # ---------------------------------------------------------------------------- crops
