@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from util.cli_options import add_amp_option, amp_setting, check_engine_options
+from util.cli_options import add_amp_option, check_engine_options
 from util.errors import UserError, run_cli
 
 ROBOT_BRUSH = 3      # MiVOS's DAVIS path dilates the rasterised robot scribbles with a 3x3 kernel
@@ -292,7 +292,7 @@ def main(argv=None, networks=None):
         networks = load_networks(args.model, saves_dir=args.saves, device=args.device)
     session_kw = dict(mem_freq=args.mem_freq, top_k=args.top_k,
                       max_memory_frames=args.max_memory_frames,
-                      amp=amp_setting(args.amp), keep_confident=not args.mivos_overwrite,
+                      amp=args.amp, keep_confident=not args.mivos_overwrite,
                       history_bytes=0)
 
     from inference_core.session import Session

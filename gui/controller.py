@@ -161,9 +161,7 @@ class Controller:
         if not getattr(s, f'can_{which}'):
             return f'Nothing to {which}.'
         changed = getattr(s, which)()
-        self.obj = min(self.obj, s.num_objects) if s.num_objects else 0
-        if self.obj == 0 and s.num_objects:
-            self.obj = 1
+        self.clamp_object()
         if not changed:
             return f'{which.capitalize()}: objects'
         if self.cursor not in changed and len(changed) == 1:
@@ -172,6 +170,12 @@ class Controller:
         return f'{which.capitalize()}: {what}'
 
     # ------------------------------------------------------------------ objects
+    def clamp_object(self):
+        """Keep the selected object valid after objects came or went (0 when there is none)."""
+        if self.session is not None:
+            self.obj = min(max(self.obj, 1), self.session.num_objects)
+        return self.obj
+
     def select_object(self, obj_id):
         s = self._need_session()
         if not 1 <= obj_id <= s.num_objects:
@@ -207,7 +211,7 @@ class Controller:
         s = self._need_object()
         o = s.get_object(self.obj)
         s.remove_object(o.id)
-        self.obj = min(self.obj, s.num_objects)
+        self.clamp_object()
         return o
 
     # ------------------------------------------------------------------ long work

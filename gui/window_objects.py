@@ -21,10 +21,8 @@ class ObjectsMixin:
             it.setData(Qt.UserRole, o.id)
             lw.addItem(it)
         c = self.controller
-        if s is not None:
-            c.obj = min(max(c.obj, 1), len(objects)) if objects else 0
-            if c.obj >= 1:
-                lw.setCurrentRow(c.obj - 1)
+        if c.clamp_object() >= 1:
+            lw.setCurrentRow(c.obj - 1)
         lw.blockSignals(False)
         colour = objects[c.obj - 1].color if objects and c.obj >= 1 else (255, 255, 255)
         self.canvas.paint_color = QColor(*colour)

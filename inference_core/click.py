@@ -164,11 +164,7 @@ class ClickController:
     def snapshot(self):
         """Everything the next click depends on, for the Session's undo history (restore()
         puts it back; nothing is recomputed). Tensors are shared, not copied."""
-        pred = None
-        p = self.predictor
-        if p is not None:
-            pred = (p.image, p._get_state(), tuple(p.probs_history), tuple(p._states),
-                    tuple(p._redo))
+        pred = self.predictor.snapshot() if self.predictor is not None else None
         return ClickSnapshot(self._key, self._image, self._base, tuple(self.clicks),
                              tuple(self._results), tuple(self._undone), pred)
 
@@ -177,16 +173,8 @@ class ClickController:
         self._key, self._image, self._base = snap.key, snap.image, snap.base
         self.clicks, self._results, self._undone = list(snap.clicks), list(snap.results), \
             list(snap.undone)
-        p = self.predictor
-        if p is not None:
-            if snap.predictor is None:
-                p.image = None
-                p.reset()
-            else:
-                image, state, probs, states, redo = snap.predictor
-                p.image = image
-                p._restore(state)
-                p.probs_history, p._states, p._redo = list(probs), list(states), list(redo)
+        if self.predictor is not None:
+            self.predictor.restore(snap.predictor)
 
     def _same_sequence(self, key, image):
         if self._key != key:

@@ -34,7 +34,7 @@ from inference_core.memory_bank import (DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKIN
                                         MemoryBank, ProbabilityCache)
 from inference_core.padding import pad_amount, pad_divide_by, unpad
 from util.errors import UserError
-from util.tensor_util import argmax0, normalize_frames   # argmax0: session.py imports it here
+from util.tensor_util import argmax0, normalize_frames
 
 DIRECTIONS = ('both', 'forward', 'backward')
 # Budgets of the two per-frame caches. The feature cache only saves re-encoding on a later pass

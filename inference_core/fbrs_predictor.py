@@ -282,6 +282,21 @@ class FBRSPredictor:
         return (list(self.clicks), self.zoom.get_state() if self.zoom is not None else None, self.opt_data,
                 self.zoom_roi, self.lbfgs_nfev)
 
+    def snapshot(self):
+        """Everything the next click, undo and redo depend on (tensors shared, not copied)."""
+        return (self.image, self._get_state(), tuple(self.probs_history), tuple(self._states),
+                tuple(self._redo))
+
+    def restore(self, snap):
+        """Return to a `snapshot()`; None forgets the image and the clicks."""
+        if snap is None:
+            self.image = None
+            self.reset()
+            return
+        self.image, state, probs, states, redo = snap
+        self._restore(state)
+        self.probs_history, self._states, self._redo = list(probs), list(states), list(redo)
+
     def add_click(self, row, col, positive):
         if self.image is None:
             raise RuntimeError('FBRSPredictor.add_click before set_image')

@@ -31,8 +31,7 @@ import numpy as np
 import torch
 
 from inference_core.engine import (DEFAULT_FEATURE_CACHE_BYTES, DEFAULT_PROB_CACHE_BYTES,
-                                   DIRECTIONS, PropagationEngine, amp_dtype,
-                                   argmax0)
+                                   DIRECTIONS, PropagationEngine, amp_dtype)
 from inference_core.history import Action, History
 from inference_core.memory_bank import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
 from inference_core.interaction import (ScribbleController, as_region, paint_labels,
@@ -47,7 +46,7 @@ from inference_core.session_state import (ClickSeq, Listeners, ScribbleSeq,
                                           SessionEvent, check_int, check_number)
 from inference_core.store import FrameStore
 from util.errors import UserError
-from util.tensor_util import normalize_frames
+from util.tensor_util import argmax0, normalize_frames
 
 
 class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
@@ -533,9 +532,8 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
 
     def _local_session(self, frames, num_objects):
         """The one-frame session local refinement runs in (same networks, small history)."""
-        sub = Session.from_frames(frames, storage='memory', num_objects=num_objects,
-                                  networks=self.networks, amp=self.amp, history_bytes=16 << 20)
-        return sub
+        return Session.from_frames(frames, storage='memory', num_objects=num_objects,
+                                   networks=self.networks, amp=self.amp, history_bytes=16 << 20)
 
     def _image(self, t):
         """Normalised padded frame (1, 3, Hp, Wp) on the device, and the pad tuple."""

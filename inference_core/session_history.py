@@ -15,28 +15,24 @@ class HistoryMixin:
 
     def undo(self):
         """Undo the last edit or propagation. Returns the frames that changed ([] if nothing)."""
-        with self._exclusive('undo'):
-            action = self.history.pop_undo()
-            if action is None:
-                return []
-            now = self._state()
-            self._restore_objects(action.state.objects, action.name == 'remove object')
-            changed, state = action.swap(self.store, now)
-            self._restore(state, changed)
-            self.history.push_redo(action)
-            return changed
+        return self._swap_step('undo', self.history.pop_undo, self.history.push_redo)
 
     def redo(self):
         """Redo the last undone step. Returns the frames that changed ([] if nothing)."""
-        with self._exclusive('redo'):
-            action = self.history.pop_redo()
+        return self._swap_step('redo', self.history.pop_redo, self.history.push_undo)
+
+    def _swap_step(self, what, pop, push):
+        """Swap the stored side of the popped step with the current one, then push it onto the
+        other stack."""
+        with self._exclusive(what):
+            action = pop()
             if action is None:
                 return []
             now = self._state()
             self._restore_objects(action.state.objects, action.name == 'remove object')
             changed, state = action.swap(self.store, now)
             self._restore(state, changed)
-            self.history.push_undo(action)
+            push(action)
             return changed
 
     def _state(self):

@@ -82,7 +82,7 @@ class ScribbleSeq:
 
 @dataclass
 class Listeners:
-    """Subscribers of SessionEvents (a failing subscriber does not stop the others)."""
+    """Subscribers of SessionEvents, called in the order they subscribed."""
     fns: list = field(default_factory=list)
 
     def add(self, fn):

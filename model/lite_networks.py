@@ -70,9 +70,6 @@ def load_network(kind, path, device='cpu'):
     return net.to(device).eval()
 
 
-_load = load_network        # the older private name (tests/test_session.py uses it)
-
-
 def load_bundled(weights_dir='weights', device='cpu'):
     """(propagation, fusion, interaction) in eval mode, float32, on `device`."""
     wd = Path(weights_dir)

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from inference_core.adaptation import DEFAULT_ITERS as DEFAULT_ADAPT_STEPS
 from inference_core.session import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
 from util.atomic import write_bytes, write_json
-from util.cli_options import add_amp_option, amp_setting, check_engine_options
+from util.cli_options import add_amp_option, check_engine_options
 from util.errors import UserError, run_cli, write_error, writing_output
 from util.frames_io import read_folder
 from util.labels import resize_labels
@@ -143,7 +143,7 @@ class Runner:
                        max_memory_frames=args.max_memory_frames,
                        working_frames=working or None,
                        long_term_frames=getattr(args, 'long_term_frames', DEFAULT_LONG_TERM_FRAMES),
-                       amp=amp_setting(args.amp), history_bytes=0)
+                       amp=args.amp, history_bytes=0)
         self.flip = args.flip
         self.adapt = getattr(args, 'adapt', 0) or 0
         self.adapt_seed = getattr(args, 'adapt_seed', 0)

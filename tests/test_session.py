@@ -297,7 +297,7 @@ def _bundled_interaction_or_skip():
                         lite_networks.FILES['interaction'])
     if not os.path.isfile(path):
         pytest.skip('bundled interaction weights not in weights/ yet')
-    return lite_networks._load('interaction', path, 'cpu')
+    return lite_networks.load_network('interaction', path, 'cpu')
 
 
 def test_bundled_scribble_quality(nets):

@@ -11,13 +11,6 @@ def add_amp_option(parser):
                              'the CPU)')
 
 
-def amp_setting(amp):
-    """The Session / engine `amp` of an --amp value: 'off' -> False, 'fp16' / 'bf16' as they
-    are (False / True from callers that still pass a switch)."""
-    if amp in (None, False, 'off'):
-        return False
-    return 'fp16' if amp is True else amp
-
 
 def check_engine_options(args):
     """Cheap checks, before any heavy loading, of whichever of --model, --resolution, --top_k,

@@ -86,13 +86,12 @@ def run(args):
 
     from inference_core.networks import load_networks
     from inference_core.session import Session
-    from util.cli_options import amp_setting
     from util.labels import resize_labels
     from util.mask_io import read_label_png
 
     nets = load_networks(args.model, device=args.device)
     s = Session.open(args.clip, resolution=args.resolution, networks=nets, history_bytes=0,
-                     amp=amp_setting(args.amp))
+                     amp=args.amp)
     with s:
         gt = resize_labels(read_label_png(args.mask), s.height, s.width)
         ids = [int(k) for k in np.unique(gt) if k]

@@ -78,7 +78,6 @@ def _median_ms(stamps, at, half=50):
 
 def run_long_video(nets, num_frames, args):
     from inference_core.session import Session
-    from util.cli_options import amp_setting
     from util.progress import cli_progress
     out = {'frames': num_frames, 'size': [854, 480]}
     quiet = args.quiet
@@ -91,7 +90,7 @@ def run_long_video(nets, num_frames, args):
         t0 = time.perf_counter()
         with cli_progress('open', quiet) as p:
             s = Session.open(video, resolution=480, networks=nets, mem_freq=args.mem_freq,
-                             top_k=args.top_k, amp=amp_setting(args.amp), progress=p)
+                             top_k=args.top_k, amp=args.amp, progress=p)
         out['open_s'] = round(time.perf_counter() - t0, 1)
         out['storage'] = s.storage
         out['rss_after_open_mb'] = common.peak_rss_mb()

@@ -95,7 +95,6 @@ def run_child(args):
     import torch
 
     from inference_core.session import Session
-    from util.cli_options import amp_setting
     from util.device import pick_device
     from util.progress import cli_progress
 
@@ -105,7 +104,7 @@ def run_child(args):
     frames, labels = common.make_clip(args.frames + 1, args.height, args.width, k)
     s = Session.from_frames(frames, storage='memory', num_objects=k, networks=nets,
                             mem_freq=args.mem_freq, top_k=args.top_k,
-                            max_memory_frames=args.max_memory_frames, amp=amp_setting(args.amp),
+                            max_memory_frames=args.max_memory_frames, amp=args.amp,
                             feature_cache_bytes=args.feature_cache_mb << 20, history_bytes=0)
     s.set_labels(0, labels[0])
     if device.type == 'cuda':

@@ -114,10 +114,9 @@ def load_kind(kind, device, top_k):
 # ---------------------------------------------------------------------------- measurements
 def _session(nets, frames, num_objects, args):
     from inference_core.session import Session
-    from util.cli_options import amp_setting
     return Session.from_frames(frames, storage='memory', num_objects=num_objects, networks=nets,
                                mem_freq=args.mem_freq, top_k=args.top_k,
-                               amp=amp_setting(args.amp), history_bytes=0)
+                               amp=args.amp, history_bytes=0)
 
 
 def bench_propagation(nets, frames, labels0, num_objects, args):
