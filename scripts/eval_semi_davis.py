@@ -127,15 +127,77 @@ def robot_first_scribbles(gt, robot):
     """The DAVIS interactive robot's first scribble on `gt` (H,W bool) with an empty prediction
     (davisinteractive's InteractiveScribblesRobot: the longest path of the object's skeleton),
     drawn as eval_interactive_davis.py and MiVOS draw it. Returns (pos, neg) float32 maps."""
+    return robot_scribbles(gt, np.zeros(np.shape(gt), bool), robot)
+
+
+def robot_scribbles(gt, pred, robot, brush=None):
+    """The DAVIS interactive robot's scribbles for the prediction `pred` against `gt` (H,W bool):
+    positive strokes along the skeleton of missed regions, negative ones on false positives,
+    drawn as eval_interactive_davis.py and MiVOS draw them (`brush`: another stroke width, e.g.
+    at a smaller frame size). Returns (pos, neg) float32 maps."""
     from eval_interactive_davis import ROBOT_BRUSH, robot_paths, to_pixels
     from inference_core.interaction import stroke_mask
     gt = np.asarray(gt, bool)
     h, w = gt.shape
-    ans = robot.interact('frame', np.zeros((1, h, w), int), gt[None].astype(int), nb_objects=1, frame=0)
+    ans = robot.interact('frame', np.asarray(pred, bool)[None].astype(int), gt[None].astype(int),
+                         nb_objects=1, frame=0)
     _, by_obj = robot_paths(ans, 1)
     pos = stroke_mask(h, w, to_pixels(by_obj.get(1, []), w, h), ROBOT_BRUSH)
     neg = stroke_mask(h, w, to_pixels(by_obj.get(0, []), w, h), ROBOT_BRUSH)
     return pos.astype(np.float32), neg.astype(np.float32)
+
+
+def interaction_prob(inter_net, img, prev, pos, neg):
+    """Foreground probability (H,W) of the bundled interaction net for one frame (H,W,3 uint8),
+    its previous mask and positive/negative marks (H,W), at full resolution."""
+    from inference_core.padding import pad_divide_by, unpad
+    from util.tensor_util import normalize_frames
+    x = normalize_frames(img)
+    maps = torch.from_numpy(np.stack([prev, pos, neg]).astype(np.float32))[None]
+    inp, pad = pad_divide_by(torch.cat([x, maps], 1), 16)
+    return torch.sigmoid(unpad(inter_net(inp), pad))[0, 0].numpy()
+
+
+_PROPAGATED = {}    # (id of the propagation net, root, sequence) -> labels, reused by validations
+
+
+def evaluate_corrections(inter_net, prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, frames=3,
+                         robot=None, seed=0):
+    """Correction rounds on real propagation errors: `prop_net` propagates each sequence's first
+    mask; on the `frames` worst frames (J < 0.9) a corrective round is drawn on that result (the
+    DAVIS robot's scribbles with `robot`, else this project's simulator, fixed seed) and the
+    interaction net turns it into a mask with the propagated one as the previous mask.
+    Returns {'J_before', 'J_after', 'worse' (share of corrections that lowered J), 'per_frame'}."""
+    from scripts.train.data import load_sequence
+    from scripts.train.scribbles import correction
+    from util.metrics import jaccard
+    rng = np.random.default_rng(seed)
+    before, after, per = [], [], {}
+    with torch.inference_mode():
+        for seq in available_sequences(root, sequences):
+            video, masks = load_sequence(root, seq)
+            key = (id(prop_net), str(root), seq)
+            if key not in _PROPAGATED:
+                _PROPAGATED[key] = propagate_sequence(prop_net, video, masks[0].astype(np.uint8)) > 0
+            pred = _PROPAGATED[key]
+            js = np.array([jaccard(masks[t], pred[t]) for t in range(len(video))])
+            js[0] = 1.0
+            for t in [int(t) for t in np.argsort(js, kind='stable')[:frames] if js[t] < 0.9]:
+                if robot is not None:
+                    pos, neg = robot_scribbles(masks[t], pred[t], robot)
+                else:
+                    pos, neg = correction(masks[t], pred[t], rng, thickness=3)
+                if not pos.any() and not neg.any():
+                    continue
+                prob = interaction_prob(inter_net, video[t], pred[t], pos, neg)
+                j = jaccard(masks[t], prob > 0.5)
+                before.append(js[t])
+                after.append(j)
+                per[f'{seq}/{t}'] = (round(float(js[t]), 4), round(float(j), 4))
+    b, a = np.array(before), np.array(after)
+    return {'J_before': float(b.mean()) if len(b) else float('nan'),
+            'J_after': float(a.mean()) if len(a) else float('nan'),
+            'worse': float((a < b - 0.01).mean()) if len(b) else float('nan'), 'per_frame': per}
 
 
 def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, seed=0, frames=(0,),
@@ -148,11 +210,9 @@ def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCE
     positive stroke in the object, a negative one in the background around it; J averaged over
     `trials` random draws per frame); with `robot` (a davisinteractive InteractiveScribblesRobot)
     the DAVIS robot's first scribble (one positive stroke, no negative; one draw per frame)."""
-    from inference_core.padding import pad_divide_by, unpad
     from scripts.train.data import load_sequence
     from scripts.train.scribbles import first_scribbles
     from util.metrics import jaccard
-    from util.tensor_util import normalize_frames
     rng = np.random.default_rng(seed)
     js, times = {}, []
     sequences = available_sequences(root, sequences)
@@ -167,10 +227,7 @@ def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCE
                 for _ in range(1 if robot is not None else trials):
                     pos, neg = robot_first_scribbles(gt, robot) if robot is not None else first_scribbles(gt, rng)
                     t0 = time.time()
-                    x = normalize_frames(img)
-                    maps = torch.from_numpy(np.stack([np.zeros_like(pos), pos, neg]).astype(np.float32))[None]
-                    inp, pad = pad_divide_by(torch.cat([x, maps], 1), 16)
-                    prob = torch.sigmoid(unpad(inter_net(inp), pad))[0, 0].numpy()
+                    prob = interaction_prob(inter_net, img, np.zeros_like(pos), pos, neg)
                     times.append(time.time() - t0)
                     scores.append(jaccard(gt, prob > 0.5))
                 js[seq if len(frames) == 1 else f'{seq}/{t}'] = float(np.mean(scores))

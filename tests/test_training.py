@@ -183,3 +183,82 @@ def test_fusion_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
     assert _ckpt(tmp_path / 'runs' / 'f' / 'last.pt')['iteration'] == 2
     assert train_fusion.main(args + ['--iters', '3', '--no-val']) == 0
     assert _ckpt(tmp_path / 'runs' / 'f' / 'last.pt')['iteration'] == 3
+
+
+def test_correction_marks_point_at_the_errors():
+    from scripts.train.scribbles import correction
+    from scripts.train.train_interaction import real_correction
+    gt = np.zeros((120, 160), bool)
+    gt[30:90, 40:100] = True
+    prev = np.roll(gt, 30, axis=1)                    # the mask slid right: a miss and a false positive
+    rng = np.random.default_rng(0)
+    for use_clicks in (False, True):
+        for _ in range(10):
+            pos, neg = correction(gt, prev, rng, use_clicks=use_clicks)
+            assert pos.any() and neg.any()
+            assert not (pos & ~(gt & ~prev)).any() and not (neg & ~(prev & ~gt)).any()
+    p, pos, neg = real_correction(gt, prev, rng)
+    assert np.array_equal(p > 0, prev) and pos.any() and neg.any()
+    assert not (pos > 0)[prev].any() and not (neg > 0)[gt].any()
+
+
+def _export_untrained_propagation(folder):
+    """A propagation network with the ImageNet backbone and untrained heads: it makes errors."""
+    from model.lite_propagation import LitePropagationNet
+    from scripts.train.common import export_weights
+    torch.manual_seed(0)
+    export_weights('propagation', LitePropagationNet(), folder, 'semi_JF', 1.0, {'iterations': 0})
+    return folder / 'propagation_lite.pth'
+
+
+@pytest.mark.slow
+def test_real_propagation_errors_are_what_the_network_propagates(tiny_cache, tmp_path):
+    import shutil
+    from model.lite_networks import load_network
+    from scripts.eval_semi_davis import propagate_sequence
+    from scripts.train.propagation_errors import PropagationErrors
+    from util.metrics import jaccard
+    d = tmp_path / 'cache'
+    shutil.copytree(tiny_cache, d)
+    cache = FeatureCache(d)
+    net = load_network('propagation', _export_untrained_propagation(tmp_path / 'w'))
+    found = PropagationErrors.build(cache, net, strides=(1, 2), source='x')
+    start, n = cache.seq_range('tiny-b')
+    labels = np.asarray(cache.arrays['masks'][start:start + n]).astype(np.uint8)
+    pred = propagate_sequence(net, np.asarray(cache.arrays['frames'][start:start + n]), labels[0]) > 0
+    for t in range(1, n):                              # stride 1: every frame after the given one
+        assert np.array_equal(found.mask(0, start + t), pred[t])
+        assert found.iou[0, start + t] == pytest.approx(jaccard(labels[t] > 0, pred[t]))
+    with pytest.raises(KeyError):
+        found.mask(0, start)                           # the given frame is not an error
+    visited = np.isfinite(found.iou[1])                # stride 2 visits every other frame
+    assert 0 < visited.sum() <= len(cache) // 2
+    cands = found.candidates(cache, max_iou=1.01)
+    assert len(cands) == np.isfinite(found.iou).sum()
+    assert all(found.iou[v, i] < 0.5 for v, i in found.candidates(cache, max_iou=0.5))
+    stamp = (d / 'prop_errors' / 'masks.npy').stat().st_mtime_ns
+    PropagationErrors.build(cache, net, strides=(1, 2), source='x')        # reused, not recomputed
+    assert (d / 'prop_errors' / 'masks.npy').stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_interaction_training_on_real_errors_validates_corrections(tiny_root, tiny_cache, tmp_path):
+    import shutil
+    from scripts.train import train_interaction
+    shutil.copytree(tiny_cache, tmp_path / 'cache')
+    _export_untrained_propagation(tmp_path / 'errors_from')
+    args = ['--data', str(tiny_root), '--cache', str(tmp_path / 'cache'), '--runs', str(tmp_path / 'runs'),
+            '--name', 'r', '--batch', '2', '--crop', '96', '160', '--weights', str(tmp_path / 'w'),
+            '--real-errors', str(tmp_path / 'errors_from'), '--p-real', '1.0', '--val-every', '2',
+            '--iters', '2']
+    assert train_interaction.main(args) == 0
+    entry = json.loads((tmp_path / 'w' / 'manifest.json').read_text())['files']['interaction_lite.pth']
+    val = entry['validation']
+    assert 0 <= val['correction_J_before'] <= 100 and 0 <= val['correction_J_after'] <= 100
+    assert val['first_scribble_and_correction_J'] == pytest.approx(
+        (val['first_scribble_J_3frames'] + val['correction_J_after']) / 2, abs=0.02)
+    from util.errors import UserError
+    bad = list(args)
+    bad[bad.index('--real-errors') + 1] = str(tmp_path)          # no propagation network there
+    with pytest.raises(UserError, match='no propagation_lite.pth'):
+        train_interaction.main(bad)

@@ -130,7 +130,6 @@ def simulate_round(gt, rng, thickness=2, click_radius=3):
     gt = np.asarray(gt, bool)
     use_clicks = rng.random() < 0.35
     size = max(4.0, np.sqrt(gt.sum()))
-    min_area = max(4, int(0.002 * gt.size))
     if rng.random() < 0.4 or not gt.any():
         prev = np.zeros_like(gt)
         if use_clicks:
@@ -143,17 +142,26 @@ def simulate_round(gt, rng, thickness=2, click_radius=3):
             pos, neg = pos > 0, neg > 0
     else:
         prev = perturb_mask(gt, rng)
-        fn = gt & ~prev
-        fp = prev & ~gt
-        pos = np.zeros_like(gt)
-        neg = np.zeros_like(gt)
-        fn_c = sorted(_components(fn, min_area), key=lambda c: -c.sum())
-        fp_c = sorted(_components(fp, min_area), key=lambda c: -c.sum())
-        n_fix = rng.integers(1, 3)
-        for c in fn_c[:n_fix]:
-            pos |= click(c, rng, click_radius) if use_clicks else stroke(c, rng, thickness)
-        for c in fp_c[:n_fix]:
-            neg |= click(c, rng, click_radius) if use_clicks else stroke(c, rng, thickness)
-        if not pos.any() and not neg.any():
-            pos = click(gt, rng, click_radius) if use_clicks else stroke(gt, rng, thickness)
+        pos, neg = correction(gt, prev, rng, use_clicks, thickness, click_radius)
     return prev.astype(np.float32), pos.astype(np.float32), neg.astype(np.float32)
+
+
+def correction(gt, prev, rng, use_clicks=False, thickness=2, click_radius=3):
+    """Corrective marks for the previous mask `prev` against `gt` (both HxW bool): a positive
+    stroke (or click) in each of the 1-2 largest missed regions, a negative one in each of the
+    1-2 largest false-positive regions; a stroke in the object if neither is big enough.
+    Returns (pos, neg) bool maps."""
+    gt, prev = np.asarray(gt, bool), np.asarray(prev, bool)
+    min_area = max(4, int(0.002 * gt.size))
+    pos = np.zeros_like(gt)
+    neg = np.zeros_like(gt)
+    fn_c = sorted(_components(gt & ~prev, min_area), key=lambda c: -c.sum())
+    fp_c = sorted(_components(prev & ~gt, min_area), key=lambda c: -c.sum())
+    n_fix = rng.integers(1, 3)
+    for c in fn_c[:n_fix]:
+        pos |= click(c, rng, click_radius) if use_clicks else stroke(c, rng, thickness)
+    for c in fp_c[:n_fix]:
+        neg |= click(c, rng, click_radius) if use_clicks else stroke(c, rng, thickness)
+    if not pos.any() and not neg.any() and gt.any():
+        pos = click(gt, rng, click_radius) if use_clicks else stroke(gt, rng, thickness)
+    return pos, neg

@@ -21,8 +21,8 @@ from model.lite_interaction import LiteInteractionNet
 from model.propagation_loss import soft_iou_loss
 from scripts.train import common
 from scripts.train.data import DEFAULT_ROOT, FeatureCache, crop_maps, crop_window
-from scripts.train.scribbles import simulate_round
-from util.errors import run_cli
+from scripts.train.scribbles import correction, simulate_round
+from util.errors import UserError, run_cli
 from util.metrics import jaccard
 
 
@@ -49,14 +49,24 @@ def paste_sample(cache, rng, seq_of):
     return frame, gt
 
 
-def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None, deep='f16'):
+def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None, deep='f16',
+                 errors=None, p_real=0.0, robot=None, robot_share=0.5):
     """Cached samples (backbone maps from the cache) and, with probability p_paste, pasted
-    composites whose maps are computed online. Returns stacked (f2, f4, deep, guide, target) where
-    `deep` is the stride-16 map, or the stride-8 one with deep='f8' (to tune the backbone tail)."""
+    composites whose maps are computed online. With `errors` ((PropagationErrors, candidates)),
+    a share p_real of the samples are correction rounds on a real propagation error (the
+    previous mask is what the propagation network produced on that frame; the marks come from
+    the DAVIS robot for `robot_share` of them when `robot` is given, else from the simulator).
+    Returns stacked (f2, f4, deep, guide, target) where `deep` is the stride-16 map, or the
+    stride-8 one with deep='f8' (to tune the backbone tail)."""
     from model.lite_propagation import backbone_maps
     items, pasted = [], []
     n = len(cache)
     for _ in range(batch):
+        if errors is not None and p_real > 0 and rng.random() < p_real:
+            found, cands = errors
+            v, i = cands[int(rng.integers(len(cands)))]
+            items.append(_cached_item(cache, rng, i, crop, deep, prev=found.mask(v, i)))
+            continue
         if p_paste > 0 and rng.random() < p_paste:
             frame, gt = paste_sample(cache, rng, seq_of)
             if rng.random() < 0.5:
@@ -69,22 +79,18 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
             i = int(rng.integers(n))
             if cache.arrays['masks'][i].any() or _attempt == 9:
                 break
-        d = {k: torch.from_numpy(np.asarray(cache.arrays[k][i]).astype(np.float32)) for k in ('f2', 'f4', deep)}
-        lab = torch.from_numpy(np.asarray(cache.arrays['masks'][i]).astype(np.int64))
-        if rng.random() < 0.5:
-            d = {k: v.flip(-1) for k, v in d.items()}
-            lab = lab.flip(-1)
-        win = crop_window(lab.numpy(), rng, lab.shape, crop)
-        (f2, f4, f16), lab = crop_maps((d['f2'], d['f4'], d[deep]), lab, win, (2, 4, int(deep[1:])))
-        items.append([f2, f4, f16, lab.numpy() > 0])
+        items.append(_cached_item(cache, rng, i, crop, deep))
     if pasted:
         f2, f4, f8, f16 = backbone_maps(backbone, np.stack([fr for _, fr in pasted]), with_f8=True)
         f16 = f8 if deep == 'f8' else f16
         for j, (pos_in_batch, _) in enumerate(pasted):
             items[pos_in_batch][:3] = f2[j], f4[j], f16[j]
     f2s, f4s, f16s, guides, targets = [], [], [], [], []
-    for f2, f4, f16, gt in items:
-        prev, pos, neg = simulate_round(gt, rng, thickness=int(rng.integers(1, 4)))
+    for f2, f4, f16, gt, *real_prev in items:
+        if real_prev:
+            prev, pos, neg = real_correction(gt, real_prev[0], rng, robot, robot_share)
+        else:
+            prev, pos, neg = simulate_round(gt, rng, thickness=int(rng.integers(1, 4)))
         f2s.append(f2)
         f4s.append(f4)
         f16s.append(f16)
@@ -92,6 +98,38 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
         targets.append(torch.from_numpy(gt.astype(np.float32)))
     return (torch.stack(f2s), torch.stack(f4s), torch.stack(f16s), torch.stack(guides),
             torch.stack(targets))
+
+
+def _cached_item(cache, rng, i, crop, deep, prev=None):
+    """[f2, f4, deep map, target (+ previous mask)] of cached frame i, randomly flipped and
+    cropped (the crop follows the object, or the wrong mask when the object is gone)."""
+    d = {k: torch.from_numpy(np.asarray(cache.arrays[k][i]).astype(np.float32)) for k in ('f2', 'f4', deep)}
+    lab = torch.from_numpy(np.asarray(cache.arrays['masks'][i]).astype(np.int64))
+    if prev is not None:
+        lab = torch.stack([lab, torch.from_numpy(prev.astype(np.int64))])
+    if rng.random() < 0.5:
+        d = {k: v.flip(-1) for k, v in d.items()}
+        lab = lab.flip(-1)
+    hw = lab.shape[-2:]
+    focus = lab.numpy() if prev is None else (lab[0] + lab[1]).numpy()
+    win = crop_window(focus, rng, hw, crop)
+    (f2, f4, f16), lab = crop_maps((d['f2'], d['f4'], d[deep]), lab, win, (2, 4, int(deep[1:])))
+    lab = lab.numpy() > 0
+    return [f2, f4, f16, lab] if prev is None else [f2, f4, f16, lab[0], lab[1]]
+
+
+def real_correction(gt, prev, rng, robot=None, robot_share=0.5):
+    """(prev, pos, neg) float32 maps of a correction round on a real propagation error: the DAVIS
+    robot's scribbles (with `robot`, for a share of the rounds) or the simulator's strokes/clicks
+    in the largest missed and false-positive regions."""
+    pos = neg = None
+    if robot is not None and rng.random() < robot_share:
+        from scripts.eval_semi_davis import robot_scribbles
+        pos, neg = robot_scribbles(gt, prev, robot, brush=int(rng.integers(1, 4)))
+    if pos is None or not (pos.any() or neg.any()):
+        pos, neg = correction(gt, prev, rng, use_clicks=rng.random() < 0.35,
+                              thickness=int(rng.integers(1, 4)))
+    return prev.astype(np.float32), pos.astype(np.float32), neg.astype(np.float32)
 
 
 def batch_loss(net, batch, tune_tail=False):
@@ -108,14 +146,51 @@ def batch_loss(net, batch, tune_tail=False):
     return loss, float(np.mean(ious))
 
 
-def validate(net, root, trials=1):
-    from scripts.eval_semi_davis import evaluate_first_scribble
+def validate(net, root, trials=1, prop_net=None):
+    """First-scribble J on frames 0/25/50 of the selection sequences; with `prop_net` also the
+    J of correction rounds on that network's real errors there (3 worst frames per sequence,
+    simulator strokes with a fixed seed) and 'score', the mean of the two."""
+    from scripts.eval_semi_davis import evaluate_corrections, evaluate_first_scribble
     net.eval()
     res = evaluate_first_scribble(net, root, frames=(0, 25, 50), trials=trials)
     first = [v for k, v in res['per_sequence'].items() if k.endswith('/0')]
     res['J_frame0'] = float(np.mean(first))
+    res['score'] = res['J']
+    if prop_net is not None:
+        corr = evaluate_corrections(net, prop_net, root)
+        res['correction'] = corr
+        res['score'] = (res['J'] + corr['J_after']) / 2
     net.train()
     return res
+
+
+def real_errors(cache, args):
+    """(PropagationErrors, candidates) for --real-errors and the propagation net that made them."""
+    from model.lite_networks import load_network
+    from scripts.train.propagation_errors import PropagationErrors
+    path = Path(args.real_errors) / 'propagation_lite.pth'
+    if not path.is_file():
+        raise UserError(f'--real-errors {args.real_errors}: no propagation_lite.pth there')
+    prop_net = load_network('propagation', path).eval()
+    found = PropagationErrors.build(cache, prop_net, strides=tuple(args.error_strides), seed=args.seed,
+                                    source=common.sha256(path),
+                                    progress=lambda d, t: print(f'\rpropagating {d}/{t}', end='', flush=True))
+    cands = found.candidates(cache)
+    print(f'\nreal propagation errors: {found.summary()}; {len(cands)} frames to correct', flush=True)
+    if not cands:
+        raise UserError('the propagation network made no error worth correcting on the training frames')
+    return (found, cands), prop_net
+
+
+def optional_robot():
+    """The DAVIS scribble robot when davisinteractive is installed, else None (simulator only)."""
+    from util.errors import UserError as _Missing
+    try:
+        from util.davis_compat import scribbles_robot
+        return scribbles_robot()
+    except _Missing:
+        print('davisinteractive not installed: correction marks from the simulator only', flush=True)
+        return None
 
 
 def main(argv=None):
@@ -137,6 +212,16 @@ def main(argv=None):
     ap.add_argument('--ema', type=float, default=0.0,
                     help='decay of a weight average that is validated and exported instead of the raw '
                          'weights (0: off; 0.998 smooths the checkpoint-to-checkpoint swings)')
+    ap.add_argument('--real-errors', default=None, metavar='WEIGHTS',
+                    help='correction rounds on real propagation errors: the propagation network in '
+                         'this weights folder (e.g. weights) propagates the training videos '
+                         '(scripts/train/propagation_errors.py); they are also validated')
+    ap.add_argument('--p-real', type=float, default=0.4, help='with --real-errors: share of such samples')
+    ap.add_argument('--error-strides', type=int, nargs='+', default=[1, 4],
+                    help='with --real-errors: frame strides of the propagation passes')
+    ap.add_argument('--robot-share', type=float, default=0.5,
+                    help='with --real-errors: share of their marks drawn by the DAVIS robot '
+                         '(when davisinteractive is installed; else all by the simulator)')
     common.add_run_args(ap)
     common.add_finetune_args(ap)
     args = ap.parse_args(argv)
@@ -147,6 +232,10 @@ def main(argv=None):
     cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences,
                                progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
     print(f'{len(cache.names)} sequences, {len(cache)} frames', flush=True)
+    errors, robot, prop_net = None, None, None
+    if args.real_errors:
+        errors, prop_net = real_errors(cache, args)
+        robot = optional_robot()
     rng = np.random.default_rng(args.seed)
     seq_of = np.zeros(len(cache), np.int32)
     for si, name in enumerate(cache.names):
@@ -171,6 +260,8 @@ def main(argv=None):
         torch.set_rng_state(state['torch_rng'])
         print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
     sched = lambda i: args.lr * (0.1 if i > 0.8 * args.iters else 1.0)   # noqa: E731
+    # with real errors the export score also counts the corrections, so it has its own name
+    score_name = 'first_scribble_and_correction_J' if prop_net is not None else 'first_scribble_J_3frames'
 
     def save():
         common.save_checkpoint(run_dir / 'last.pt', model=net.state_dict(), optimizer=opt.state_dict(),
@@ -190,7 +281,8 @@ def main(argv=None):
                 break
             common.set_lr(opt, sched(it))
             batch = sample_batch(cache, rng, args.batch, crop, args.p_paste, net.backbone, seq_of,
-                                 deep='f8' if args.tune_backbone else 'f16')
+                                 deep='f8' if args.tune_backbone else 'f16', errors=errors,
+                                 p_real=args.p_real, robot=robot, robot_share=args.robot_share)
             opt.zero_grad(set_to_none=True)
             loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
@@ -214,16 +306,25 @@ def main(argv=None):
                 last_val = time.time()
                 save()
                 final_net = avg.net if avg is not None else net
-                res = validate(final_net, args.data, args.val_trials)
-                score = res['J'] * 100
+                res = validate(final_net, args.data, args.val_trials, prop_net)
+                score = res['score'] * 100
                 log.write(iteration=it, val=res)
-                print(f'\niteration {it}: first-scribble J {score:.2f} (frame 0 only {res["J_frame0"]*100:.2f}, '
+                if 'correction' in res:
+                    c = res['correction']
+                    print(f'\niteration {it}: corrections J {c["J_before"]*100:.2f} -> {c["J_after"]*100:.2f} '
+                          f'({c["worse"]*100:.0f}% worse)', flush=True)
+                print(f'\niteration {it}: first-scribble J {res["J"]*100:.2f} (frame 0 only {res["J_frame0"]*100:.2f}, '
                       f'{res["latency_ms"]:.0f} ms)', flush=True)
                 if best is None or score > best:
                     best = score
-                    common.export_if_better('interaction', final_net, args, it, 'first_scribble_J_3frames', score, {
-                        'validation': {'first_scribble_J_frame0': round(res['J_frame0'] * 100, 2),
-                                       'latency_ms': round(res['latency_ms'], 1)},
+                    val = {'first_scribble_J_frame0': round(res['J_frame0'] * 100, 2),
+                           'latency_ms': round(res['latency_ms'], 1)}
+                    if 'correction' in res:
+                        val.update(first_scribble_J_3frames=round(res['J'] * 100, 2),
+                                   correction_J_before=round(res['correction']['J_before'] * 100, 2),
+                                   correction_J_after=round(res['correction']['J_after'] * 100, 2))
+                    common.export_if_better('interaction', final_net, args, it, score_name, score, {
+                        'validation': val,
                         'model': 'model.lite_interaction.LiteInteractionNet(lite0, proc_short=240)'})
                 save()
     finally:
