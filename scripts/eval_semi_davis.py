@@ -266,6 +266,11 @@ def main(argv=None):
     ap.add_argument('--proc-short', type=int, default=None, metavar='PIXELS',
                     help='bundled propagation: short side of the size it matches at (default: '
                          'the network\'s, 240; its stride-16 grid is 1/16 of that)')
+    ap.add_argument('--corrections', action='store_true',
+                    help='also score correction rounds on real propagation errors: the 3 worst '
+                         'frames of each sequence after semi-supervised propagation get the DAVIS '
+                         'robot\'s corrective scribbles (this project\'s simulator without '
+                         'davisinteractive); J before and after the interaction net')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--output', default=None, help='also write the results (JSON) here')
     args = ap.parse_args(argv)
@@ -343,6 +348,20 @@ def main(argv=None):
         else:
             print('(the DAVIS robot\'s first-scribble J needs the optional davisinteractive package: '
                   f'{davis_compat.INSTALL_HINT})')
+    if args.corrections:
+        from util import davis_compat
+        robot = davis_compat.scribbles_robot() if davis_compat.available() else None
+        if robot is not None:
+            from eval_interactive_davis import _quiet_robot_logs
+            _quiet_robot_logs()
+        res = evaluate_corrections(inter, prop, args.data, sequences, robot=robot)
+        out['corrections'] = res
+        who = 'the DAVIS robot' if robot is not None else "this project's simulator"
+        print(f'corrections on real propagation errors ({who}, 3 worst frames per sequence): '
+              f'J {res["J_before"]*100:.2f} -> {res["J_after"]*100:.2f}, '
+              f'{res["worse"]*100:.0f}% of the corrections lowered J')
+        for f, (b, a) in res['per_frame'].items():
+            print(f'  {f:18s} J {b*100:6.2f} -> {a*100:6.2f}')
     out['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f'peak RSS {out["peak_rss_mb"]:.0f} MB')
     if args.output:
