@@ -108,3 +108,34 @@ def test_propagation_training_step_on_static_fg_clips(tmp_path):
     ck = torch.load(tmp_path / 'runs' / 's' / 'last.pt', map_location='cpu', weights_only=False)
     assert ck['iteration'] == 2
     assert Path(tmp_path / 'runs' / 's' / 'last.pt').is_file()
+
+
+def test_photo_samples_for_the_interaction_network(tmp_path):
+    from scripts.train.train_interaction import photo_sample
+    fg = StaticFG(_fake_static_fg(tmp_path))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        frame, obj, target = photo_sample(fg, rng, (240, 432))
+        assert frame.shape == (240, 432, 3) and obj.shape == target.shape == (240, 432)
+        assert obj.any() and np.all(target[obj] == 1.0)
+        assert np.any(target == 0.5) and not obj[target == 0.5].any()        # the trimap border
+        # the object's colour is where its mask is (the photo and the masks are fitted alike)
+        assert frame[obj][:, 2].mean() > 150 and frame[target == 0][:, 2].mean() < 150   # blue (BGR 200 on disk)
+
+
+def test_interaction_training_step_on_static_fg_photos(tmp_path):
+    import torch
+    from tests.test_training import _write_sequence
+    from model.lite_propagation import LiteBackbone
+    from scripts.train import train_interaction
+    from scripts.train.data import FeatureCache
+    data = tmp_path / 'davis'
+    _write_sequence(data, 'tiny-a', 0)
+    FeatureCache.build(data, tmp_path / 'cache', LiteBackbone())
+    root = _fake_static_fg(tmp_path)
+    args = ['--data', str(data), '--cache', str(tmp_path / 'cache'), '--runs', str(tmp_path / 'runs'),
+            '--name', 'i', '--batch', '3', '--crop', '96', '160', '--no-val', '--no-export',
+            '--threads', '1', '--iters', '2', '--static-fg', str(root), '--p-static-fg', '1.0']
+    assert train_interaction.main(args) == 0
+    ck = torch.load(tmp_path / 'runs' / 'i' / 'last.pt', map_location='cpu', weights_only=False)
+    assert ck['iteration'] == 2

@@ -70,15 +70,24 @@ class StaticFG:
         return rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
 
 
-def _fit(rgb, mask, size):
-    """Resize-and-crop to size (h, w), keeping the aspect ratio (the object's middle kept)."""
+def fit(rgb, masks, size):
+    """Resize-and-crop a photo and its masks (a tuple of bool maps) to size (h, w), keeping the
+    aspect ratio (the middle kept). Returns (rgb, masks)."""
     h, w = size
     s = max(h / rgb.shape[0], w / rgb.shape[1])
     nh, nw = max(h, int(round(rgb.shape[0] * s))), max(w, int(round(rgb.shape[1] * s)))
     rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    mask = cv2.resize(mask.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(bool)
     y0, x0 = (nh - h) // 2, (nw - w) // 2
-    return rgb[y0:y0 + h, x0:x0 + w], mask[y0:y0 + h, x0:x0 + w]
+    out = []
+    for m in masks:
+        m = cv2.resize(m.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(bool)
+        out.append(m[y0:y0 + h, x0:x0 + w])
+    return rgb[y0:y0 + h, x0:x0 + w], tuple(out)
+
+
+def _fit(rgb, mask, size):
+    rgb, (mask,) = fit(rgb, (mask,), size)
+    return rgb, mask
 
 
 def fit_background(rgb, size):

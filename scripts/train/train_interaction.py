@@ -50,58 +50,78 @@ def paste_sample(cache, rng, seq_of):
 
 
 def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None, deep='f16',
-                 errors=None, p_real=0.0, robot=None, robot_share=0.5):
-    """Cached samples (backbone maps from the cache) and, with probability p_paste, pasted
-    composites whose maps are computed online. With `errors` ((PropagationErrors, candidates)),
-    a share p_real of the samples are correction rounds on a real propagation error (the
-    previous mask is what the propagation network produced on that frame; the marks come from
-    the DAVIS robot for `robot_share` of them when `robot` is given, else from the simulator).
-    Returns stacked (f2, f4, deep, guide, target) where `deep` is the stride-16 map, or the
-    stride-8 one with deep='f8' (to tune the backbone tail)."""
+                 errors=None, p_real=0.0, robot=None, robot_share=0.5, static_fg=None, p_static_fg=0.0):
+    """A training batch of interaction rounds. Samples are cached frames (backbone maps from the
+    cache); with probability p_paste, composites with an object pasted from another sequence;
+    with `static_fg` (a StaticFG), a share p_static_fg of still photos with their foreground
+    (the uncertain border of their trimaps is a 0.5 target); with `errors`
+    ((PropagationErrors, candidates)), a share p_real of correction rounds on a real propagation
+    error (the previous mask is what the propagation network produced on that frame; the marks
+    come from the DAVIS robot for `robot_share` of them when `robot` is given, else from the
+    simulator). Maps of pasted composites and photos are computed online. Returns stacked
+    (f2, f4, deep, guide, target) where `deep` is the stride-16 map, or the stride-8 one with
+    deep='f8' (to tune the backbone tail)."""
     from model.lite_propagation import backbone_maps
-    items, pasted = [], []
+    items, online = [], []
     n = len(cache)
     for _ in range(batch):
-        if errors is not None and p_real > 0 and rng.random() < p_real:
+        r = rng.random()
+        p_real = p_real if errors is not None else 0.0
+        p_fg = p_static_fg if static_fg is not None else 0.0
+        if r < p_real:
             found, cands = errors
             v, i = cands[int(rng.integers(len(cands)))]
             items.append(_cached_item(cache, rng, i, crop, deep, prev=found.mask(v, i)))
             continue
-        if p_paste > 0 and rng.random() < p_paste:
-            frame, gt = paste_sample(cache, rng, seq_of)
+        if r < p_real + p_fg or rng.random() < p_paste:
+            if r < p_real + p_fg:
+                frame, gt, soft = photo_sample(static_fg, rng, cache.size)
+            else:
+                frame, gt = paste_sample(cache, rng, seq_of)
+                soft = gt.astype(np.float32)
             if rng.random() < 0.5:
-                frame, gt = frame[:, ::-1], gt[:, ::-1]
+                frame, gt, soft = frame[:, ::-1], gt[:, ::-1], soft[:, ::-1]
             y, x, ch, cw = crop_window(gt, rng, gt.shape, crop)
-            pasted.append((len(items), np.ascontiguousarray(frame[y:y + ch, x:x + cw])))
-            items.append([None, None, None, np.ascontiguousarray(gt[y:y + ch, x:x + cw])])
+            online.append((len(items), np.ascontiguousarray(frame[y:y + ch, x:x + cw])))
+            items.append({'gt': np.ascontiguousarray(gt[y:y + ch, x:x + cw]),
+                          'target': np.ascontiguousarray(soft[y:y + ch, x:x + cw])})
             continue
         for _attempt in range(10):   # prefer frames where the object is visible
             i = int(rng.integers(n))
             if cache.arrays['masks'][i].any() or _attempt == 9:
                 break
         items.append(_cached_item(cache, rng, i, crop, deep))
-    if pasted:
-        f2, f4, f8, f16 = backbone_maps(backbone, np.stack([fr for _, fr in pasted]), with_f8=True)
+    if online:
+        f2, f4, f8, f16 = backbone_maps(backbone, np.stack([fr for _, fr in online]), with_f8=True)
         f16 = f8 if deep == 'f8' else f16
-        for j, (pos_in_batch, _) in enumerate(pasted):
-            items[pos_in_batch][:3] = f2[j], f4[j], f16[j]
-    f2s, f4s, f16s, guides, targets = [], [], [], [], []
-    for f2, f4, f16, gt, *real_prev in items:
-        if real_prev:
-            prev, pos, neg = real_correction(gt, real_prev[0], rng, robot, robot_share)
+        for j, (pos_in_batch, _) in enumerate(online):
+            items[pos_in_batch]['maps'] = f2[j], f4[j], f16[j]
+    maps, guides, targets = [], [], []
+    for it in items:
+        gt = it['gt']
+        if 'prev' in it:
+            prev, pos, neg = real_correction(gt, it['prev'], rng, robot, robot_share)
         else:
             prev, pos, neg = simulate_round(gt, rng, thickness=int(rng.integers(1, 4)))
-        f2s.append(f2)
-        f4s.append(f4)
-        f16s.append(f16)
+        maps.append(it['maps'])
         guides.append(torch.from_numpy(np.stack([prev, pos, neg])))
-        targets.append(torch.from_numpy(gt.astype(np.float32)))
+        targets.append(torch.from_numpy(it.get('target', gt).astype(np.float32)))
+    f2s, f4s, f16s = zip(*maps)
     return (torch.stack(f2s), torch.stack(f4s), torch.stack(f16s), torch.stack(guides),
             torch.stack(targets))
 
 
+def photo_sample(static_fg, rng, size):
+    """(frame, object, soft target) of a random static-fg photo fitted to `size` (h, w): the
+    object is the hard mask; the target is 1 on it, 0.5 on the trimap's uncertain border."""
+    from scripts.train.static_fg import fit
+    rgb, mask, ignore = static_fg.load(int(rng.integers(len(static_fg))))
+    rgb, (mask, ignore) = fit(rgb, (mask, ignore), size)
+    return rgb, mask, np.where(mask, 1.0, np.where(ignore, 0.5, 0.0)).astype(np.float32)
+
+
 def _cached_item(cache, rng, i, crop, deep, prev=None):
-    """[f2, f4, deep map, target (+ previous mask)] of cached frame i, randomly flipped and
+    """{'maps': (f2, f4, deep map), 'gt' (, 'prev')} of cached frame i, randomly flipped and
     cropped (the crop follows the object, or the wrong mask when the object is gone)."""
     d = {k: torch.from_numpy(np.asarray(cache.arrays[k][i]).astype(np.float32)) for k in ('f2', 'f4', deep)}
     lab = torch.from_numpy(np.asarray(cache.arrays['masks'][i]).astype(np.int64))
@@ -115,7 +135,9 @@ def _cached_item(cache, rng, i, crop, deep, prev=None):
     win = crop_window(focus, rng, hw, crop)
     (f2, f4, f16), lab = crop_maps((d['f2'], d['f4'], d[deep]), lab, win, (2, 4, int(deep[1:])))
     lab = lab.numpy() > 0
-    return [f2, f4, f16, lab] if prev is None else [f2, f4, f16, lab[0], lab[1]]
+    if prev is None:
+        return {'maps': (f2, f4, f16), 'gt': lab}
+    return {'maps': (f2, f4, f16), 'gt': lab[0], 'prev': lab[1]}
 
 
 def real_correction(gt, prev, rng, robot=None, robot_share=0.5):
@@ -212,6 +234,9 @@ def main(argv=None):
     ap.add_argument('--ema', type=float, default=0.0,
                     help='decay of a weight average that is validated and exported instead of the raw '
                          'weights (0: off; 0.998 smooths the checkpoint-to-checkpoint swings)')
+    ap.add_argument('--static-fg', default=None, metavar='DIR',
+                    help='also train on still photos with a foreground mask (../shared/data/static-fg)')
+    ap.add_argument('--p-static-fg', type=float, default=0.3, help='with --static-fg: share of photo samples')
     ap.add_argument('--real-errors', default=None, metavar='WEIGHTS',
                     help='correction rounds on real propagation errors: the propagation network in '
                          'this weights folder (e.g. weights) propagates the training videos '
@@ -236,6 +261,13 @@ def main(argv=None):
     if args.real_errors:
         errors, prop_net = real_errors(cache, args)
         robot = optional_robot()
+    static_fg = None
+    if args.static_fg:
+        from scripts.train.static_fg import StaticFG
+        if not StaticFG.available(args.static_fg):
+            raise UserError(f'--static-fg {args.static_fg}: not a static-fg folder (images/, masks/)')
+        static_fg = StaticFG(args.static_fg)
+        print(f'static-fg: {len(static_fg)} photos', flush=True)
     rng = np.random.default_rng(args.seed)
     seq_of = np.zeros(len(cache), np.int32)
     for si, name in enumerate(cache.names):
@@ -282,7 +314,8 @@ def main(argv=None):
             common.set_lr(opt, sched(it))
             batch = sample_batch(cache, rng, args.batch, crop, args.p_paste, net.backbone, seq_of,
                                  deep='f8' if args.tune_backbone else 'f16', errors=errors,
-                                 p_real=args.p_real, robot=robot, robot_share=args.robot_share)
+                                 p_real=args.p_real, robot=robot, robot_share=args.robot_share,
+                                 static_fg=static_fg, p_static_fg=args.p_static_fg)
             opt.zero_grad(set_to_none=True)
             loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
