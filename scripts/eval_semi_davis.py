@@ -123,6 +123,21 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
     return out
 
 
+def evaluate_clips(prop_net, clips):
+    """Semi-supervised J&F (util.metrics.summarize dict, values 0..1) of `prop_net` on synthetic
+    multi-object clips [(frames, labels, objects), ...] (scripts.train.static_fg.validation_clips):
+    frame 0's labels given, the rest propagated through the Session."""
+    from util.metrics import evaluate_sequence, summarize
+    results = []
+    with torch.inference_mode():
+        for i, (frames, labels, k) in enumerate(clips):
+            gt = labels.astype(np.uint8)
+            pred = propagate_sequence(prop_net, frames, gt[0])
+            results.append(evaluate_sequence(list(gt), list(pred), object_ids=list(range(1, k + 1)),
+                                             name=f'composite-{i}'))
+    return summarize(results)
+
+
 def robot_first_scribbles(gt, robot):
     """The DAVIS interactive robot's first scribble on `gt` (H,W bool) with an empty prediction
     (davisinteractive's InteractiveScribblesRobot: the longest path of the object's skeleton),

@@ -62,19 +62,24 @@ def test_random_composite_and_warped_clip_of_a_generated_folder(tmp_path):
     assert 1 <= k <= 3 and labels.max() == k and frames.dtype == np.uint8
 
 
-def _fake_static_fg(tmp_path, n=4):
+def _fake_static_fg(tmp_path, n=4, validation=0):
+    """n photos of the training part and `validation` of the validation part: noise with a
+    coloured ellipse object (trimap border 128)."""
+    from scripts.train.static_fg import is_validation_photo
     root = tmp_path / 'static-fg'
     (root / 'images').mkdir(parents=True)
     (root / 'masks').mkdir()
     rng = np.random.default_rng(0)
-    for i in range(n):
+    train = [f'obj_{j}' for j in range(200) if not is_validation_photo(f'obj_{j}')][:n]
+    held = [f'obj_{j}' for j in range(2000) if is_validation_photo(f'obj_{j}')][:validation]
+    for i, name in enumerate(train + held):
         img = rng.integers(0, 255, (80, 120, 3), dtype=np.uint8)
         m = np.zeros((80, 120), np.uint8)
         cv2.ellipse(m, (60, 40), (30 + 3 * i, 20), 15 * i, 0, 360, 255, -1)
         cv2.ellipse(m, (60, 40), (30 + 3 * i, 20), 15 * i, 0, 360, 128, 2)    # trimap border
-        img[m == 255] = (200, 50 + 40 * i, 30)
-        cv2.imwrite(str(root / 'images' / f'obj_{i}.jpg'), img)
-        cv2.imwrite(str(root / 'masks' / f'obj_{i}.png'), m)
+        img[m == 255] = (200, 50 + 25 * (i % 8), 30)
+        cv2.imwrite(str(root / 'images' / f'{name}.jpg'), img)
+        cv2.imwrite(str(root / 'masks' / f'{name}.png'), m)
     return root
 
 
@@ -139,3 +144,64 @@ def test_interaction_training_step_on_static_fg_photos(tmp_path):
     assert train_interaction.main(args) == 0
     ck = torch.load(tmp_path / 'runs' / 'i' / 'last.pt', map_location='cpu', weights_only=False)
     assert ck['iteration'] == 2
+
+
+def test_validation_photos_are_kept_out_of_training(tmp_path):
+    from scripts.train.static_fg import validation_clips
+    root = _fake_static_fg(tmp_path, n=5, validation=4)
+    train, held, every = (StaticFG(root, part=p) for p in ('train', 'validation', 'all'))
+    assert len(train) == 5 and len(held) == 4 and sorted(train.ids + held.ids) == every.ids
+    with pytest.raises(ValueError):
+        validation_clips(train)                        # never from photos training uses
+    a, b = validation_clips(held, count=3, n=4), validation_clips(held, count=3, n=4)
+    assert len(a) == 3
+    for (fa, la, ka), (fb, lb, kb) in zip(a, b):       # the same clips every time
+        assert ka == kb >= 1 and np.array_equal(fa, fb) and np.array_equal(la, lb)
+        assert fa.shape == (4, 240, 432, 3) and la.max() == ka
+
+
+def test_real_static_fg_split():
+    if not StaticFG.available(DEFAULT_ROOT):
+        pytest.skip('../shared/data/static-fg is not available')
+    held = StaticFG(DEFAULT_ROOT, part='validation')
+    assert 50 <= len(held) <= 150 and not set(held.ids) & set(StaticFG(DEFAULT_ROOT).ids)
+    assert {i.split('_')[0] for i in held.ids} == {i.split('_')[0] for i in StaticFG(DEFAULT_ROOT).ids}
+
+
+@pytest.mark.slow
+def test_propagation_beats_copying_the_first_mask_on_validation_clips(tmp_path):
+    from model.lite_networks import load_bundled
+    from scripts.eval_semi_davis import evaluate_clips
+    from scripts.train.static_fg import validation_clips
+    from util.metrics import evaluate_sequence, summarize
+    clips = validation_clips(StaticFG(_fake_static_fg(tmp_path, n=0, validation=6), part='validation'),
+                             count=4, n=6)
+    prop = load_bundled('weights')[0]
+    res = evaluate_clips(prop, clips)
+    assert res['sequences'] == 4 and res['objects'] == sum(k for _, _, k in clips)
+    copy = summarize([evaluate_sequence(list(lab.astype(np.uint8)), [lab[0].astype(np.uint8)] * len(lab),
+                                        object_ids=list(range(1, k + 1))) for _, lab, k in clips])
+    assert res['J&F-Mean'] > copy['J&F-Mean'] + 0.1, (res['J&F-Mean'], copy['J&F-Mean'])
+
+
+@pytest.mark.slow
+def test_propagation_training_validates_on_synthetic_clips(tmp_path):
+    import json
+    from tests.test_training import _write_sequence
+    from model.lite_propagation import LiteBackbone
+    from scripts.train import train_propagation
+    from scripts.train.data import FeatureCache
+    data = tmp_path / 'davis'
+    _write_sequence(data, 'tiny-a', 0)
+    _write_sequence(data, 'bear', 1)                   # a selection sequence for validation
+    FeatureCache.build(data, tmp_path / 'cache', LiteBackbone())
+    root = _fake_static_fg(tmp_path, n=4, validation=4)
+    args = ['--data', str(data), '--cache', str(tmp_path / 'cache'), '--runs', str(tmp_path / 'runs'),
+            '--name', 'v', '--batch', '1', '--crop', '96', '160', '--weights', str(tmp_path / 'w'),
+            '--threads', '1', '--iters', '1', '--static-fg', str(root), '--p-static-fg', '1.0',
+            '--val-composites', '2']
+    assert train_propagation.main(args) == 0
+    entry = json.loads((tmp_path / 'w' / 'manifest.json').read_text())['files']['propagation_lite.pth']
+    val = entry['validation']
+    assert val['selection_and_composites_JF'] == pytest.approx((val['semi_JF'] + val['composites_JF']) / 2,
+                                                               abs=0.02)

@@ -2,6 +2,8 @@
 each, turned into short training clips as STCN / XMem do with static image sets.
 
     fg = StaticFG(root)                       # StaticFG.available(root) first: the data is optional
+                                              # (training part; part='validation' for the ~1 in 20
+                                              # photos kept out for validation_clips)
     rgb, mask, ignore = fg.load(i)            # uint8 (h,w,3), bool object, bool "uncertain" band
     frames, labels = fg.warped_clip(i, rng)   # one photo, affine + elastic warps (n frames)
     frames, labels = composite_clip([...objects], background, rng)
@@ -12,6 +14,7 @@ Masks: 255 = object, 0 = background, 128 = the uncertain border of the pet trima
 `ignore`; composites treat it as background, cut out with the object's hard mask).
 """
 import os
+import zlib
 from pathlib import Path
 
 import cv2
@@ -22,15 +25,32 @@ from util.augment import random_affine, warped_clip
 DEFAULT_ROOT = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'static-fg'
 
 
-class StaticFG:
-    """The photos and masks of a static-fg folder (images/<id>.jpg + masks/<id>.png)."""
+VALIDATION_EVERY = 20      # about 1 photo in 20 is kept out of training for synthetic validation
 
-    def __init__(self, root=DEFAULT_ROOT):
+
+def is_validation_photo(name):
+    """Whether static-fg photo `name` belongs to the validation part (a fixed hash of its name,
+    so the split does not depend on which other photos a folder holds)."""
+    return zlib.crc32(str(name).encode()) % VALIDATION_EVERY == 0
+
+
+class StaticFG:
+    """The photos and masks of a static-fg folder (images/<id>.jpg + masks/<id>.png).
+    part: 'train' (the photos training may use), 'validation' (the others: synthetic
+    validation clips, scripts.train.static_fg.validation_clips) or 'all'."""
+
+    def __init__(self, root=DEFAULT_ROOT, part='train'):
         self.root = Path(root)
         if not self.available(self.root):
             raise FileNotFoundError(f'{self.root}: not a static-fg folder (needs images/ and masks/)')
+        if part not in ('train', 'validation', 'all'):
+            raise ValueError(f'part must be train, validation or all, not {part!r}')
         masks = {p.stem for p in (self.root / 'masks').glob('*.png')}
-        self.ids = sorted(p.stem for p in (self.root / 'images').glob('*.jpg') if p.stem in masks)
+        ids = sorted(p.stem for p in (self.root / 'images').glob('*.jpg') if p.stem in masks)
+        if part != 'all':
+            ids = [i for i in ids if is_validation_photo(i) == (part == 'validation')]
+        self.part = part
+        self.ids = ids
 
     @staticmethod
     def available(root=DEFAULT_ROOT):
@@ -162,3 +182,15 @@ def random_composite(fg, rng, n=3, size=(240, 432), backgrounds=None, max_object
     bg = backgrounds(rng) if backgrounds is not None else fg.load(int(ids[k]))[0]
     frames, labels = composite_clip(objects, bg, rng, n=n, size=size)
     return frames, labels, int(labels.max())
+
+
+def validation_clips(fg, count=24, n=8, seed=0, size=(240, 432)):
+    """Fixed synthetic validation clips: `count` composites of 1-3 objects of `fg` (its
+    validation part: photos training never sees) over another of its photos, `n` frames each,
+    the same for the same folder and seed. Returns [(frames, labels, objects), ...]."""
+    if fg.part == 'train':
+        raise ValueError('validation clips must come from photos training does not use')
+    if len(fg) < 4:
+        raise ValueError(f'{fg.root}: too few validation photos ({len(fg)}) for composites')
+    rng = np.random.default_rng(seed)
+    return [random_composite(fg, rng, n=n, size=size) for _ in range(count)]

@@ -45,10 +45,16 @@ def cached_feats(net, clip, win, tune_tail=False):
     return (f2, f4, net.backbone.tail(f8)), labels
 
 
-def validate(net, root, quick=False):
-    from scripts.eval_semi_davis import evaluate_semi
+def validate(net, root, quick=False, clips=None):
+    """Semi-supervised J&F on the selection sequences; with `clips` (synthetic validation
+    clips) also theirs ('composites') and 'score', the mean of the two."""
+    from scripts.eval_semi_davis import evaluate_clips, evaluate_semi
     net.eval()
     res = evaluate_semi(net, root, max_frames=40 if quick else None)
+    res['score'] = res['J&F-Mean']
+    if clips:
+        res['composites'] = evaluate_clips(net, clips)
+        res['score'] = (res['J&F-Mean'] + res['composites']['J&F-Mean']) / 2
     net.train()
     return res
 
@@ -78,6 +84,10 @@ def main(argv=None):
                     help='share of clips whose first previous-frame mask is perturbed')
     ap.add_argument('--val-every', type=int, default=1000, help='validate (and maybe export) every N iterations')
     ap.add_argument('--val-minutes', type=float, default=20, help='also validate when this many minutes passed')
+    ap.add_argument('--val-composites', type=int, default=24, metavar='N',
+                    help='with --static-fg: also validate on N fixed synthetic multi-object clips made '
+                         'of the static-fg photos kept out of training; the export score is then the '
+                         'mean of the selection sequences\' J&F and theirs (0: sequences only)')
     ap.add_argument('--val-quick', action='store_true', help='validate on the first 40 frames per sequence')
     ap.add_argument('--no-val', action='store_true', help='never validate (tests)')
     common.add_run_args(ap)
@@ -100,8 +110,17 @@ def main(argv=None):
         from scripts.train.static_fg import StaticFG
         if not StaticFG.available(args.static_fg):
             raise UserError(f'--static-fg {args.static_fg}: not a static-fg folder (images/, masks/)')
-        static_fg = StaticFG(args.static_fg)
+        static_fg = StaticFG(args.static_fg)          # the training part of the photos
         print(f'static-fg: {len(static_fg)} photos', flush=True)
+    val_clips = None
+    if static_fg is not None and args.val_composites > 0 and not args.no_val:
+        from scripts.train.static_fg import validation_clips
+        held = StaticFG(args.static_fg, part='validation')
+        if len(held) >= 4:
+            val_clips = validation_clips(held, args.val_composites)
+        else:
+            print(f'static-fg: only {len(held)} validation photos, no synthetic validation', flush=True)
+    score_name = 'selection_and_composites_JF' if val_clips else 'semi_JF'
     sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near, static_fg=static_fg)
     if state is None and args.init:
         args.iterations_before = common.init_weights(net, args.init)
@@ -183,17 +202,21 @@ def main(argv=None):
                 last_val = time.time()
                 save()
                 final_net = avg.net if avg is not None else net
-                res = validate(final_net, args.data, args.val_quick)
-                score = res['J&F-Mean'] * 100
+                res = validate(final_net, args.data, args.val_quick, val_clips)
+                score = res['score'] * 100
                 log.write(iteration=it, val=res)
-                print(f'\niteration {it}: val J&F {score:.2f} (J {res["J-Mean"]*100:.2f} F {res["F-Mean"]*100:.2f})',
-                      flush=True)
+                print(f'\niteration {it}: val J&F {res["J&F-Mean"]*100:.2f} (J {res["J-Mean"]*100:.2f} '
+                      f'F {res["F-Mean"]*100:.2f})', flush=True)
+                val = {'semi_J': round(res['J-Mean'] * 100, 2), 'semi_F': round(res['F-Mean'] * 100, 2),
+                       'frames': 'all' if not args.val_quick else 'first 40'}
+                if 'composites' in res:
+                    val['semi_JF'] = round(res['J&F-Mean'] * 100, 2)
+                    val['composites_JF'] = round(res['composites']['J&F-Mean'] * 100, 2)
+                    print(f'iteration {it}: synthetic composites J&F {val["composites_JF"]:.2f}', flush=True)
                 if best is None or score > best:
                     best = score
-                    common.export_if_better('propagation', final_net, args, it, 'semi_JF', score, {
-                        'validation': {'semi_J': round(res['J-Mean'] * 100, 2),
-                                       'semi_F': round(res['F-Mean'] * 100, 2),
-                                       'frames': 'all' if not args.val_quick else 'first 40'},
+                    common.export_if_better('propagation', final_net, args, it, score_name, score, {
+                        'validation': val,
                         'model': 'model.lite_propagation.LitePropagationNet(lite0, proc_short=240)'})
                 save()
     finally:
