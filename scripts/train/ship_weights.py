@@ -1,0 +1,126 @@
+"""Ship a trained network into the bundled weights folder, only when it beats the shipped one on
+the report split (util.davis_split.REPORT_SEQUENCES: never trained on, never used to decide).
+
+    python -m scripts.eval_semi_davis --skip-scribble --split report --output shipped.json
+    python -m scripts.eval_semi_davis --skip-scribble --split report --weights runs/v2_weights \
+        --output new.json
+    python -m scripts.train.ship_weights propagation --from runs/v2_weights \
+        --report new.json --against shipped.json
+
+The new file replaces `weights/<kind>_lite.pth`; its manifest entry is the one the trainer wrote
+(iterations, data, selection validation) plus the report-split numbers of both networks, and a
+note of what it replaced. Refused (exit 2) when it is not better on the same sequences, when the
+evaluations are not on the same sequences, or when the bundled weights would exceed 25 MB.
+"""
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from scripts.train.common import REPO, WEIGHT_FILES, sha256
+from util.errors import UserError, run_cli
+
+MAX_BUNDLED_BYTES = 25 * 1000 * 1000
+METRICS = {   # kind -> (key in the eval_semi_davis JSON, value field, label)
+    'propagation': ('semi', 'J&F-Mean', 'semi-supervised J&F'),
+    'interaction': ('first_scribble_robot', 'J', 'first-scribble J (DAVIS robot)'),
+    'fusion': ('semi', 'J&F-Mean', 'semi-supervised J&F'),
+}
+
+
+def _read_eval(path):
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f'{path}: not a readable evaluation (JSON from eval_semi_davis --output): {e}') from None
+    if not isinstance(data, dict) or 'sequences' not in data:
+        raise UserError(f'{path}: not an eval_semi_davis --output file')
+    return data
+
+
+def report_score(data, kind, path):
+    """(score 0..100, per-sequence dict) of `kind`'s metric in an eval_semi_davis JSON."""
+    key, field, label = METRICS[kind]
+    res = data.get(key)
+    if kind == 'interaction' and res is None:      # without davisinteractive: the simulator's
+        res = data.get('first_scribble')
+    if isinstance(res, list):
+        raise UserError(f'{path}: several runs (--seeds); evaluate the network once without adaptation')
+    if not res or field not in res:
+        raise UserError(f'{path}: has no {label}; run eval_semi_davis with that part enabled')
+    per = {s: round(100 * (v[field.split('-')[0]] if isinstance(v, dict) else v), 2)
+           for s, v in res.get('per_sequence', {}).items()}
+    return 100 * float(res[field]), per
+
+
+def ship(kind, source, report, against, weights=REPO / 'weights', force=False, note=None):
+    """Copy `source`/<kind>_lite.pth into `weights` when its report score beats `against`'s;
+    returns the new manifest entry."""
+    from util.davis_split import REPORT_SEQUENCES
+    fname = WEIGHT_FILES[kind]
+    source, weights = Path(source), Path(weights)
+    if not (source / fname).is_file():
+        raise UserError(f'{source}: no {fname} to ship')
+    new, old = _read_eval(report), _read_eval(against)
+    if sorted(new['sequences']) != sorted(old['sequences']):
+        raise UserError('the two evaluations are not on the same sequences')
+    if sorted(new['sequences']) != sorted(REPORT_SEQUENCES) and not force:
+        raise UserError('the evaluations are not on the report split (eval_semi_davis --split report); '
+                        '--force to ship on other sequences')
+    s_new, per_new = report_score(new, kind, report)
+    s_old, per_old = report_score(old, kind, against)
+    label = METRICS[kind][2]
+    print(f'report split, {label}: new {s_new:.2f}, shipped {s_old:.2f}')
+    if s_new <= s_old and not force:
+        raise UserError(f'not shipped: {s_new:.2f} does not beat the shipped network\'s {s_old:.2f}')
+    src_manifest = json.loads((source / 'manifest.json').read_text()) if (source / 'manifest.json').is_file() else {}
+    man_path = weights / 'manifest.json'
+    manifest = json.loads(man_path.read_text()) if man_path.is_file() else {}
+    files = manifest.setdefault('files', {})
+    previous = files.get(fname, {})
+    entry = dict(src_manifest.get('files', {}).get(fname, {}))
+    entry['report'] = {'sequences': sorted(new['sequences']), 'metric': label,
+                       'score': round(s_new, 2), 'per_sequence': per_new,
+                       'replaced_network_score': round(s_old, 2), 'replaced_per_sequence': per_old}
+    if previous:
+        entry['replaces'] = {k: previous[k] for k in ('sha256', 'exported', 'iterations') if k in previous}
+    if note:
+        entry['note'] = note
+    weights.mkdir(parents=True, exist_ok=True)
+    tmp = weights / (fname + '.part')
+    shutil.copyfile(source / fname, tmp)
+    entry['sha256'] = sha256(tmp)
+    entry['bytes'] = tmp.stat().st_size
+    entry['shipped'] = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+    others = sum(f.get('bytes', 0) for n, f in files.items() if n != fname)
+    if others + entry['bytes'] > MAX_BUNDLED_BYTES:
+        tmp.unlink()
+        raise UserError(f'the bundled weights would be {(others + entry["bytes"]) / 1e6:.1f} MB (limit 25 MB)')
+    os.replace(tmp, weights / fname)
+    files[fname] = entry
+    manifest['total_bytes'] = others + entry['bytes']
+    part = man_path.with_suffix('.json.part')
+    part.write_text(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
+    os.replace(part, man_path)
+    print(f'shipped {weights / fname} ({entry["bytes"] / 1e6:.1f} MB)')
+    return entry
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('kind', choices=sorted(WEIGHT_FILES))
+    ap.add_argument('--from', dest='source', required=True, help='weights folder the trainer exported to')
+    ap.add_argument('--report', required=True, help='eval_semi_davis --split report --output JSON of the new network')
+    ap.add_argument('--against', required=True, help='the same evaluation of the shipped network')
+    ap.add_argument('--weights', default=str(REPO / 'weights'), help='bundled weights folder')
+    ap.add_argument('--note', default=None, help='a line for the manifest (history, data)')
+    ap.add_argument('--force', action='store_true', help='ship even when not better (or not on the report split)')
+    args = ap.parse_args(argv)
+    ship(args.kind, args.source, args.report, args.against, args.weights, args.force, args.note)
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)
