@@ -70,7 +70,8 @@ def conv_bn(conv, bn, x):
     if bn.training or torch.is_grad_enabled():
         return bn(conv(x))
     tensors = (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var)
-    key = tuple((t.data_ptr(), t._version) for t in tensors)
+    # inference tensors (a network built under torch.inference_mode) have no version counter
+    key = tuple((t.data_ptr(), -1 if t.is_inference() else t._version) for t in tensors)
     cached = conv.__dict__.get('_folded')
     if cached is None or cached[0] != key:
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)

@@ -80,3 +80,14 @@ def test_folded_batchnorm_matches_the_layers_and_follows_weight_changes(lite0, c
         ref2 = [f.detach() for f in bb(x)]
     assert not torch.allclose(changed[0], folded[0])
     assert torch.allclose(changed[0], ref2[0], rtol=1e-4, atol=1e-4 * float(ref2[0].abs().max()))
+
+
+def test_a_network_built_under_inference_mode_runs(chelsea_224):
+    """The training-free reference builds its backbone inside torch.inference_mode (its weights
+    are inference tensors, without a version counter): the folded-BN path must still work."""
+    from scripts.training_free_baseline import FrozenFeatures
+    ref = FrozenFeatures()
+    with torch.inference_mode():
+        inside = FrozenFeatures()
+        a, b = inside(chelsea_224), ref(chelsea_224)
+    assert a.shape == b.shape and torch.allclose(a, b, atol=1e-4)
