@@ -245,6 +245,9 @@ def build_parser():
                    help="frame of round 1: auto (robot's choice), middle, or a frame number")
     p.add_argument('--model', default='auto', help='official | bundled | auto (default)')
     p.add_argument('--saves', default='saves', help='folder with the official weights')
+    p.add_argument('--weights', default=None,
+                   help='folder with the bundled weights (default: the shipped weights/); '
+                        'e.g. a training run\'s export folder')
     p.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:N')
     add_amp_option(p)
     p.add_argument('--top_k', type=int, default=20)
@@ -289,7 +292,8 @@ def main(argv=None, networks=None):
             raise UserError(f'sequence {n!r} has no ground truth (mask PNGs) in {args.dataset}')
     if networks is None:
         from inference_core.networks import load_networks
-        networks = load_networks(args.model, saves_dir=args.saves, device=args.device)
+        networks = load_networks(args.model, saves_dir=args.saves, device=args.device,
+                                 weights_dir=args.weights)
     session_kw = dict(mem_freq=args.mem_freq, top_k=args.top_k,
                       max_memory_frames=args.max_memory_frames,
                       amp=args.amp, keep_confident=not args.mivos_overwrite,

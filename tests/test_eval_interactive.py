@@ -78,6 +78,10 @@ def test_errors(tmp_path, nets):
         ev.main(['--dataset', str(root), '--rounds', '0'], networks=nets)
     with pytest.raises(UserError, match="sequence 'x' not found"):
         ev.main(['--dataset', str(root), '--sequences', 'x'], networks=nets)
+    # a candidate's weights folder is loaded instead of the shipped one, and a wrong one is named
+    with pytest.raises(UserError, match='bundled weights folder .*nothing does not exist'):
+        ev.main(['--dataset', str(root), '--sequences', 's', '--model', 'bundled',
+                 '--weights', str(tmp_path / 'nothing')])
 
 
 def test_robot_first_scribble_runs_along_the_object():
