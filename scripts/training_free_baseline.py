@@ -1,6 +1,6 @@
 """A training-free label propagation on frozen ImageNet EfficientNet-Lite0 features: the reference
 row every trained propagation network is compared against (scripts.eval_semi_davis
---training-free). Not a product model: it is slow (about 1 frame/s on a 2-core CPU).
+--training-free). Not a product model: it is slow (about 1 frame/s on a 2-core CPU, most of it in the memory read).
 
 Recipe (as measured on the reserved DAVIS 2016 val split in issue #13):
   * features: input (x - 127) / 128 at 480p; the block-4 output (stride 8, 40 channels)
@@ -66,19 +66,72 @@ class FrozenFeatures(torch.nn.Module):
         return torch.cat([F.normalize(shallow, dim=1), F.normalize(x, dim=1)], 1)
 
 
-def _local_affinity(q, k, radius):
-    """Cosine affinity of each query position to the key positions within `radius` cells:
-    (C, H, W) x (C, H, W) -> ((2r+1)^2, H*W), -inf outside the frame."""
+TILE = 8
+
+
+def _windows(x, tile, radius):
+    """(D, H, W) -> (n_tiles, D, S*S): for each `tile` x `tile` block of cells (row-major, the map
+    zero-padded to whole tiles), the cells within `radius` of it (S = tile + 2 radius)."""
+    d, h, w = x.shape
+    s = tile + 2 * radius
+    pad_h, pad_w = -h % tile, -w % tile
+    xp = F.pad(x, (radius, radius + pad_w, radius, radius + pad_h))
+    return F.unfold(xp[None], s, stride=tile).view(d, s * s, -1).permute(2, 0, 1)
+
+
+def _untile(x, h, w, tile):
+    """(n_tiles, D, tile*tile, k) in _windows' tile order -> (D, k, h*w)."""
+    n_ty, n_tx = -(-h // tile), -(-w // tile)
+    d, k = x.shape[1], x.shape[3]
+    x = x.reshape(n_ty, n_tx, d, tile, tile, k).permute(2, 5, 0, 3, 1, 4)
+    return x.reshape(d, k, n_ty * tile, n_tx * tile)[:, :, :h, :w].reshape(d, k, h * w)
+
+
+def memory_frame(key, vals, radius=RADIUS, tile=TILE):
+    """A recent frame as read_memory uses it: its features (C, H, W) and soft masks (V, H, W)
+    cut into the windows around each tile (computed once per frame, read by every later one)."""
+    return _windows(key, tile, radius), _windows(vals, tile, radius)
+
+
+def read_memory(q, first_key, first_vals, recent=(), radius=RADIUS, top_k=TOP_K,
+                temperature=TEMPERATURE, tile=TILE):
+    """Soft masks (V, H*W) read for the query features q (C, H, W): cosine affinities to every
+    position of the first frame (first_key (C, H, W), first_vals (V, H, W)) and, for each recent
+    frame (memory_frame(key, vals) with the same radius and tile), to its positions within
+    `radius` cells (|dy|, |dx| <= radius); the top-k of all of them, softmax with `temperature`,
+    the values averaged with those weights.
+
+    The local windows are small matrix products (a tile of queries against the keys around it)
+    rather than one shifted product per offset: the same candidates, faster on a CPU."""
     c, h, w = q.shape
-    kp = F.pad(k, (radius, radius, radius, radius))
-    valid = F.pad(torch.ones(1, h, w), (radius, radius, radius, radius))
-    out = []
-    for dy in range(2 * radius + 1):
-        for dx in range(2 * radius + 1):
-            a = (q * kp[:, dy:dy + h, dx:dx + w]).sum(0)
-            a = a.masked_fill(valid[0, dy:dy + h, dx:dx + w] == 0, float('-inf'))
-            out.append(a.reshape(-1))
-    return torch.stack(out)
+    v_n = first_vals.shape[0]
+    qf = q.reshape(c, -1)
+    a0 = qf.t() @ first_key.reshape(c, -1)                                   # (HW queries, HW keys)
+    top, idx = torch.topk(a0, min(top_k, a0.shape[1]), dim=1)
+    cand_a, cand_v = [top.t()], [first_vals.reshape(v_n, -1)[:, idx.t()]]    # (k, HW), (V, k, HW)
+    if len(recent):
+        s = tile + 2 * radius
+        qt = F.unfold(F.pad(q, (0, -w % tile, 0, -h % tile))[None], tile, stride=tile)
+        qt = qt.view(c, tile * tile, -1).permute(2, 1, 0)                    # (n, T*T, C)
+        # query (a, b) of a tile sees window cell (u, v) when 0 <= u - a, v - b <= 2 radius
+        d = torch.arange(s)[None] - torch.arange(tile)[:, None]
+        near = (d >= 0) & (d <= 2 * radius)                                    # (tile, S)
+        local = (near[:, None, :, None] & near[None, :, None, :]).reshape(tile * tile, s * s)
+        inside = _windows(torch.ones(1, h, w), tile, radius)[:, 0] > 0         # (n, S*S)
+        drop = ~(local[None] & inside[:, None, :])                             # (n, T*T, S*S)
+        k = min(top_k, s * s)
+        for kw, vw in recent:
+            aff = torch.bmm(qt, kw).masked_fill_(drop, float('-inf'))          # (n, T*T, S*S)
+            tv, ti = torch.topk(aff, k, dim=2)                                 # (n, T*T, k)
+            vv = torch.gather(vw, 2, ti.reshape(ti.shape[0], 1, -1).expand(-1, v_n, -1))
+            cand_a.append(_untile(tv[:, None], h, w, tile)[0])
+            cand_v.append(_untile(vv.reshape(ti.shape[0], v_n, tile * tile, k), h, w, tile))
+    a = torch.cat(cand_a, 0)                                                   # (candidates, HW)
+    vals = torch.cat(cand_v, 1)                                                # (V, candidates, HW)
+    top, idx = torch.topk(a, min(top_k, a.shape[0]), dim=0)
+    wts = torch.softmax(top / temperature, dim=0)
+    picked = torch.gather(vals, 1, idx[None].expand(v_n, -1, -1))             # (V, k, HW)
+    return (picked * wts[None]).sum(1)
 
 
 def propagate(frames, first_labels, num_objects=None, progress=None):
@@ -86,45 +139,18 @@ def propagate(frames, first_labels, num_objects=None, progress=None):
     feats = FrozenFeatures()
     t_n, h, w = frames.shape[:3]
     k = int(num_objects or first_labels.max())
-    f0 = feats(frames[0])
-    _, fh, fw = f0.shape[1:]
+    f0 = feats(frames[0])[0]
+    fh, fw = f0.shape[1:]
     onehot = torch.from_numpy(np.stack([first_labels == i for i in range(k + 1)]).astype(np.float32))
     m0 = F.interpolate(onehot[None], size=(fh, fw), mode='area')[0]          # (K+1, fh, fw)
-    first = (f0[0], m0)
-    recent = []                  # (keys (C, fh, fw), padded soft masks (K+1, fh+2r, fw+2r))
+    recent = []                  # the recent frames (memory_frame: features and soft masks)
     out = np.zeros((t_n, h, w), np.uint8)
     out[0] = first_labels
-    side = 2 * RADIUS + 1
-    ys, xs = np.divmod(np.arange(fh * fw), fw)
-    ys, xs = torch.from_numpy(ys), torch.from_numpy(xs)
     with torch.no_grad():
         for t in range(1, t_n):
             q = feats(frames[t])[0]                                            # (C, fh, fw)
-            c = q.shape[0]
-            cands = [first[0].reshape(c, -1).t() @ q.reshape(c, -1)]           # (fhw, fhw)
-            cands += [_local_affinity(q, key, RADIUS) for key, _ in recent]    # (side^2, fhw) each
-            a = torch.cat(cands, 0)
-            top, idx = torch.topk(a, TOP_K, dim=0)                             # (TOP_K, fhw)
-            wts = torch.softmax(top / TEMPERATURE, dim=0)
-            n_first = cands[0].shape[0]
-            first_vals = first[1].reshape(k + 1, -1)
-            padded = torch.stack([v for _, v in recent]) if recent else None
-            prob = torch.zeros(k + 1, fh * fw)
-            for j in range(TOP_K):
-                ij = idx[j]
-                v = torch.empty(k + 1, fh * fw)
-                f_mask = ij < n_first
-                v[:, f_mask] = first_vals[:, ij[f_mask]]
-                rest = ~f_mask
-                if rest.any():
-                    r = ij[rest] - n_first
-                    mi, off = r // (side * side), r % (side * side)
-                    dy, dx = off // side, off % side
-                    v[:, rest] = padded[mi, :, ys[rest] + dy, xs[rest] + dx].t()
-                prob += wts[j] * v
-            soft = prob.reshape(k + 1, fh, fw)
-            recent.append((q, F.pad(soft, (RADIUS, RADIUS, RADIUS, RADIUS))))
-            recent = recent[-(MEMORY_FRAMES - 1):]
+            soft = read_memory(q, f0, m0, recent).reshape(k + 1, fh, fw)
+            recent = (recent + [memory_frame(q, soft)])[-(MEMORY_FRAMES - 1):]
             up = F.interpolate(soft[None], size=(h, w), mode='bilinear', align_corners=False)[0]
             best = up[1:].max(0)
             lab = torch.where(best.values > THRESHOLD, best.indices + 1, torch.zeros_like(best.indices))
