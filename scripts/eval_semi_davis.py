@@ -271,7 +271,7 @@ def main(argv=None):
                     help='with --adapt: one evaluation per adaptation seed (mean and range reported)')
     ap.add_argument('--training-free', action='store_true',
                     help='also score the training-free reference propagation on the same frames '
-                         '(scripts/training_free_baseline.py; about 1 frame/s)')
+                         '(scripts/training_free_baseline.py; about 0.5 frames/s)')
     ap.add_argument('--split', choices=('selection', 'report'), default='selection',
                     help='held-out sequences to score (util.davis_split): selection (chooses '
                          'checkpoints and settings; default) or report (never used to decide '

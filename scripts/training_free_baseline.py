@@ -1,6 +1,7 @@
 """A training-free label propagation on frozen ImageNet EfficientNet-Lite0 features: the reference
 row every trained propagation network is compared against (scripts.eval_semi_davis
---training-free). Not a product model: it is slow (about 1 frame/s on a 2-core CPU, most of it in the memory read).
+--training-free). Not a product model: it is slow (0.5 frames/s at 480p on a 2-core CPU, most of
+it in the memory read).
 
 Recipe (as measured on the reserved DAVIS 2016 val split in issue #13):
   * features: input (x - 127) / 128 at 480p; the block-4 output (stride 8, 40 channels)
@@ -13,6 +14,8 @@ Recipe (as measured on the reserved DAVIS 2016 val split in issue #13):
     soft masks averaged with those weights; object k where its probability is the largest and
     above 0.3 (background otherwise); upsampled bilinearly to the frame size.
 """
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -87,6 +90,19 @@ def _untile(x, h, w, tile):
     return x.reshape(d, k, n_ty * tile, n_tx * tile)[:, :, :h, :w].reshape(d, k, h * w)
 
 
+@functools.lru_cache(maxsize=4)
+def _dropped(h, w, tile, radius):
+    """(n_tiles, T*T, S*S) bool: the window cells a tile's query must not match: farther than
+    `radius` from it, or outside the map. The same for every frame of a video."""
+    s = tile + 2 * radius
+    # query (a, b) of a tile sees window cell (u, v) when 0 <= u - a, v - b <= 2 radius
+    d = torch.arange(s)[None] - torch.arange(tile)[:, None]
+    near = (d >= 0) & (d <= 2 * radius)                                        # (tile, S)
+    local = (near[:, None, :, None] & near[None, :, None, :]).reshape(tile * tile, s * s)
+    inside = _windows(torch.ones(1, h, w), tile, radius)[:, 0] > 0             # (n, S*S)
+    return ~(local[None] & inside[:, None, :])
+
+
 def memory_frame(key, vals, radius=RADIUS, tile=TILE):
     """A recent frame as read_memory uses it: its features (C, H, W) and soft masks (V, H, W)
     cut into the windows around each tile (computed once per frame, read by every later one)."""
@@ -110,16 +126,10 @@ def read_memory(q, first_key, first_vals, recent=(), radius=RADIUS, top_k=TOP_K,
     top, idx = torch.topk(a0, min(top_k, a0.shape[1]), dim=1)
     cand_a, cand_v = [top.t()], [first_vals.reshape(v_n, -1)[:, idx.t()]]    # (k, HW), (V, k, HW)
     if len(recent):
-        s = tile + 2 * radius
         qt = F.unfold(F.pad(q, (0, -w % tile, 0, -h % tile))[None], tile, stride=tile)
         qt = qt.view(c, tile * tile, -1).permute(2, 1, 0)                    # (n, T*T, C)
-        # query (a, b) of a tile sees window cell (u, v) when 0 <= u - a, v - b <= 2 radius
-        d = torch.arange(s)[None] - torch.arange(tile)[:, None]
-        near = (d >= 0) & (d <= 2 * radius)                                    # (tile, S)
-        local = (near[:, None, :, None] & near[None, :, None, :]).reshape(tile * tile, s * s)
-        inside = _windows(torch.ones(1, h, w), tile, radius)[:, 0] > 0         # (n, S*S)
-        drop = ~(local[None] & inside[:, None, :])                             # (n, T*T, S*S)
-        k = min(top_k, s * s)
+        drop = _dropped(h, w, tile, radius)                                    # (n, T*T, S*S)
+        k = min(top_k, drop.shape[2])
         for kw, vw in recent:
             aff = torch.bmm(qt, kw).masked_fill_(drop, float('-inf'))          # (n, T*T, S*S)
             tv, ti = torch.topk(aff, k, dim=2)                                 # (n, T*T, k)
