@@ -260,6 +260,9 @@ def build_parser():
     p.add_argument('--mivos-overwrite', action='store_true',
                    help='let every new pass overwrite earlier results (MiVOS) instead of keeping '
                         'what they were more confident of')
+    p.add_argument('--no-zoom', action='store_true',
+                   help='segment corrective scribbles on the whole frame (default: on an enlarged '
+                        'crop around a small object, inference_core/scribble_zoom.py)')
     p.add_argument('--next-frame', choices=('worst', 'suggested'), default='worst',
                    help="rounds after the first: on the frame with the worst J (DAVIS protocol) "
                         "or on the tool's suggestion (Session.suggest_frame, no ground truth)")
@@ -297,7 +300,7 @@ def main(argv=None, networks=None):
     session_kw = dict(mem_freq=args.mem_freq, top_k=args.top_k,
                       max_memory_frames=args.max_memory_frames,
                       amp=args.amp, keep_confident=not args.mivos_overwrite,
-                      history_bytes=0)
+                      zoom_corrections=not args.no_zoom, history_bytes=0)
 
     from inference_core.session import Session
     from util.mask_io import list_mask_files
@@ -322,6 +325,7 @@ def main(argv=None, networks=None):
                                               'first_frame': args.first_frame,
                                               'next_frame': args.next_frame,
                                               'keep_confident': not args.mivos_overwrite,
+                                              'zoom_corrections': not args.no_zoom,
                                               'resolution': args.resolution,
                                               'top_k': args.top_k, 'mem_freq': args.mem_freq,
                                               'device': str(networks.device)},

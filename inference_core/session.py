@@ -38,6 +38,7 @@ from inference_core.interaction import (ScribbleController, as_region, paint_lab
                                         set_object_region)
 from inference_core.local_refine import LocalRefiner, region_box
 from inference_core.padding import pad_divide_by, unpad
+from inference_core.scribble_zoom import focus_box, zoomed_predict
 from inference_core.session_adaptation import AdaptationMixin
 from inference_core.session_history import HistoryMixin
 from inference_core.session_objects import ObjectsMixin
@@ -67,8 +68,11 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
                  prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, history_bytes=256 << 20,
                  working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
-                 keep_confident=True):
+                 keep_confident=True, zoom_corrections=True):
         self._closed = False
+        # corrective scribbles on small objects are segmented on an enlarged crop
+        # (inference_core/scribble_zoom.py)
+        self.zoom_corrections = bool(zoom_corrections)
         mem_freq = check_int('mem_freq', mem_freq, 1)
         top_k = check_int('top_k', top_k, 1)
         if max_memory_frames is not None:
@@ -224,12 +228,19 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
                 st = ScribbleSeq(t, cur, k)
             st.scribbles[neg] = 0
             st.scribbles[pos] = obj_id
-            image, pad = self._image(t)
-            prev = pad_divide_by(torch.from_numpy(st.prev_labels)[None, None], 16)[0][0, 0]
-            # the scribbled object takes other objects' pixels where its strokes point (latest
-            # intent wins)
-            prob = self.scribbler.predict(image, prev.numpy(), st.scribbles, k, claim_for=obj_id)
-            prob = unpad(prob, pad).float().cpu()
+            box = (focus_box(st.prev_labels, st.scribbles, obj_id)
+                   if self.zoom_corrections else None)
+            if box is not None:
+                prob = zoomed_predict(self.scribbler, self.store.frame(t), st.prev_labels,
+                                      st.scribbles, k, obj_id, box)
+            else:
+                image, pad = self._image(t)
+                prev = pad_divide_by(torch.from_numpy(st.prev_labels)[None, None], 16)[0][0, 0]
+                # the scribbled object takes other objects' pixels where its strokes point
+                # (latest intent wins)
+                prob = self.scribbler.predict(image, prev.numpy(), st.scribbles, k,
+                                              claim_for=obj_id)
+                prob = unpad(prob, pad).float().cpu()
             labels = argmax0(prob)[0].to(torch.uint8).numpy()
             self._apply(t, labels, 'scribble', soft=prob)
             st.revision = self.store.revision(t)

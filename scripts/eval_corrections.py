@@ -1,0 +1,163 @@
+"""One correction on each of a video's worst frames, with and without zoomed corrections (paired).
+
+    python -m scripts.eval_corrections [--split selection|report] [--frames 5] [--weights DIR]
+                                       [--data ../shared/data/davis2016-train] [--output out.json]
+
+For each sequence a Session propagates the first ground-truth mask forward (the bundled networks,
+or those in --weights). On its `--frames` worst frames by J (J < 0.9) the DAVIS interactive robot
+draws one corrective round on the propagated mask, and the Session's scribble turns it into a mask
+twice from the same strokes and the same previous mask: on the whole frame, and with
+`zoom_corrections` (inference_core/scribble_zoom.py). J of that frame before and after each.
+Unlike the 8-round protocol (eval_interactive_davis.py), where one run's rounds depend on the
+previous ones and small differences snowball, both variants here see identical inputs, so the
+difference is the zoom's alone. Needs the optional davisinteractive package.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from util.davis_split import SPLITS
+from util.errors import UserError, run_cli
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'davis2016-train'
+VARIANTS = (('whole frame', False), ('zoomed', True))
+
+
+def robot_strokes(robot, name, pred, gt, n_obj, width, height):
+    """The robot's corrective strokes on one frame: ([(obj_id, polylines)], negative polylines)."""
+    from eval_interactive_davis import robot_paths, to_pixels
+    ans = robot.interact(name, pred[None], gt[None], nb_objects=n_obj, frame=0)
+    _, by_obj = robot_paths(ans, 1)
+    neg = to_pixels(by_obj.get(0, []), width, height)
+    pos = [(k, to_pixels(p, width, height)) for k, p in sorted(by_obj.items()) if 0 < k <= n_obj]
+    return pos, neg
+
+
+def correct(session, t, obj_ids, pos, neg, brush):
+    """One corrective round on frame t, as eval_interactive_davis draws it."""
+    if pos:
+        for i, (k, paths) in enumerate(pos):
+            session.scribble(t, k, positive=paths, negative=neg if i == 0 else None, brush=brush)
+    else:
+        session.scribble(t, obj_ids[0], negative=neg, brush=brush)
+
+
+def evaluate_sequence(name, session, gt, robot, frames=5):
+    """Rows {frame, J_before, J per variant, seconds per variant} for one sequence."""
+    from eval_interactive_davis import ROBOT_BRUSH, per_frame_j
+    from util.metrics import VOID_LABEL
+    obj_ids = sorted(set(np.unique(gt).tolist()) - {0, VOID_LABEL})
+    n_obj = max(obj_ids)
+    session.ensure_objects(n_obj)
+    session.set_labels(0, session_labels(session, gt[0]))
+    session.propagate(0, direction='forward')
+    T = session.num_frames
+    pred = np.stack([session.mask_at_original(t) for t in range(T)])
+    j = per_frame_j(gt, pred, obj_ids)
+    j[0] = 1.0
+    rows = []
+    for t in [int(t) for t in np.argsort(j, kind='stable')[:frames] if j[t] < 0.9]:
+        pos, neg = robot_strokes(robot, name, pred[t], gt[t], n_obj, session.width,
+                                 session.height)
+        if not pos and not neg:
+            continue
+        start = session.get_mask(t)
+        row = {'frame': t, 'J_before': float(j[t])}
+        for label, zoom in VARIANTS:
+            session.set_labels(t, start)           # the same previous mask for both variants
+            session.zoom_corrections = zoom
+            t0 = time.perf_counter()
+            correct(session, t, obj_ids, pos, neg, ROBOT_BRUSH)
+            row[f'{label} s'] = time.perf_counter() - t0
+            row[label] = float(per_frame_j(gt[t:t + 1], session.mask_at_original(t)[None],
+                                           obj_ids)[0])
+        rows.append(row)
+    return rows
+
+
+def session_labels(session, labels):
+    """Ground-truth labels (original size) -> the Session's processing size."""
+    from util.labels import resize_labels
+    from util.metrics import VOID_LABEL
+    lab = np.where(labels == VOID_LABEL, 0, labels).astype(np.uint8)
+    return resize_labels(lab, session.height, session.width)
+
+
+def summarize(per_seq):
+    rows = [r for rs in per_seq.values() for r in rs]
+    if not rows:
+        raise UserError('no frame needed a correction (every frame has J >= 0.9)')
+    out = {'corrections': len(rows), 'J_before': float(np.mean([r['J_before'] for r in rows]))}
+    for label, _ in VARIANTS:
+        a = np.array([r[label] for r in rows])
+        b = np.array([r['J_before'] for r in rows])
+        out[label] = {'J_after': float(a.mean()), 'worse': float((a < b - 0.01).mean()),
+                      'median_s': float(np.median([r[f'{label} s'] for r in rows]))}
+    z, w = (np.array([r[lab] for r in rows]) for lab in ('zoomed', 'whole frame'))
+    out['zoom_better'] = int((z > w + 0.01).sum())
+    out['zoom_worse'] = int((z < w - 0.01).sum())
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--data', default=str(DEFAULT_ROOT), help='DAVIS-2016-style folder')
+    ap.add_argument('--split', choices=sorted(SPLITS), default='selection')
+    ap.add_argument('--sequences', nargs='+', help='instead of --split')
+    ap.add_argument('--frames', type=int, default=5, help='worst frames corrected per sequence')
+    ap.add_argument('--weights', default=None, help='bundled weights folder (default weights/)')
+    ap.add_argument('--threads', type=int, default=None, help='torch threads')
+    ap.add_argument('--output', help='write the JSON report here')
+    args = ap.parse_args(argv)
+    if args.frames < 1:
+        raise UserError(f'--frames must be >= 1, got {args.frames}')
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from eval_interactive_davis import _quiet_robot_logs, read_ground_truth
+    from inference_core.networks import load_networks
+    from inference_core.session import Session
+    from scripts.propagate import discover_dataset
+    from util.davis_compat import scribbles_robot
+    from util.mask_io import list_mask_files
+    from util.progress import CliProgress
+    robot = scribbles_robot()
+    _quiet_robot_logs()
+    _, seqs, _ = discover_dataset(args.data)
+    names = list(args.sequences or SPLITS[args.split])
+    missing = [n for n in names if n not in seqs or seqs[n][1] is None]
+    if missing:
+        raise UserError(f'{args.data}: no frames or masks for {", ".join(missing)}')
+    networks = load_networks('bundled', device='cpu', weights_dir=args.weights)
+    per_seq = {}
+    bar = CliProgress('sequences')
+    for i, n in enumerate(names):
+        with Session.open(seqs[n][0], resolution=480, networks=networks, history_bytes=0) as s:
+            gt = read_ground_truth(s, list_mask_files(seqs[n][1]))
+            per_seq[n] = evaluate_sequence(n, s, gt, robot, args.frames)
+        bar(i + 1, len(names))
+    bar.close()
+    summary = summarize(per_seq)
+    for n, rows in per_seq.items():
+        for r in rows:
+            print(f'{n:20s} frame {r["frame"]:3d}  J {r["J_before"]:.3f} -> whole frame '
+                  f'{r["whole frame"]:.3f}, zoomed {r["zoomed"]:.3f}')
+    print(f'{summary["corrections"]} corrections, J before {summary["J_before"]:.4f}')
+    for label, _ in VARIANTS:
+        v = summary[label]
+        print(f'  {label:12s} J after {v["J_after"]:.4f}  worse than before: {v["worse"]:.0%}  '
+              f'median {v["median_s"] * 1000:.0f} ms')
+    print(f'  zoomed better / worse than whole frame (> 1 point): {summary["zoom_better"]} / '
+          f'{summary["zoom_worse"]}')
+    if args.output:
+        from util.atomic import write_json
+        write_json(args.output, {'summary': summary, 'sequences': per_seq,
+                                 'weights': args.weights or 'weights'}, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)
