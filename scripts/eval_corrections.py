@@ -102,13 +102,15 @@ def summarize(per_seq):
     return out
 
 
-def main(argv=None):
+def main(argv=None, networks=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--data', default=str(DEFAULT_ROOT), help='DAVIS-2016-style folder')
     ap.add_argument('--split', choices=sorted(SPLITS), default='selection')
     ap.add_argument('--sequences', nargs='+', help='instead of --split')
     ap.add_argument('--frames', type=int, default=5, help='worst frames corrected per sequence')
     ap.add_argument('--weights', default=None, help='bundled weights folder (default weights/)')
+    ap.add_argument('--resolution', type=int, default=480,
+                    help='processing short side (-1: the original frames)')
     ap.add_argument('--threads', type=int, default=None, help='torch threads')
     ap.add_argument('--output', help='write the JSON report here')
     args = ap.parse_args(argv)
@@ -131,11 +133,12 @@ def main(argv=None):
     missing = [n for n in names if n not in seqs or seqs[n][1] is None]
     if missing:
         raise UserError(f'{args.data}: no frames or masks for {", ".join(missing)}')
-    networks = load_networks('bundled', device='cpu', weights_dir=args.weights)
+    if networks is None:
+        networks = load_networks('bundled', device='cpu', weights_dir=args.weights)
     per_seq = {}
     bar = CliProgress('sequences')
     for i, n in enumerate(names):
-        with Session.open(seqs[n][0], resolution=480, networks=networks, history_bytes=0) as s:
+        with Session.open(seqs[n][0], resolution=args.resolution, networks=networks, history_bytes=0) as s:
             gt = read_ground_truth(s, list_mask_files(seqs[n][1]))
             per_seq[n] = evaluate_sequence(n, s, gt, robot, args.frames)
         bar(i + 1, len(names))

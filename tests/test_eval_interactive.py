@@ -94,3 +94,24 @@ def test_robot_first_scribble_runs_along_the_object():
     ys, xs = np.nonzero(pos)
     assert gt[ys, xs].mean() > 0.95                             # inside the object
     assert xs.max() - xs.min() > 60                              # along its length, not a dot
+
+
+def test_paired_corrections_on_generated_sequence(tmp_path, nets):
+    """scripts/eval_corrections.py: both variants corrected from the same propagated mask."""
+    _robot_or_skip()
+    from scripts import eval_corrections
+    root = tmp_path / 'DAVIS'
+    make_davis(root, ('s',), n=6)
+    out = tmp_path / 'corr.json'
+    assert eval_corrections.main(['--data', str(root), '--sequences', 's', '--frames', '3',
+                                  '--resolution', '-1', '--output', str(out)],
+                                 networks=nets) == 0
+    rep = json.loads(out.read_text())
+    rows = rep['sequences']['s']
+    assert rows and rep['summary']['corrections'] == len(rows) <= 3
+    for r in rows:
+        assert 0 < r['frame'] < 6 and r['J_before'] < 0.9
+        assert 0 <= r['whole frame'] <= 1 and 0 <= r['zoomed'] <= 1
+    with pytest.raises(UserError, match='frames'):
+        eval_corrections.main(['--data', str(root), '--sequences', 's', '--frames', '0'],
+                              networks=nets)
