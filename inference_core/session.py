@@ -542,9 +542,11 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
         return soft if soft is not None else self.store.get_mask(t)
 
     def _local_session(self, frames, num_objects):
-        """The one-frame session local refinement runs in (same networks, small history)."""
+        """The one-frame session local refinement runs in (same networks, small history; the
+        person chose the region, so no further zoom inside it)."""
         return Session.from_frames(frames, storage='memory', num_objects=num_objects,
-                                   networks=self.networks, amp=self.amp, history_bytes=16 << 20)
+                                   networks=self.networks, amp=self.amp, history_bytes=16 << 20,
+                                   zoom_corrections=False)
 
     def _image(self, t):
         """Normalised padded frame (1, 3, Hp, Wp) on the device, and the pad tuple."""
