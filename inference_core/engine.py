@@ -302,9 +302,10 @@ class PropagationEngine:
                 self.peak_memory_frames = max(self.peak_memory_frames, self.memory.size)
                 c_old = self.confidence.get(ti) if self.keep_confident else None
                 fused = bound is not None and self.fuse_net is not None
-                # the stored result of ti, decompressed once for the fusion and the combination
-                old = self._prob(ti) if fused else \
-                    self.probs.get(ti, self.num_objects + 1, self.device) if c_old is not None else None
+                # the stored result of ti, decompressed once for the fusion and the combination;
+                # the one-hot of its labels where the soft result is gone but its confidence is
+                # known (after an undo, which restores labels and confidences, not soft masks)
+                old = self._prob(ti) if fused or c_old is not None else None
                 if fused:
                     result = self._fuse(bound, idx, ti, old, out, key_idx, k16)
                 else:
@@ -312,7 +313,7 @@ class PropagationEngine:
                 c_new = frame_confidence(result, last_result)
                 last_result = result
                 src = idx
-                if c_old is not None and ti in self.probs:
+                if c_old is not None:
                     result, c_new, src = self._keep_confident(ti, idx, result, c_new, old, c_old)
                 self.probs.put(ti, result)
                 self.confidence[ti] = c_new

@@ -81,6 +81,10 @@ class History:
         return bool(self._undo)
 
     @property
+    def undo_steps(self):
+        return len(self._undo)
+
+    @property
     def can_redo(self):
         return bool(self._redo)
 

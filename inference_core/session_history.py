@@ -13,6 +13,11 @@ class HistoryMixin:
     def can_redo(self):
         return self.history.can_redo
 
+    @property
+    def undo_steps(self):
+        """How many steps undo can go back (the history may have dropped older ones)."""
+        return self.history.undo_steps
+
     def undo(self):
         """Undo the last edit or propagation. Returns the frames that changed ([] if nothing)."""
         return self._swap_step('undo', self.history.pop_undo, self.history.push_redo)
@@ -43,10 +48,18 @@ class HistoryMixin:
                           dict(self.engine.source))
 
     def _restore(self, state, changed):
-        self.engine.invalidate(changed)
+        frames = set(changed)
+        if state.confidence is not None:
+            # a pass also re-weighs frames whose labels it kept (the combination with an earlier
+            # result): their confidence and source go back too, their soft masks are dropped
+            eng = self.engine
+            frames |= {t for t in set(state.confidence) | set(eng.confidence)
+                       if state.confidence.get(t) != eng.confidence.get(t)
+                       or (state.source or {}).get(t) != eng.source.get(t)}
+        self.engine.invalidate(frames)
         for saved, now in ((state.confidence, self.engine.confidence),
                            (state.source, self.engine.source)):
-            for t in changed if saved is not None else ():
+            for t in frames if saved is not None else ():
                 if t in saved:
                     now[t] = saved[t]
         for f in self.engine.interacted - state.interacted:

@@ -10,7 +10,11 @@ twice from the same strokes and the same previous mask: on the whole frame, and 
 `zoom_corrections` (inference_core/scribble_zoom.py). J of that frame before and after each.
 Unlike the 8-round protocol (eval_interactive_davis.py), where one run's rounds depend on the
 previous ones and small differences snowball, both variants here see identical inputs, so the
-difference is the zoom's alone. Needs the optional davisinteractive package.
+difference is the zoom's alone. With `--propagate`, each correction is also propagated through
+the whole video (both directions, combined with the first pass as in the GUI) and the video's
+J&F before and after is recorded, then undone: what one correction round does to the video,
+the quantity issue #14's "no round lowers J&F by more than a point" is about. Needs the
+optional davisinteractive package.
 """
 import argparse
 import sys
@@ -45,8 +49,16 @@ def correct(session, t, obj_ids, pos, neg, brush):
         session.scribble(t, obj_ids[0], negative=neg, brush=brush)
 
 
-def evaluate_sequence(name, session, gt, robot, frames=5):
-    """Rows {frame, J_before, J per variant, seconds per variant} for one sequence."""
+def video_jf(session, gt, obj_ids):
+    """J&F of the whole sequence (every frame) as the Session holds it."""
+    from util.metrics import evaluate_sequence as score
+    pred = [session.mask_at_original(t) for t in range(session.num_frames)]
+    return float(score(list(gt), pred, object_ids=obj_ids, skip_first_last=False)['J&F'])
+
+
+def evaluate_sequence(name, session, gt, robot, frames=5, propagate=False):
+    """Rows {frame, J_before, J per variant, seconds per variant (+ video J&F before and after
+    per variant with propagate)} for one sequence."""
     from eval_interactive_davis import ROBOT_BRUSH, per_frame_j
     from util.metrics import VOID_LABEL
     obj_ids = sorted(set(np.unique(gt).tolist()) - {0, VOID_LABEL})
@@ -58,6 +70,8 @@ def evaluate_sequence(name, session, gt, robot, frames=5):
     pred = np.stack([session.mask_at_original(t) for t in range(T)])
     j = per_frame_j(gt, pred, obj_ids)
     j[0] = 1.0
+    jf_video = video_jf(session, gt, obj_ids) if propagate else None
+    depth = session.undo_steps
     rows = []
     for t in [int(t) for t in np.argsort(j, kind='stable')[:frames] if j[t] < 0.9]:
         pos, neg = robot_strokes(robot, name, pred[t], gt[t], n_obj, session.width,
@@ -66,14 +80,25 @@ def evaluate_sequence(name, session, gt, robot, frames=5):
             continue
         start = session.get_mask(t)
         row = {'frame': t, 'J_before': float(j[t])}
+        if propagate:
+            row['video_JF_before'] = jf_video
         for label, zoom in VARIANTS:
-            session.set_labels(t, start)           # the same previous mask for both variants
+            if not propagate:
+                session.set_labels(t, start)       # the same previous mask for both variants
+            session.end_interaction()
             session.zoom_corrections = zoom
             t0 = time.perf_counter()
             correct(session, t, obj_ids, pos, neg, ROBOT_BRUSH)
             row[f'{label} s'] = time.perf_counter() - t0
             row[label] = float(per_frame_j(gt[t:t + 1], session.mask_at_original(t)[None],
                                            obj_ids)[0])
+            if propagate:
+                session.propagate(t, direction='both')
+                row[f'{label} video_JF'] = video_jf(session, gt, obj_ids)
+                while session.undo_steps > depth:  # back to the first pass, exactly
+                    session.undo()
+                if not (session.get_mask(t) == start).all():
+                    raise RuntimeError(f'{name}: undo did not restore frame {t}')
         rows.append(row)
     return rows
 
@@ -99,6 +124,13 @@ def summarize(per_seq):
     z, w = (np.array([r[lab] for r in rows]) for lab in ('zoomed', 'whole frame'))
     out['zoom_better'] = int((z > w + 0.01).sum())
     out['zoom_worse'] = int((z < w - 0.01).sum())
+    if 'video_JF_before' in rows[0]:
+        b = np.array([r['video_JF_before'] for r in rows])
+        for label, _ in VARIANTS:
+            a = np.array([r[f'{label} video_JF'] for r in rows])
+            out[label].update(video_JF_change=float((a - b).mean()),
+                              video_worse_1pt=int((a < b - 0.01).sum()),
+                              video_worst_drop=float(max(0.0, (b - a).max())))
     return out
 
 
@@ -108,6 +140,8 @@ def main(argv=None, networks=None):
     ap.add_argument('--split', choices=sorted(SPLITS), default='selection')
     ap.add_argument('--sequences', nargs='+', help='instead of --split')
     ap.add_argument('--frames', type=int, default=5, help='worst frames corrected per sequence')
+    ap.add_argument('--propagate', action='store_true',
+                    help='also propagate each correction and score the whole video (slower)')
     ap.add_argument('--weights', default=None, help='bundled weights folder (default weights/)')
     ap.add_argument('--resolution', type=int, default=480,
                     help='processing short side (-1: the original frames)')
@@ -138,21 +172,30 @@ def main(argv=None, networks=None):
     per_seq = {}
     bar = CliProgress('sequences')
     for i, n in enumerate(names):
-        with Session.open(seqs[n][0], resolution=args.resolution, networks=networks, history_bytes=0) as s:
+        with Session.open(seqs[n][0], resolution=args.resolution, networks=networks,
+                          history_bytes=(256 << 20) if args.propagate else 0) as s:
             gt = read_ground_truth(s, list_mask_files(seqs[n][1]))
-            per_seq[n] = evaluate_sequence(n, s, gt, robot, args.frames)
+            per_seq[n] = evaluate_sequence(n, s, gt, robot, args.frames, args.propagate)
         bar(i + 1, len(names))
     bar.close()
     summary = summarize(per_seq)
     for n, rows in per_seq.items():
         for r in rows:
+            video = ''
+            if 'video_JF_before' in r:
+                video = (f'; video J&F {r["video_JF_before"]:.3f} -> '
+                         f'{r["whole frame video_JF"]:.3f} / {r["zoomed video_JF"]:.3f}')
             print(f'{n:20s} frame {r["frame"]:3d}  J {r["J_before"]:.3f} -> whole frame '
-                  f'{r["whole frame"]:.3f}, zoomed {r["zoomed"]:.3f}')
+                  f'{r["whole frame"]:.3f}, zoomed {r["zoomed"]:.3f}{video}')
     print(f'{summary["corrections"]} corrections, J before {summary["J_before"]:.4f}')
     for label, _ in VARIANTS:
         v = summary[label]
         print(f'  {label:12s} J after {v["J_after"]:.4f}  worse than before: {v["worse"]:.0%}  '
               f'median {v["median_s"] * 1000:.0f} ms')
+        if 'video_JF_change' in v:
+            print(f'  {"":12s} video J&F change {v["video_JF_change"] * 100:+.2f}, lowered by > 1 '
+                  f'point: {v["video_worse_1pt"]} of {summary["corrections"]}, worst drop '
+                  f'{v["video_worst_drop"] * 100:.1f}')
     print(f'  zoomed better / worse than whole frame (> 1 point): {summary["zoom_better"]} / '
           f'{summary["zoom_worse"]}')
     if args.output:

@@ -112,6 +112,16 @@ def test_paired_corrections_on_generated_sequence(tmp_path, nets):
     for r in rows:
         assert 0 < r['frame'] < 6 and r['J_before'] < 0.9
         assert 0 <= r['whole frame'] <= 1 and 0 <= r['zoomed'] <= 1
+    # --propagate: each correction also propagated, scored on the whole video, then undone
+    # (the script checks that undo gave the first pass back)
+    assert eval_corrections.main(['--data', str(root), '--sequences', 's', '--frames', '2',
+                                  '--resolution', '-1', '--propagate', '--output', str(out)],
+                                 networks=nets) == 0
+    rep = json.loads(out.read_text())
+    for r in rep['sequences']['s']:
+        assert 0 <= r['video_JF_before'] <= 1
+        assert 0 <= r['whole frame video_JF'] <= 1 and 0 <= r['zoomed video_JF'] <= 1
+    assert 'video_JF_change' in rep['summary']['zoomed']
     with pytest.raises(UserError, match='frames'):
         eval_corrections.main(['--data', str(root), '--sequences', 's', '--frames', '0'],
                               networks=nets)
