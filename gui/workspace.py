@@ -1,7 +1,8 @@
 """Workspace autosave: the work on a video survives closing, a crash or kill -9.
 
 Layout of a workspace folder (default `<video>.ivos/` next to the video or image folder):
-  workspace.json     objects, edited frames, current frame, settings (written atomically)
+  workspace.json     objects, edited frames, the propagation's per-frame confidence and
+                     source, current frame, settings (written atomically)
   masks/00012.png    label map of frame 12 at processing resolution, indexed PNG with the DAVIS
                      palette (index = object id); one file per frame that has any mask,
                      written atomically after every committed change
@@ -189,7 +190,9 @@ class Workspace:
             if labels.ndim == 2:
                 masks[t] = resize_labels(labels, session.height, session.width)
         # An edited frame whose PNG is missing was cleared to background by the person.
-        session.restore_work(objects, masks, edited=meta.get('edited_frames', []))
+        record = meta.get('propagation')
+        session.restore_work(objects, masks, edited=meta.get('edited_frames', []),
+                             record=record if isinstance(record, dict) else None)
         return meta
 
     # ------------------------------------------------------------------ writing
@@ -257,6 +260,10 @@ class Workspace:
             'objects': [{'id': o.id, 'name': o.name, 'color': list(o.color), 'visible': o.visible}
                         for o in session.objects],
             'edited_frames': [int(t) for t in session.edited_frames],
+            # per-frame confidence and source of the propagated frames: the timeline strip,
+            # `N` and the next correction's combination carry on after a restart
+            'propagation': {k: {str(t): v for t, v in d.items()}
+                            for k, d in session.propagation_record().items()},
             'saved_at': time.time(),
         }
         if extra:

@@ -363,11 +363,14 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
             self._reset_click()
             return done
 
-    def restore_work(self, objects, masks, edited=()):
+    def restore_work(self, objects, masks, edited=(), record=None):
         """Put saved work back (workspace resume): `objects` [(name, (r, g, b), visible)] for
         ids 1..N, `masks` {frame: (H, W) labels at processing size} (ids above N become
         background), `edited` the person-edited frames (one without a mask was cleared to
-        background). Replaces objects and masks; the history starts again from here."""
+        background), `record` the saved propagation_record() (per-frame confidence and source:
+        the timeline strip, `N`, and the combination of the next correction with these results
+        carry on; entries that do not fit the restored work are ignored). Replaces objects and
+        masks; the history starts again from here."""
         with self._exclusive('restore saved work'):
             store = self.store
             store.restore_objects(tuple((i + 1, str(n), tuple(c), bool(v))
@@ -384,6 +387,8 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
                 elif t in edited or store.nonempty_frames()[t]:
                     store.set_mask(t, zero, edited=t in edited)
             self.engine.reset()
+            if record:
+                self._restore_record(record, edited)
             self.history.clear()
             self._pending = frozenset(edited)
             self._last = None
@@ -391,6 +396,33 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
             self._scr = None
             self._local.reset()
             self._reset_click()
+
+    def propagation_record(self):
+        """{'confidence': {frame: float}, 'source': {frame: interacted frame}} of the propagated
+        frames: what restore_work needs to carry on after a restart (JSON-friendly values)."""
+        eng = self.engine
+        return {'confidence': {int(t): float(c) for t, c in eng.confidence.items()},
+                'source': {int(t): int(f) for t, f in eng.source.items()}}
+
+    def _restore_record(self, record, edited):
+        """The saved per-frame confidence and source, where they fit: frames in range, sources
+        among the edited frames, confidences in [0, 1]."""
+        T = self.store.num_frames
+        conf, src = record.get('confidence') or {}, record.get('source') or {}
+        for t, c in conf.items():
+            try:
+                t, c = int(t), float(c)
+            except (TypeError, ValueError):
+                continue
+            if 0 <= t < T and 0.0 <= c <= 1.0 and t not in edited:
+                self.engine.confidence[t] = c
+        for t, f in src.items():
+            try:
+                t, f = int(t), int(f)
+            except (TypeError, ValueError):
+                continue
+            if t in self.engine.confidence and f in edited:
+                self.engine.source[t] = f
 
     def reset_frame(self, frame):
         """Clear a frame: all background, not edited, removed from the memory."""

@@ -135,3 +135,43 @@ def test_without_a_previous_result_it_is_mivos_fusion(lite):
         eng.interact(0, gt[0])                       # forward pass fused with frame 13
         out.append(np.stack([eng.prob(t).numpy() for t in range(14)]))
     assert np.array_equal(out[0], out[1])
+
+
+def test_workspace_keeps_confidence_and_the_combination_after_a_restart(lite, tmp_path):
+    """Saved and reopened (the GUI's workspace): the timeline's confidences, the suggested
+    frame and the next correction's combination with the earlier results carry on; a record
+    that does not fit (frames out of range, a source that is not an edited frame) is ignored."""
+    from gui.workspace import Workspace
+    frames, gt = make_clip(num_frames=30, height=96, width=160, seed=1, radius=(22, 16),
+                           speed=(3.0, 0.5))
+    bad = np.zeros_like(gt[20])
+    ys, xs = np.nonzero(gt[20])
+    bad[ys.min():ys.min() + 4, xs.min():xs.min() + 6] = 1
+    far = range(1, 8)
+    ws = Workspace(str(tmp_path / 'clip.ivos'))
+    ws.start_fresh()
+    store = FrameStore(frames)
+    store.ensure_objects(1)
+    with Session(store, lite) as s:
+        s.set_labels(0, gt[0])
+        s.propagate(0)
+        conf, suggested = s.frame_confidence(), s.suggest_frame()
+        before = [s.get_mask(t) for t in far]
+        ws.mark_dirty(range(30), meta=True)
+        ws.flush(s)
+    store = FrameStore(frames)
+    with Session(store, lite) as s:
+        ws.load_into(s)
+        assert np.allclose(s.frame_confidence(), conf, equal_nan=True)
+        assert s.suggest_frame() == suggested
+        s.set_labels(20, bad)                   # a poor correction after the restart
+        s.propagate(20)
+        for t, b in zip(far, before):
+            assert _iou(s.get_mask(t) == 1, gt[t] == 1) >= _iou(b == 1, gt[t] == 1) - 0.05
+    store = FrameStore(frames)
+    with Session(store, lite) as s:
+        s.restore_work([('a', (255, 0, 0), True)], {0: gt[0]}, edited=[0],
+                       record={'confidence': {'3': 0.5, '99': 0.2, 'x': 1, '4': 7.0},
+                               'source': {'3': 5}})
+        c = s.frame_confidence()
+        assert c[3] == 0.5 and np.isnan(c[4]) and s.propagation_record()['source'] == {}
