@@ -310,8 +310,10 @@ class PropagationEngine:
                     result = self._fuse(bound, idx, ti, old, out, key_idx, k16)
                 else:
                     result = out
-                c_new = frame_confidence(result, last_result)
-                last_result = result
+                # scored on the pass's own output, not the fused one: the fusion network's
+                # output is sharper, and a score on it would always outrank the earlier result
+                c_new = frame_confidence(out, last_result)
+                last_result = out
                 src = idx
                 if c_old is not None:
                     result, c_new, src = self._keep_confident(ti, idx, result, c_new, old, c_old)
