@@ -17,7 +17,6 @@ the quantity issue #14's "no round lowers J&F by more than a point" is about. Ne
 optional davisinteractive package.
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 

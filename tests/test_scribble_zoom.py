@@ -1,7 +1,6 @@
 """Zoomed corrections (inference_core/scribble_zoom.py): the focus box, and a correction on a
 small generated object through the Session."""
 import numpy as np
-import pytest
 import torch
 
 from inference_core.interaction import NO_SCRIBBLE, stroke_mask
