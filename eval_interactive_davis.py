@@ -79,6 +79,22 @@ def to_pixels(paths, width, height):
     return out
 
 
+def scribble_robot_round(session, t, by_obj, obj_ids):
+    """Draw one robot answer on frame t of `session`: {object id: normalised paths} (0 =
+    background) from robot_paths -> Session.scribble with the robot's brush, every object."""
+    w, h = session.width, session.height
+    neg = to_pixels(by_obj.get(0, []), w, h)
+    positives = [(k, to_pixels(p, w, h)) for k, p in sorted(by_obj.items())
+                 if 0 < k <= max(obj_ids)]
+    if not positives:
+        session.scribble(t, obj_ids[0], negative=neg, brush=ROBOT_BRUSH)
+    for i, (k, paths) in enumerate(positives):
+        # strokes accumulate on the frame: the last call segments every object from all of
+        # them (as MiVOS's DAVIS path does in one go)
+        session.scribble(t, k, positive=paths, negative=neg if i == 0 else None,
+                         brush=ROBOT_BRUSH)
+
+
 def read_ground_truth(session, files):
     """(T, H, W) uint8 ground truth at the original resolution, one mask per frame."""
     from util.mask_io import match_masks_to_frames, read_label_png
@@ -144,7 +160,6 @@ def evaluate_sequence(name, session, gt, robot, rounds=8, first_frame='auto', lo
         if not 0 <= frame1 < T:
             raise UserError(f'{name}: --first-frame {frame1} is out of range (0..{T - 1})')
     pred = np.zeros_like(gt)
-    h, w = session.height, session.width
     out = []
     for r in range(1, rounds + 1):
         suggested = session.suggest_frame() if r > 1 else None
@@ -164,18 +179,8 @@ def evaluate_sequence(name, session, gt, robot, rounds=8, first_frame='auto', lo
             # nothing left to correct (or the errors are too thin to skeletonise)
             row.update(interaction_s=0.0, propagation_s=0.0)
         else:
-            neg = to_pixels(by_obj.get(0, []), w, h)
-            positives = [(k, to_pixels(p, w, h)) for k, p in sorted(by_obj.items())
-                         if 0 < k <= n_obj]
             t1 = time.perf_counter()
-            if positives:
-                for i, (k, paths) in enumerate(positives):
-                    # strokes accumulate on the frame: the last call segments every object
-                    # from all of them (as MiVOS's DAVIS path does in one go)
-                    session.scribble(t, k, positive=paths, negative=neg if i == 0 else None,
-                                     brush=ROBOT_BRUSH)
-            else:
-                session.scribble(t, obj_ids[0], negative=neg, brush=ROBOT_BRUSH)
+            scribble_robot_round(session, t, by_obj, obj_ids)
             t2 = time.perf_counter()
             session.propagate(t, direction='both')
             t3 = time.perf_counter()

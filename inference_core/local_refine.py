@@ -15,6 +15,13 @@ from util.labels import resize_labels
 MAX_LOCAL_SCALE = 8.0   # regions are enlarged to the processing size, at most this much
 
 
+def enlarged_size(crop_h, crop_w, height, width):
+    """(scale, h, w): a crop of a (height, width) frame enlarged so that its short side matches
+    the frame's (never shrunk, at most MAX_LOCAL_SCALE)."""
+    scale = min(max(1.0, min(height, width) / min(crop_h, crop_w)), MAX_LOCAL_SCALE)
+    return scale, int(round(crop_h * scale)), int(round(crop_w * scale))
+
+
 def region_box(region, height, width):
     """(x0, y0, x1, y1) integer pixel box of a region (x0, y0, x1, y1 floats, clipped)."""
     try:
@@ -48,8 +55,7 @@ class LocalRefiner:
         x0, y0, x1, y1 = box
         H, W = labels.shape
         ch, cw = y1 - y0, x1 - x0
-        scale = min(max(1.0, min(H, W) / min(ch, cw)), MAX_LOCAL_SCALE)
-        lh, lw = int(round(ch * scale)), int(round(cw * scale))
+        scale, lh, lw = enlarged_size(ch, cw, H, W)
         key = (box, num_objects)
         if self._key != key or self._sub is None:
             self.reset()

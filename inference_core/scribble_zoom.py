@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from inference_core.interaction import NO_SCRIBBLE
+from inference_core.local_refine import enlarged_size
 from inference_core.padding import pad_divide_by, unpad
 from util.labels import resize_labels
 from util.tensor_util import normalize_frames
@@ -25,7 +26,6 @@ from util.tensor_util import normalize_frames
 EXPAND = 1.4            # box around the mask and strokes, enlarged by this factor (RITM's zoom-in)
 MIN_SIDE_FRAC = 0.2     # the box is at least this share of the frame's short side
 MAX_AREA_FRAC = 0.5     # a box larger than this share of the frame: no zoom (little to gain)
-MAX_SCALE = 8.0
 
 
 def focus_box(prev_labels, scribbles, obj_id, expand=EXPAND, min_side_frac=MIN_SIDE_FRAC,
@@ -68,8 +68,7 @@ def zoomed_predict(scribbler, frame_rgb, prev_labels, scribbles, num_objects, ob
     prev_labels = np.asarray(prev_labels)
     H, W = prev_labels.shape
     ch, cw = y1 - y0, x1 - x0
-    scale = min(max(1.0, min(H, W) / min(ch, cw)), MAX_SCALE)
-    lh, lw = int(round(ch * scale)), int(round(cw * scale))
+    _, lh, lw = enlarged_size(ch, cw, H, W)      # as local refinement enlarges its region
     crop = cv2.resize(np.ascontiguousarray(frame_rgb[y0:y1, x0:x1]), (lw, lh),
                       interpolation=cv2.INTER_CUBIC)
     # strokes and labels: nearest neighbour, so a stroke keeps its width relative to the image

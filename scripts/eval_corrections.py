@@ -29,23 +29,11 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'davis2
 VARIANTS = (('whole frame', False), ('zoomed', True))
 
 
-def robot_strokes(robot, name, pred, gt, n_obj, width, height):
-    """The robot's corrective strokes on one frame: ([(obj_id, polylines)], negative polylines)."""
-    from eval_interactive_davis import robot_paths, to_pixels
+def robot_answer(robot, name, pred, gt, n_obj):
+    """The robot's corrective strokes on one frame: {object id: normalised paths}, 0 = background."""
+    from eval_interactive_davis import robot_paths
     ans = robot.interact(name, pred[None], gt[None], nb_objects=n_obj, frame=0)
-    _, by_obj = robot_paths(ans, 1)
-    neg = to_pixels(by_obj.get(0, []), width, height)
-    pos = [(k, to_pixels(p, width, height)) for k, p in sorted(by_obj.items()) if 0 < k <= n_obj]
-    return pos, neg
-
-
-def correct(session, t, obj_ids, pos, neg, brush):
-    """One corrective round on frame t, as eval_interactive_davis draws it."""
-    if pos:
-        for i, (k, paths) in enumerate(pos):
-            session.scribble(t, k, positive=paths, negative=neg if i == 0 else None, brush=brush)
-    else:
-        session.scribble(t, obj_ids[0], negative=neg, brush=brush)
+    return robot_paths(ans, 1)[1]
 
 
 def video_jf(session, gt, obj_ids):
@@ -58,7 +46,7 @@ def video_jf(session, gt, obj_ids):
 def evaluate_sequence(name, session, gt, robot, frames=5, propagate=False):
     """Rows {frame, J_before, J per variant, seconds per variant (+ video J&F before and after
     per variant with propagate)} for one sequence."""
-    from eval_interactive_davis import ROBOT_BRUSH, per_frame_j
+    from eval_interactive_davis import per_frame_j, scribble_robot_round
     from util.metrics import VOID_LABEL
     obj_ids = sorted(set(np.unique(gt).tolist()) - {0, VOID_LABEL})
     n_obj = max(obj_ids)
@@ -73,9 +61,8 @@ def evaluate_sequence(name, session, gt, robot, frames=5, propagate=False):
     depth = session.undo_steps
     rows = []
     for t in [int(t) for t in np.argsort(j, kind='stable')[:frames] if j[t] < 0.9]:
-        pos, neg = robot_strokes(robot, name, pred[t], gt[t], n_obj, session.width,
-                                 session.height)
-        if not pos and not neg:
+        by_obj = robot_answer(robot, name, pred[t], gt[t], n_obj)
+        if not by_obj:
             continue
         start = session.get_mask(t)
         row = {'frame': t, 'J_before': float(j[t])}
@@ -87,7 +74,7 @@ def evaluate_sequence(name, session, gt, robot, frames=5, propagate=False):
             session.end_interaction()
             session.zoom_corrections = zoom
             t0 = time.perf_counter()
-            correct(session, t, obj_ids, pos, neg, ROBOT_BRUSH)
+            scribble_robot_round(session, t, by_obj, obj_ids)
             row[f'{label} s'] = time.perf_counter() - t0
             row[label] = float(per_frame_j(gt[t:t + 1], session.mask_at_original(t)[None],
                                            obj_ids)[0])
