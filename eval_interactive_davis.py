@@ -20,6 +20,9 @@ Protocol, per sequence (after the DAVIS interactive benchmark and MiVOS's evalua
   3-pixel brush at processing resolution -> Session.scribble (scribble-to-mask, every object) ->
   Session.propagate (both directions, fused with the earlier interactions) -> J, F and J&F of the
   whole sequence (every frame, every object, at the ground-truth resolution).
+  --oracle (a diagnostic, not the benchmark): the robot's frame gets its ground-truth mask
+  instead (Session.set_labels), so the rounds show what the propagation makes of perfect
+  corrections: the ceiling any interaction network can reach with these propagation networks.
 Reported: J&F per round, the time per round (interaction + propagation, the robot and the
 scoring excluded) and the AUC of J&F over rounds:
   AUC = trapezoidal area under the J&F(round) curve with the rounds placed evenly on [0, 1]
@@ -115,6 +118,15 @@ def read_ground_truth(session, files):
     return gt
 
 
+def gt_at_processing_size(session, labels):
+    """A ground-truth label map resized (nearest) to the session's processing size, void -> 0."""
+    import cv2
+    from util.metrics import VOID_LABEL
+    lab = cv2.resize(labels, (session.width, session.height), interpolation=cv2.INTER_NEAREST)
+    lab[lab == VOID_LABEL] = 0
+    return lab
+
+
 def per_frame_j(gt, pred, obj_ids):
     """(T,) mean J over the objects of each frame."""
     from util.metrics import VOID_LABEL, jaccard
@@ -137,13 +149,15 @@ def in_worst_third(j, frame, exclude=()):
 
 
 def evaluate_sequence(name, session, gt, robot, rounds=8, first_frame='auto', log=None,
-                      next_frame='worst'):
+                      next_frame='worst', oracle=False):
     """Run the protocol on one sequence in `session` (a fresh Session on its frames, e.g.
     history_bytes=0). Returns (report dict, final prediction (T,H,W)).
     next_frame: 'worst' (round r > 1 on the frame with the worst J: the DAVIS protocol) or
     'suggested' (on Session.suggest_frame(): what a person without ground truth gets). Either
     way each round records the tool's suggestion and whether it was among the worst third of
-    the frames by true J."""
+    the frames by true J. oracle: each round's interaction is the ground-truth mask of the
+    robot's frame instead of its scribbles (a ceiling for the interaction network: what the
+    propagation and the combination make of perfect corrections)."""
     from util.metrics import VOID_LABEL, evaluate_sequence as score
     obj_ids = sorted(set(np.unique(gt).tolist()) - {0, VOID_LABEL})
     if not obj_ids:
@@ -180,7 +194,10 @@ def evaluate_sequence(name, session, gt, robot, rounds=8, first_frame='auto', lo
             row.update(interaction_s=0.0, propagation_s=0.0)
         else:
             t1 = time.perf_counter()
-            scribble_robot_round(session, t, by_obj, obj_ids)
+            if oracle:
+                session.set_labels(t, gt_at_processing_size(session, gt[t]))
+            else:
+                scribble_robot_round(session, t, by_obj, obj_ids)
             t2 = time.perf_counter()
             session.propagate(t, direction='both')
             t3 = time.perf_counter()
@@ -271,6 +288,9 @@ def build_parser():
     p.add_argument('--next-frame', choices=('worst', 'suggested'), default='worst',
                    help="rounds after the first: on the frame with the worst J (DAVIS protocol) "
                         "or on the tool's suggestion (Session.suggest_frame, no ground truth)")
+    p.add_argument('--oracle', action='store_true',
+                   help="diagnostic ceiling: each round sets the ground-truth mask of the robot's "
+                        "frame instead of segmenting its scribbles, then propagates")
     p.add_argument('--quiet', action='store_true', help='no per-round log lines')
     return p
 
@@ -317,7 +337,7 @@ def main(argv=None, networks=None):
                           **session_kw) as session:
             gt = read_ground_truth(session, list_mask_files(ann))
             rep, pred = evaluate_sequence(n, session, gt, robot, args.rounds, args.first_frame,
-                                          log, args.next_frame)
+                                          log, args.next_frame, args.oracle)
             if args.save_masks:
                 _save_masks(os.path.join(args.save_masks, n), session.frame_names, pred)
         reports.append(rep)
@@ -331,6 +351,7 @@ def main(argv=None, networks=None):
                                               'next_frame': args.next_frame,
                                               'keep_confident': not args.mivos_overwrite,
                                               'zoom_corrections': not args.no_zoom,
+                                              'oracle': args.oracle,
                                               'resolution': args.resolution,
                                               'top_k': args.top_k, 'mem_freq': args.mem_freq,
                                               'device': str(networks.device)},

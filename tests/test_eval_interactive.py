@@ -67,6 +67,26 @@ def test_two_rounds_on_generated_sequence(tmp_path, nets):
         [f'{t:05d}.png' for t in range(4)]
 
 
+def test_oracle_rounds_set_the_ground_truth(tmp_path, nets):
+    """--oracle (the ceiling diagnostic): each round's frame gets its ground-truth mask exactly,
+    and it stays there (later passes stop at interacted frames)."""
+    _robot_or_skip()
+    from util.mask_io import read_label_png
+    root = tmp_path / 'DAVIS'
+    gts = make_davis(root, ('s',), n=5)
+    out = tmp_path / 'report.json'
+    assert ev.main(['--dataset', str(root), '--rounds', '3', '--resolution', '-1', '--oracle',
+                    '--output', str(out), '--save-masks', str(tmp_path / 'masks'), '--quiet'],
+                   networks=nets) == 0
+    rep = json.loads(out.read_text())
+    assert rep['settings']['oracle'] is True
+    frames = {r['frame'] for r in rep['sequences'][0]['rounds'] if r['frame'] is not None}
+    assert 0 in frames
+    for t in frames:
+        pred = read_label_png(str(tmp_path / 'masks' / 's' / f'{t:05d}.png'))
+        np.testing.assert_array_equal(pred, gts['s'][t])
+
+
 def test_errors(tmp_path, nets):
     _robot_or_skip()
     root = tmp_path / 'DAVIS'
