@@ -25,8 +25,9 @@ NO_SCRIBBLE = 255
 class ScribbleController:
     """Runs the scribble net for every object of a frame.
 
-    net: forward(x (1, 6, H, W)) -> logits (1, 1, H, W). `amp_dtype`: optional autocast dtype
-    (CUDA only).
+    net: forward(x (1, 6, H, W)) -> logits (1, 1, H, W), and optionally segment(image (1, 3, H, W),
+    guidance (K, 3, H, W)) -> logits (K, 1, H, W) for all objects at once. `amp_dtype`: optional
+    autocast dtype (CUDA only).
     """
 
     def __init__(self, net, device=None, amp_dtype=None):
@@ -65,6 +66,10 @@ class ScribbleController:
         out = []
         ctx = torch.autocast('cuda', dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
         with ctx:
+            if hasattr(self.net, 'segment'):
+                # the bundled net reads the image apart from the guidance: one backbone pass
+                # for all objects of the frame
+                return torch.sigmoid(self.net.segment(x[:1, :3], x[:, 3:]).float())
             for k in range(num_objects):       # one object at a time, like the reference
                 out.append(torch.sigmoid(self.net(x[k:k + 1]).float()))
         return torch.cat(out, 0)

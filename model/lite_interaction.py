@@ -128,6 +128,14 @@ class LiteInteractionNet(nn.Module):
         return self.pred(x)
 
     def forward(self, x):
+        """x (B,6,H,W) = [image, prev, pos, neg] -> logits (B,1,H,W)."""
+        return self.segment(x[:, :3], x[:, 3:6])
+
+    def segment(self, image, guidance):
+        """image (1 or B,3,H,W), guidance (B,3,H,W) = [prev, pos, neg] -> logits (B,1,H,W).
+        With one image for B guidance maps (the objects of a frame) the backbone runs once per
+        processing size for all of them: only the small head runs per object."""
+        x = guidance
         h, w = x.shape[-2:]
         sizes = []
         for short in (self.proc_short, *self.extra_scales):
@@ -136,9 +144,9 @@ class LiteInteractionNet(nn.Module):
                 sizes.append(ps)
         logits = guide = None
         for ps in sizes:
-            img = from_imagenet_norm(resize_to(x[:, :3], ps))
+            img = from_imagenet_norm(resize_to(image, ps))
             f2, f4, _, f16 = self.backbone(img)
-            g = shrink_guidance(x[:, 3:6], f2.shape[-2:])       # the head's own size: used as is
+            g = shrink_guidance(x, f2.shape[-2:])       # the head's own size: used as is
             out = self.head(f2, f4, f16, g)
             if logits is None:
                 logits, guide = out, g

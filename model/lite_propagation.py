@@ -143,6 +143,7 @@ class Decoder(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x, f4, f2, prior=None):
+        """x (K,C,h16,w16); f4, f2: backbone maps with batch K or 1 (shared by the K objects)."""
         x = self.compress(x)
         if prior is not None:
             x = x + self.prior16(resize_to(prior, x.shape[-2:], 'area'))
@@ -221,13 +222,18 @@ class LitePropagationNet(nn.Module):
         """readout (K,Cv,h,w) -> logits (K,1,out_size) (processing size when out_size is None).
         prev_mask: optional (K,1,H',W') previous-frame probabilities (any size)."""
         k = readout.shape[0]
-        x = torch.cat([readout, qv16.expand(k, -1, -1, -1)], 1)
+        # channels-last: the thin stride-4/2 convs run 1.3-4x faster on CPU; f4 and f2 stay one
+        # batch entry, their skip convs are computed once and broadcast over the objects
+        cl = torch.channels_last
+        x = torch.cat([readout, qv16.expand(k, -1, -1, -1)], 1).contiguous(memory_format=cl)
         prior = None
         if prev_mask is not None:
             prior = with_others(resize_to(prev_mask.to(f4.dtype), f4.shape[-2:], 'area'))
-        logits = self.decoder(x, f4.expand(k, -1, -1, -1), f2.expand(k, -1, -1, -1), prior)
+            prior = prior.contiguous(memory_format=cl)
+        logits = self.decoder(x, f4.contiguous(memory_format=cl), f2.contiguous(memory_format=cl),
+                              prior)
         size = out_size or (f2.shape[-2] * 2, f2.shape[-1] * 2)
-        return resize_to(logits, size)
+        return resize_to(logits, size).contiguous()
 
     # ------------------------------------------------------------------ engine contract
     def encode_key(self, frame):

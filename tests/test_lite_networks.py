@@ -55,6 +55,36 @@ def test_propagation_contract_shapes(prop):
         assert attn.shape == (3, 2, H, W)
 
 
+def test_objects_share_the_decoders_skips(prop):
+    """The decoder computes the backbone skips once and broadcasts them over the objects (and
+    runs channels-last): the same logits as the plain computation on per-object copies of the
+    maps; without the prior, three objects decoded together equal each decoded alone."""
+    from model.lite_propagation import resize_to, with_others
+    torch.manual_seed(3)
+    H, W = 96, 160
+    frame = torch.randn(1, 3, H, W)
+    with torch.inference_mode():
+        torch.nn.init.normal_(prop.decoder.prior4.weight, std=0.5)   # make the prior count
+        try:
+            k16, qv16, f16, f4, f2 = prop.encode_key(frame)
+            readout = torch.randn(3, 128, *k16.shape[-2:])
+            prev = torch.rand(3, 1, H, W)
+            got = prop.decode(readout, qv16, f4, f2, (H, W), prev_mask=prev)
+            x = torch.cat([readout, qv16.expand(3, -1, -1, -1)], 1).contiguous()
+            prior = with_others(resize_to(prev, f4.shape[-2:], 'area')).contiguous()
+            plain = resize_to(prop.decoder(x, f4.expand(3, -1, -1, -1).contiguous(),
+                                           f2.expand(3, -1, -1, -1).contiguous(), prior), (H, W))
+            together = prop.decode(readout, qv16, f4, f2, (H, W))
+            alone = [prop.decode(readout[i:i + 1], qv16, f4, f2, (H, W)) for i in range(3)]
+        finally:
+            torch.nn.init.zeros_(prop.decoder.prior4.weight)
+    assert got.shape == (3, 1, H, W) and got.is_contiguous()
+    torch.testing.assert_close(got, plain, atol=1e-5, rtol=1e-4)
+    for i in range(3):
+        torch.testing.assert_close(together[i:i + 1], alone[i], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(together[0], together[1])
+
+
 def test_previous_mask_prior_starts_neutral_and_then_matters():
     torch.manual_seed(2)
     net = LitePropagationNet(pretrained=False).eval()
@@ -94,6 +124,27 @@ def test_interaction_contract_shapes():
     with torch.inference_mode():
         out = net(x)
     assert out.shape == (2, 1, 80, 112)
+
+
+def test_interaction_objects_share_one_backbone_pass():
+    """ScribbleController segments all objects of a frame in one call (the image's backbone maps
+    computed once per size): the logits of each object are those of running it alone."""
+    from inference_core.interaction import ScribbleController
+    torch.manual_seed(5)
+    net = LiteInteractionNet(pretrained=False, extra_scales=(64,)).eval()
+    image = torch.randn(1, 3, 96, 160)
+    labels = np.zeros((96, 160), np.uint8)
+    labels[10:50, 20:70], labels[40:90, 90:150] = 1, 2
+    scr = np.full((96, 160), 255, np.uint8)
+    scr[30:32, 30:60], scr[60:62, 100:140], scr[5:7, 5:40] = 1, 2, 0
+    ctl = ScribbleController(net, 'cpu')
+    with torch.inference_mode():
+        x = ctl.net_inputs(image, labels, scr, 2)
+        together = ctl.interact(image, labels, scr, 2)
+        alone = torch.cat([torch.sigmoid(net(x[k:k + 1])) for k in range(2)], 0)
+    assert together.shape == (2, 1, 96, 160)
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(together[0], together[1])
 
 
 def test_interaction_test_time_scales_average_the_logits():
