@@ -41,7 +41,7 @@ import torch
 
 from inference_core.aggregate import aggregate_sbg
 from inference_core.fbrs_predictor import FBRSPredictor
-from inference_core.interaction import seeded_region
+from inference_core.interaction import cached_image_features, seeded_region
 from inference_core.padding import pad_amount, pad_divide_by, unpad
 from util.errors import UserError
 
@@ -141,6 +141,7 @@ class ClickController:
         self.predictor = FBRSPredictor(click_model, self.device, **(fbrs_params or {})) \
             if click_model is not None else None
         self.amp_dtype = amp_dtype if self.device.type == 'cuda' else None
+        self._features = None      # interaction backend: the frame's backbone maps, kept across clicks
         self.reset()
 
     # -- sequence state ------------------------------------------------------------------------
@@ -156,6 +157,10 @@ class ClickController:
         if self.predictor is not None:
             self.predictor.image = None
             self.predictor.reset()
+
+    def clear_cache(self):
+        """Drop the kept backbone maps (interaction backend)."""
+        self._features = None
 
     @property
     def num_clicks(self):
@@ -290,5 +295,11 @@ class ClickController:
         x = torch.cat([image.to(self.device, torch.float32), planes], 1)
         ctx = torch.autocast('cuda', dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
         with ctx:
-            logits = self.interaction(x)
+            if hasattr(self.interaction, 'segment'):
+                image = image.to(self.device, torch.float32)
+                self._features = cached_image_features(self.interaction, image, self._features)
+                logits = self.interaction.segment(image, x[:, 3:],
+                                                  None if self._features is None else self._features[2])
+            else:
+                logits = self.interaction(x)
         return torch.sigmoid(logits.float())

@@ -36,6 +36,9 @@ class ScribbleController:
             device = next(net.parameters()).device
         self.device = torch.device(device or 'cpu')
         self.amp_dtype = amp_dtype if self.device.type == 'cuda' else None
+        # (net, image, features) of the last image a net with `image_features` saw: the next strokes
+        # on the same frame reuse its backbone maps (a person draws several strokes per frame)
+        self._features = None
 
     def net_inputs(self, image, prev_labels, scr_mask, num_objects):
         """The (K, 6, Hp, Wp) network inputs (object order 1..K).
@@ -57,9 +60,19 @@ class ScribbleController:
             out.append(torch.cat([image, (prev == k).float()[None, None], rs], 1))
         return torch.cat(out, 0)
 
+    def _image_features(self, image):
+        """The net's backbone maps of `image`, kept for the next call with the same image."""
+        self._features = cached_image_features(self.net, image, self._features)
+        return None if self._features is None else self._features[2]
+
+    def clear_cache(self):
+        self._features = None
+
     @torch.inference_mode()
     def interact(self, image, prev_labels, scr_mask, num_objects):
-        """Per-object sigmoid probabilities (K, 1, Hp, Wp) (MiVOS S2MController.interact)."""
+        """Per-object sigmoid probabilities (K, 1, Hp, Wp) (MiVOS S2MController.interact).
+        The bundled net's backbone maps of the image are kept for the next call on the same
+        image (the same frame, or the same zoomed crop)."""
         if self.net is None:
             raise UserError('no scribble network is loaded')
         x = self.net_inputs(image, prev_labels, scr_mask, num_objects)
@@ -69,7 +82,9 @@ class ScribbleController:
             if hasattr(self.net, 'segment'):
                 # the bundled net reads the image apart from the guidance: one backbone pass
                 # for all objects of the frame
-                return torch.sigmoid(self.net.segment(x[:1, :3], x[:, 3:]).float())
+                # (the image itself is kept, not a view of x: x holds every object's maps)
+                feats = self._image_features(torch.as_tensor(image).to(self.device))
+                return torch.sigmoid(self.net.segment(x[:1, :3], x[:, 3:], feats).float())
             for k in range(num_objects):       # one object at a time, like the reference
                 out.append(torch.sigmoid(self.net(x[k:k + 1]).float()))
         return torch.cat(out, 0)
@@ -90,6 +105,20 @@ class ScribbleController:
             region = seeded_region((sig[k - 1, 0] > 0.5).cpu().numpy(), seeds)
             claim_pixels(prob, k, region)
         return prob
+
+
+def cached_image_features(net, image, cache):
+    """(net, image, features) for `image` with a net that has `image_features` (None otherwise):
+    `cache` (the previous return value) when it holds the same net and the same image (same
+    pixels: comparing costs ~1 ms at 480p against ~30-60 ms of backbone)."""
+    if not hasattr(net, 'image_features'):
+        return None
+    if cache is not None and cache[0] is net:
+        old = cache[1]
+        if old is image or (old.shape == image.shape and old.device == image.device
+                            and torch.equal(old, image)):
+            return cache
+    return net, image, net.image_features(image)
 
 
 # ---------------------------------------------------------------------------------- drawing

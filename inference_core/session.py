@@ -182,6 +182,9 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
             self._pending = self._pending | self.engine.interacted
             self.engine.reset()
             self.engine.clear_feature_cache()
+            self.scribbler.clear_cache()
+            if self._click is not None:
+                self._click.clear_cache()
             self._soft.clear()
 
     # ------------------------------------------------------------------ events

@@ -131,28 +131,42 @@ class LiteInteractionNet(nn.Module):
         """x (B,6,H,W) = [image, prev, pos, neg] -> logits (B,1,H,W)."""
         return self.segment(x[:, :3], x[:, 3:6])
 
-    def segment(self, image, guidance):
-        """image (1 or B,3,H,W), guidance (B,3,H,W) = [prev, pos, neg] -> logits (B,1,H,W).
-        With one image for B guidance maps (the objects of a frame) the backbone runs once per
-        processing size for all of them: only the small head runs per object."""
-        x = guidance
-        h, w = x.shape[-2:]
+    def processing_sizes(self, h, w):
+        """The processing sizes of an (h, w) input, base size first."""
         sizes = []
         for short in (self.proc_short, *self.extra_scales):
             ps = proc_size(h, w, short)
             if ps not in sizes:       # small frames are never upscaled: sizes can coincide
                 sizes.append(ps)
+        return sizes
+
+    def image_features(self, image):
+        """Backbone maps (f2, f4, f16) of `image` (1 or B,3,H,W) at each processing size. They
+        depend on the image only: a caller may keep them for the next strokes on the same frame
+        (inference_core/interaction.py does) and pass them to `segment`."""
+        feats = []
+        for ps in self.processing_sizes(*image.shape[-2:]):
+            f2, f4, _, f16 = self.backbone(from_imagenet_norm(resize_to(image, ps)))
+            feats.append((f2, f4, f16))
+        return feats
+
+    def segment(self, image, guidance, features=None):
+        """image (1 or B,3,H,W), guidance (B,3,H,W) = [prev, pos, neg] -> logits (B,1,H,W).
+        With one image for B guidance maps (the objects of a frame) the backbone runs once per
+        processing size for all of them: only the small head runs per object. `features`: the
+        image's `image_features`, when the caller kept them."""
+        h, w = guidance.shape[-2:]
+        if features is None:
+            features = self.image_features(image)
         logits = guide = None
-        for ps in sizes:
-            img = from_imagenet_norm(resize_to(image, ps))
-            f2, f4, _, f16 = self.backbone(img)
-            g = shrink_guidance(x, f2.shape[-2:])       # the head's own size: used as is
+        for f2, f4, f16 in features:
+            g = shrink_guidance(guidance, f2.shape[-2:])       # the head's own size: used as is
             out = self.head(f2, f4, f16, g)
             if logits is None:
                 logits, guide = out, g
             else:
                 logits = logits + resize_to(out, logits.shape[-2:])
-        logits = logits / len(sizes)
+        logits = logits / len(features)
         if self.keep_connected and not self.training:
             # at the head's resolution (stride 2 of the first processing size), with that size's
             # shrunk guidance: the same regions, at 1/16 of the cost of the full-resolution analysis

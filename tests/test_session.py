@@ -317,6 +317,48 @@ def test_bundled_scribble_quality(nets):
     assert iou > 0.6, iou
 
 
+def test_strokes_on_one_frame_reuse_its_backbone_maps(nets):
+    """The bundled interaction net reads the image apart from the strokes: later strokes on the
+    same frame reuse the frame's backbone maps (the same masks as computing them afresh); another
+    frame, or release_memory, computes them again."""
+    import copy
+    from model.lite_interaction import LiteInteractionNet
+    torch.manual_seed(6)
+    inter = LiteInteractionNet(pretrained=False).eval()
+    twin = copy.deepcopy(inter)                     # same weights, never keeps maps (see below)
+    calls = []
+    real = inter.image_features
+    inter.image_features = lambda image: calls.append(1) or real(image)
+    frames, _ = make_clip(num_frames=2, height=96, width=128)
+
+    def session(net):
+        store = FrameStore(frames, storage='memory')
+        store.ensure_objects(2)
+        return Session(store, Networks('bundled', nets.propagation, nets.fusion, net, None,
+                                       torch.device('cpu')), zoom_corrections=False)
+
+    strokes = [(0, 1, dict(positive=[[(30, 40), (60, 45)]])),
+               (0, 2, dict(positive=[[(80, 60), (100, 70)]])),
+               (0, 1, dict(negative=[[(5, 5), (120, 8)]])),
+               (1, 1, dict(positive=[[(30, 40), (60, 45)]])),
+               (0, 2, dict(negative=[[(5, 90), (120, 90)]]))]
+    cached, fresh = session(inter), session(twin)
+    for (t, k, kw), n in zip(strokes, [1, 1, 1, 2, 3]):
+        got = cached.scribble(t, k, **kw)
+        assert len(calls) == n
+        fresh.release_memory()                       # drops the kept maps
+        np.testing.assert_array_equal(got, fresh.scribble(t, k, **kw))
+    cached.release_memory()
+    cached.scribble(0, 1, negative=[[(5, 60), (120, 60)]])
+    assert len(calls) == 4
+    # clicks (no f-BRS: the interaction net) keep the frame's maps the same way
+    for (x, y, positive), n in zip([(40, 40, True), (90, 65, True), (10, 10, False)], [5, 5, 5]):
+        got = cached.click(1, 2, x, y, positive)
+        assert len(calls) == n
+        fresh.release_memory()
+        np.testing.assert_array_equal(got, fresh.click(1, 2, x, y, positive))
+
+
 def test_bundled_propagation_quality():
     nets = bundled_networks_or_skip()
     frames, gt = make_clip(num_frames=12, height=240, width=320, radius=(40, 28), speed=(8, 2))

@@ -7,8 +7,11 @@ the Session on the 480p example clip.
 What the GUI does for one interaction, timed end to end: `Session.scribble` (one positive
 stroke through the object's middle, as scripts/screenshot_gui.sh draws it) and `Session.click`
 (one positive click at the object's deepest point), each a fresh interaction on frame 0 of
-example/clip (854x480) from an empty mask, for each object of example/masks/00000.png. One
-warm-up of each, then the median of --repeats: wall seconds, and process CPU seconds (all
+example/clip (854x480) from an empty mask, for each object of example/masks/00000.png; the
+scribble twice: as the first stroke on the frame (`scribble`: the frame's backbone maps computed)
+and as a later one (`scribble_same_frame`: the maps of the frame's previous stroke reused, as
+when a person draws several strokes on one frame), the click likewise (`click`,
+`click_same_frame`). One warm-up of each, then the median of --repeats: wall seconds, and process CPU seconds (all
 threads together), which stay meaningful on a loaded machine where the wall time does not.
 (The default command measures the same calls on a synthetic clip together with propagation;
 the `click` command times the click controller alone.)
@@ -105,6 +108,10 @@ def run(args):
             s.set_labels(0, empty)
             s.end_interaction()
 
+        def first_on_frame():  # ... and nothing kept from earlier strokes on the frame
+            fresh()
+            s.release_memory()
+
         report = {'device': str(nets.device), 'model': nets.kind, 'torch': torch.__version__,
                   'threads': torch.get_num_threads(), 'cpus': os.cpu_count(),
                   'loadavg_1min': os.getloadavg()[0] if hasattr(os, 'getloadavg') else None,
@@ -115,14 +122,17 @@ def run(args):
             stroke = object_stroke(obj)
             x, y = deepest_point(obj)
             res = {}
-            for name, fn in (('scribble', lambda: s.scribble(0, k, positive=[stroke])),
-                             ('click', lambda: s.click(0, k, x, y))):
-                wall, cpu, runs = _timed(fn, args.repeats, fresh)
+            scribble = lambda: s.scribble(0, k, positive=[stroke])      # noqa: E731
+            for name, fn, before in (('scribble', scribble, first_on_frame),
+                                     ('scribble_same_frame', scribble, fresh),
+                                     ('click', lambda: s.click(0, k, x, y), first_on_frame),
+                                     ('click_same_frame', lambda: s.click(0, k, x, y), fresh)):
+                wall, cpu, runs = _timed(fn, args.repeats, before)
                 m = s.get_mask(0) == k
                 res[name] = {'wall_s': round(wall, 4), 'cpu_s': round(cpu, 4),
                              'wall_runs_s': [round(v, 4) for v in runs],
                              'iou': round(float((m & obj).sum() / max(1, (m | obj).sum())), 3)}
-                print(f'object {k} {name:8s}: median {wall:.3f} s wall, {cpu:.3f} s CPU '
+                print(f'object {k} {name:19s}: median {wall:.3f} s wall, {cpu:.3f} s CPU '
                       f'(IoU {res[name]["iou"]:.3f})', file=sys.stderr)
             report['objects'][str(k)] = res
     common.emit(report, args.output)
