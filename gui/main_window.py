@@ -30,6 +30,7 @@ from util.errors import UserError
 
 VIDEO_FILTER = 'Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv);;All files (*)'
 AUTOSAVE_MS = 1000
+PREPARE_MS = 250      # a frame shown this long without moving on gets prepared for interaction
 
 
 class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
@@ -63,6 +64,12 @@ class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
 
         self.play_timer = QTimer(self)
         self.play_timer.timeout.connect(self._play_step)
+        # when the person stops on a frame, the interaction net reads it ahead of the first
+        # stroke (Session.prepare_interaction): the stroke itself then answers faster
+        self.prepare_timer = QTimer(self)
+        self.prepare_timer.setSingleShot(True)
+        self.prepare_timer.setInterval(PREPARE_MS)
+        self.prepare_timer.timeout.connect(self._prepare_frame)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(AUTOSAVE_MS)
         self.autosave_timer.timeout.connect(self.flush_workspace)
@@ -485,6 +492,7 @@ class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
     def closeEvent(self, e):
         self.jobs.stop()
         self.play_timer.stop()
+        self.prepare_timer.stop()
         self.autosave_timer.stop()
         self.close_video()
         super().closeEvent(e)

@@ -20,6 +20,12 @@ class DisplayMixin:
             self.timeline.setValue(self.cursor)
             self.timeline.blockSignals(False)
         self.refresh_view()
+        if not self.play_timer.isActive():
+            self.prepare_timer.start()          # restarted by every move: fires once settled
+
+    def _prepare_frame(self):
+        if self.session is not None and not self.play_timer.isActive():
+            self.session.prepare_interaction(self.cursor)   # False while a job runs: skipped
 
     def step(self, d):
         if self.session is not None:

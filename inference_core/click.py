@@ -41,7 +41,7 @@ import torch
 
 from inference_core.aggregate import aggregate_sbg
 from inference_core.fbrs_predictor import FBRSPredictor
-from inference_core.interaction import cached_image_features, seeded_region
+from inference_core.interaction import ImageFeatureCache, seeded_region
 from inference_core.padding import pad_amount, pad_divide_by, unpad
 from util.errors import UserError
 
@@ -127,7 +127,7 @@ class ClickController:
     """
 
     def __init__(self, networks=None, device=None, *, click_model=None, interaction=None, amp_dtype=None,
-                 fbrs_params=None):
+                 fbrs_params=None, features=None):
         if networks is not None:
             click_model = click_model if click_model is not None else getattr(networks, 'click', None)
             interaction = interaction if interaction is not None else getattr(networks, 'interaction', None)
@@ -141,7 +141,9 @@ class ClickController:
         self.predictor = FBRSPredictor(click_model, self.device, **(fbrs_params or {})) \
             if click_model is not None else None
         self.amp_dtype = amp_dtype if self.device.type == 'cuda' else None
-        self._features = None      # interaction backend: the frame's backbone maps, kept across clicks
+        # interaction backend: the frame's backbone maps, kept across clicks (an
+        # interaction.ImageFeatureCache, shared with the scribbles when given)
+        self.features = features if features is not None else ImageFeatureCache()
         self.reset()
 
     # -- sequence state ------------------------------------------------------------------------
@@ -160,7 +162,7 @@ class ClickController:
 
     def clear_cache(self):
         """Drop the kept backbone maps (interaction backend)."""
-        self._features = None
+        self.features.clear()
 
     @property
     def num_clicks(self):
@@ -297,9 +299,8 @@ class ClickController:
         with ctx:
             if hasattr(self.interaction, 'segment'):
                 image = image.to(self.device, torch.float32)
-                self._features = cached_image_features(self.interaction, image, self._features)
                 logits = self.interaction.segment(image, x[:, 3:],
-                                                  None if self._features is None else self._features[2])
+                                                  self.features.get(self.interaction, image))
             else:
                 logits = self.interaction(x)
         return torch.sigmoid(logits.float())

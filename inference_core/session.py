@@ -182,9 +182,7 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
             self._pending = self._pending | self.engine.interacted
             self.engine.reset()
             self.engine.clear_feature_cache()
-            self.scribbler.clear_cache()
-            if self._click is not None:
-                self._click.clear_cache()
+            self.scribbler.clear_cache()       # (shared with the click controller)
             self._soft.clear()
 
     # ------------------------------------------------------------------ events
@@ -267,6 +265,22 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
             self._apply(t, labels, 'local scribble')
             self._local.written(self.store.revision(t))
             return labels
+
+    def prepare_interaction(self, frame):
+        """Compute what the first stroke or click on `frame` needs of the image alone (the
+        bundled interaction net's backbone maps) ahead of time, so that it answers faster: the
+        GUI calls this when the person stops on a frame. Does nothing with networks that read
+        the image together with the strokes. Returns False (and does nothing) while a
+        propagation or another call is running, True otherwise."""
+        t = self._check_frame(frame)
+        if not self._run_lock.acquire(blocking=False):
+            return False
+        try:            # no busy/idle events: nothing the person asked for is happening
+            image, _ = self._image(t)
+            self.scribbler.prepare(image)
+            return True
+        finally:
+            self._run_lock.release()
 
     def click(self, frame, obj_id, x, y, positive=True):
         """A positive/negative click at (x, y) for obj_id (f-BRS with the official weights, the
@@ -614,5 +628,6 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
                 from inference_core.click import ClickController
             except ImportError:
                 raise UserError('click interaction is not available in this installation') from None
-            self._click = ClickController(self.networks, self.device, amp_dtype=self._amp_dtype)
+            self._click = ClickController(self.networks, self.device, amp_dtype=self._amp_dtype,
+                                          features=self.scribbler.features)
         return self._click

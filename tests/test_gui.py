@@ -251,6 +251,18 @@ def test_frame_navigation_and_play(qtbot, win):
     qtbot.waitUntil(lambda: not win.play_timer.isActive(), timeout=2000)
 
 
+def test_stopping_on_a_frame_prepares_it_for_interaction(qtbot, win, monkeypatch):
+    """Frames passed on the way are not prepared; the one the person stops on is, once."""
+    seen = []
+    real = win.session.prepare_interaction
+    monkeypatch.setattr(win.session, 'prepare_interaction', lambda t: seen.append(t) or real(t))
+    qtbot.keyClick(win, Qt.Key_Right)
+    qtbot.keyClick(win, Qt.Key_Right)
+    qtbot.waitUntil(lambda: bool(seen), timeout=3000)
+    qtbot.wait(300)
+    assert seen == [2] and win.cursor == 2
+
+
 def test_propagate_fills_other_frames(qtbot, win, clip, nets):
     # Paint the ground-truth object 1 on frame 0 with the brush (exact, weight independent).
     target = gt(clip, 0, win.session)

@@ -351,12 +351,17 @@ def test_strokes_on_one_frame_reuse_its_backbone_maps(nets):
     cached.release_memory()
     cached.scribble(0, 1, negative=[[(5, 60), (120, 60)]])
     assert len(calls) == 4
-    # clicks (no f-BRS: the interaction net) keep the frame's maps the same way
-    for (x, y, positive), n in zip([(40, 40, True), (90, 65, True), (10, 10, False)], [5, 5, 5]):
+    # clicks (no f-BRS: the interaction net) share the maps: prepared ahead for frame 1 (as the
+    # GUI does when the person stops on a frame), the clicks and the strokes there reuse them
+    assert cached.prepare_interaction(1) is True and len(calls) == 5
+    for (x, y, positive) in [(40, 40, True), (90, 65, True), (10, 10, False)]:
         got = cached.click(1, 2, x, y, positive)
-        assert len(calls) == n
+        assert len(calls) == 5
         fresh.release_memory()
         np.testing.assert_array_equal(got, fresh.click(1, 2, x, y, positive))
+    cached.end_interaction()
+    cached.scribble(1, 1, positive=[[(30, 40), (60, 45)]])
+    assert len(calls) == 5
 
 
 def test_bundled_propagation_quality():
