@@ -160,6 +160,28 @@ def test_layers_missing_from_the_init_file_learn_at_the_full_rate(tmp_path):
 
 
 @pytest.mark.slow
+def test_train_only_changes_just_the_chosen_layers(tiny_root, tiny_cache, tmp_path):
+    from model.lite_propagation import LitePropagationNet
+    from scripts.train import train_propagation
+    from util.errors import UserError
+    torch.manual_seed(0)
+    start = LitePropagationNet(pretrained=False).state_dict()
+    for k in start:
+        if '.prior' in k:
+            start[k] = torch.randn_like(start[k]) * 0.1     # a prior that already matters
+    torch.save(start, tmp_path / 'start.pth')
+    args = ['--data', str(tiny_root), '--cache', str(tiny_cache), '--runs', str(tmp_path / 'runs'), '--name', 'p',
+            '--batch', '1', '--crop', '96', '160', '--no-val', '--no-export', '--threads', '2', '--iters', '2',
+            '--ema', '0', '--lr', '1e-2', '--init', str(tmp_path / 'start.pth'),
+            '--train-only', 'decoder.prior16.', 'decoder.prior4.']
+    assert train_propagation.main(args) == 0
+    model = _ckpt(tmp_path / 'runs' / 'p' / 'last.pt')['model']
+    changed = {k for k in model if not torch.equal(model[k].float(), start[k].float())}
+    assert changed and all(k.startswith(('decoder.prior16.', 'decoder.prior4.')) for k in changed), changed
+    with pytest.raises(UserError, match='no trainable parameter'):
+        train_propagation.main(args[:-3] + ['--name', 'q', '--train-only', 'nothing.'])
+
+
 def test_interaction_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
     from scripts.train import train_interaction
     args = ['--data', str(tiny_root), '--cache', str(tiny_cache), '--runs', str(tmp_path / 'runs'), '--name', 'i', '--batch', '2',

@@ -229,6 +229,9 @@ def add_finetune_args(ap):
     ap.add_argument('--init-lr-mult', type=float, default=1.0,
                     help='with --init: learning-rate factor of the layers loaded from it (the layers '
                          'it lacks learn at the full rate)')
+    ap.add_argument('--train-only', nargs='+', default=None, metavar='PREFIX',
+                    help='train only the parameters whose names start with these prefixes (e.g. '
+                         'decoder.prior16. decoder.prior4.); the others stay as loaded')
 
 
 def layers_missing_from(path, net):
@@ -243,6 +246,15 @@ def make_optimizer(net, args):
     rate; with --init and --init-lr-mult, the layers loaded from the init file at that factor);
     set each step's rate with set_lr."""
     params = net.trainable_parameters()
+    only = getattr(args, 'train_only', None)
+    if only:
+        chosen = {id(p) for n, p in net.named_parameters() if n.startswith(tuple(only))}
+        if not chosen & {id(p) for p in params}:
+            from util.errors import UserError
+            raise UserError(f'--train-only {" ".join(only)}: no trainable parameter has these prefixes')
+        for p in params:
+            p.requires_grad_(id(p) in chosen)      # frozen ones get no gradient (nor clipping share)
+        params = [p for p in params if id(p) in chosen]
     mult = getattr(args, 'init_lr_mult', 1.0)
     if getattr(args, 'init', None) and mult != 1.0:
         fresh = layers_missing_from(args.init, net)
