@@ -7,6 +7,7 @@ from PyQt5.QtWidgets import QFileDialog
 from gui import overlay as overlay_mod
 from gui.controller import MODE_NAMES
 from gui.icons import icon
+from util.errors import UserError
 
 
 class DisplayMixin:
@@ -24,8 +25,12 @@ class DisplayMixin:
             self.prepare_timer.start()          # restarted by every move: fires once settled
 
     def _prepare_frame(self):
-        if self.session is not None and not self.play_timer.isActive():
+        if self.session is None or self.play_timer.isActive():
+            return
+        try:
             self.session.prepare_interaction(self.cursor)   # False while a job runs: skipped
+        except UserError:
+            pass        # e.g. the video was closed meanwhile: nothing to prepare
 
     def step(self, d):
         if self.session is not None:
