@@ -120,9 +120,9 @@ def read_ground_truth(session, files):
 
 def gt_at_processing_size(session, labels):
     """A ground-truth label map resized (nearest) to the session's processing size, void -> 0."""
-    import cv2
+    from util.labels import resize_labels
     from util.metrics import VOID_LABEL
-    lab = cv2.resize(labels, (session.width, session.height), interpolation=cv2.INTER_NEAREST)
+    lab = resize_labels(labels, session.height, session.width)
     lab[lab == VOID_LABEL] = 0
     return lab
 

@@ -294,13 +294,12 @@ class ClickController:
         h, w = self._base.shape
         planes = np.concatenate([self._base[None].astype(np.float32), click_maps(h, w, self.clicks)], 0)
         planes, _ = pad_divide_by(torch.from_numpy(planes)[None].to(self.device), 16)
-        x = torch.cat([image.to(self.device, torch.float32), planes], 1)
+        image = image.to(self.device, torch.float32)
         ctx = torch.autocast('cuda', dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
         with ctx:
-            if hasattr(self.interaction, 'segment'):
-                image = image.to(self.device, torch.float32)
-                logits = self.interaction.segment(image, x[:, 3:],
+            if hasattr(self.interaction, 'segment'):      # the frame's maps kept across clicks
+                logits = self.interaction.segment(image, planes,
                                                   self.features.get(self.interaction, image))
             else:
-                logits = self.interaction(x)
+                logits = self.interaction(torch.cat([image, planes], 1))
         return torch.sigmoid(logits.float())

@@ -40,13 +40,12 @@ class ScribbleController:
         # strokes per frame)
         self.features = ImageFeatureCache()
 
-    def net_inputs(self, image, prev_labels, scr_mask, num_objects):
-        """The (K, 6, Hp, Wp) network inputs (object order 1..K).
+    def guidance(self, prev_labels, scr_mask, num_objects):
+        """The (K, 3, Hp, Wp) guidance maps [prev == k, positive, negative] (object order 1..K).
 
-        image: (1, 3, Hp, Wp) normalised padded frame; prev_labels: padded (Hp, Wp) or
-        (1, Hp, Wp) uint8 hard labels; scr_mask: unpadded (H, W) uint8 scribble map.
+        prev_labels: padded (Hp, Wp) or (1, Hp, Wp) uint8 hard labels; scr_mask: unpadded (H, W)
+        uint8 scribble map.
         """
-        image = torch.as_tensor(image).to(self.device)
         prev = torch.as_tensor(np.asarray(prev_labels)).to(self.device)
         if prev.dim() == 3:
             prev = prev[0]
@@ -57,19 +56,28 @@ class ScribbleController:
             neg = (scr != k) & (scr != NO_SCRIBBLE)
             rs = torch.from_numpy(np.stack([pos, neg], 0).astype(np.float32))[None].to(self.device)
             rs, _ = pad_divide_by(rs, 16)
-            out.append(torch.cat([image, (prev == k).float()[None, None], rs], 1))
+            out.append(torch.cat([(prev == k).float()[None, None], rs], 1))
         return torch.cat(out, 0)
+
+    def net_inputs(self, image, prev_labels, scr_mask, num_objects):
+        """The (K, 6, Hp, Wp) network inputs [image, guidance] (object order 1..K); image:
+        (1, 3, Hp, Wp) normalised padded frame, the rest as for `guidance`."""
+        g = self.guidance(prev_labels, scr_mask, num_objects)
+        image = torch.as_tensor(image).to(self.device)
+        return torch.cat([image.expand(g.shape[0], -1, -1, -1), g], 1)
 
     def clear_cache(self):
         self.features.clear()
+
+    def _autocast(self):
+        return torch.autocast('cuda', dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
 
     @torch.inference_mode()
     def prepare(self, image):
         """Compute the backbone maps of `image` ahead of the first stroke (nets that read the
         image apart from the strokes; others: nothing to do)."""
         if self.net is not None and hasattr(self.net, 'segment'):
-            ctx = torch.autocast('cuda', dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
-            with ctx:
+            with self._autocast():
                 self.features.get(self.net, torch.as_tensor(image).to(self.device))
 
     @torch.inference_mode()
@@ -79,19 +87,18 @@ class ScribbleController:
         image (the same frame, or the same zoomed crop)."""
         if self.net is None:
             raise UserError('no scribble network is loaded')
-        x = self.net_inputs(image, prev_labels, scr_mask, num_objects)
-        out = []
-        ctx = torch.autocast('cuda', dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
-        with ctx:
+        with self._autocast():
             if hasattr(self.net, 'segment'):
                 # the bundled net reads the image apart from the guidance: one backbone pass
-                # for all objects of the frame
-                # (the image itself is kept, not a view of x: x holds every object's maps)
-                feats = self.features.get(self.net, torch.as_tensor(image).to(self.device))
-                return torch.sigmoid(self.net.segment(x[:1, :3], x[:, 3:], feats).float())
-            for k in range(num_objects):       # one object at a time, like the reference
-                out.append(torch.sigmoid(self.net(x[k:k + 1]).float()))
-        return torch.cat(out, 0)
+                # for all objects of the frame, kept for the next strokes
+                image = torch.as_tensor(image).to(self.device)
+                g = self.guidance(prev_labels, scr_mask, num_objects)
+                feats = self.features.get(self.net, image)
+                return torch.sigmoid(self.net.segment(image, g, feats).float())
+            x = self.net_inputs(image, prev_labels, scr_mask, num_objects)
+            # one object at a time, like the reference
+            return torch.cat([torch.sigmoid(self.net(x[k:k + 1]).float())
+                              for k in range(num_objects)], 0)
 
     def predict(self, image, prev_labels, scr_mask, num_objects, claim_for=None):
         """Probabilities with background (K+1, 1, Hp, Wp) as the GUI passes them on.

@@ -11,10 +11,10 @@ example/clip (854x480) from an empty mask, for each object of example/masks/0000
 scribble twice: as the first stroke on the frame (`scribble`: the frame's backbone maps computed)
 and as a later one (`scribble_same_frame`: the maps of the frame's previous stroke reused, as
 when a person draws several strokes on one frame), the click likewise (`click`,
-`click_same_frame`). One warm-up of each, then the median of --repeats: wall seconds, and process CPU seconds (all
-threads together), which stay meaningful on a loaded machine where the wall time does not.
-(The default command measures the same calls on a synthetic clip together with propagation;
-the `click` command times the click controller alone.)
+`click_same_frame`). One warm-up of each, then the median of --repeats: wall seconds, and process
+CPU seconds (all threads together), which stay meaningful on a loaded machine where the wall time
+does not. (The default command measures the same calls on a synthetic clip together with
+propagation; the `click` command times the click controller alone.)
 """
 import os
 import platform
