@@ -50,6 +50,14 @@ class LiteBackbone(nn.Module):
             self.net.load_imagenet()
         self.channels = self.net.channels
         self.tail_start = self.net.stage_ends[8] + 1      # first block of the stride-16 stages
+        self.train(False)
+
+    def train(self, mode=True):
+        # Always in eval mode: BatchNorm normalises with (and never updates) the ImageNet running
+        # statistics. A module starts in training mode, and the first trainers built their
+        # feature caches that way: the cached maps were normalised by batch statistics and the
+        # shipped propagation network's running statistics drifted (see scripts/train/README.md).
+        return super().train(False)
 
     def forward(self, x):
         # channels-last: the depthwise convolutions run ~30% faster on CPU (oneDNN); the maps are

@@ -65,6 +65,29 @@ def test_cache_excludes_held_out_and_samples(tiny_cache):
     assert frames.shape == (3,) + PROC_SIZE + (3,) and k in (1, 2) and labels.max() == k
 
 
+def test_the_cache_holds_the_frozen_imagenet_maps(tiny_root, tmp_path):
+    """Built from a freshly constructed network (as the trainers do), the cache holds the maps of
+    the backbone in eval mode, and building it leaves the BatchNorm statistics alone."""
+    from model.lite_propagation import LitePropagationNet, backbone_maps
+    net = LitePropagationNet()
+    before = {k: v.clone() for k, v in net.backbone.state_dict().items()}
+    cache = FeatureCache.build(tiny_root, tmp_path / 'c', net.backbone)
+    assert all(torch.equal(before[k], v) for k, v in net.backbone.state_dict().items())
+    net.train()
+    assert not net.backbone.training and not any(m.training for m in net.backbone.modules())
+    one = backbone_maps(LitePropagationNet().backbone, np.asarray(cache.arrays['frames'][2:3]), with_f8=True)
+    for k, i in FeatureCache.MAPS.items():        # frame 2 alone: no statistics of its batch
+        cached = torch.from_numpy(np.asarray(cache.arrays[k][2:3]).astype(np.float32))
+        assert torch.allclose(cached, one[i], rtol=2e-3, atol=2e-3), k
+    # a cache written before the normalisation mark is rebuilt
+    index = tmp_path / 'c' / 'index.json'
+    meta = json.loads(index.read_text())
+    del meta['normalisation']
+    index.write_text(json.dumps(meta))
+    FeatureCache.build(tiny_root, tmp_path / 'c', net.backbone)
+    assert json.loads(index.read_text())['normalisation'] == FeatureCache.NORMALISATION
+
+
 def test_near_clips_put_the_previous_frame_close_to_the_query(tiny_cache):
     s = ClipSampler(FeatureCache(tiny_cache), seed=1, p_near=1.0)
     for _ in range(50):

@@ -67,6 +67,10 @@ class FeatureCache:
     """Memory-mapped frames, masks and frozen-backbone maps of the training sequences."""
 
     FILES = ('frames', 'masks', 'f2', 'f4', 'f8', 'f16')
+    # caches without this mark were computed with the backbone's BatchNorm in training mode
+    # (batch statistics; see model.lite_propagation.LiteBackbone.train) and are rebuilt
+    NORMALISATION = 'imagenet-running-statistics'
+
     MAPS = {'f2': 0, 'f4': 1, 'f8': 2, 'f16': 3}     # position in backbone_maps(with_f8=True)
 
     def __init__(self, cache_dir):
@@ -89,7 +93,8 @@ class FeatureCache:
 
     @classmethod
     def build(cls, root, cache_dir, backbone, sequences=None, size=PROC_SIZE, progress=None):
-        """Compute the cache (skipped when it exists for the same sequences and size)."""
+        """Compute the cache (skipped when it exists for the same sequences, size and
+        normalisation)."""
         cache_dir = Path(cache_dir)
         seqs = sequences if sequences is not None else train_sequences(list_sequences(root))
         leak = sorted(set(seqs) & set(HELD_OUT))
@@ -99,12 +104,14 @@ class FeatureCache:
         index = cache_dir / 'index.json'
         if index.is_file():
             meta = json.loads(index.read_text())
-            if sorted(meta['sequences']) == sorted(seqs) and tuple(meta['size']) == tuple(size):
+            if (sorted(meta['sequences']) == sorted(seqs) and tuple(meta['size']) == tuple(size)
+                    and meta.get('normalisation') == cls.NORMALISATION):
                 missing = [k for k in cls.MAPS if not (cache_dir / f'{k}.npy').is_file()]
                 if missing:     # a cache written before a map was added: compute only that map
                     cls._add_maps(cache_dir, backbone, missing, progress)
                 return cls(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
+        index.unlink(missing_ok=True)        # a rebuild cut short leaves no valid-looking cache
         data, starts, total = [], {}, 0
         for i, seq in enumerate(seqs):
             fr, mk = load_sequence(root, seq, size)
@@ -122,7 +129,8 @@ class FeatureCache:
             del a
             os.replace(cache_dir / f'{k}.npy.part', cache_dir / f'{k}.npy')
         cls._add_maps(cache_dir, backbone, list(cls.MAPS), progress)
-        index.write_text(json.dumps({'sequences': starts, 'size': list(size)}))
+        index.write_text(json.dumps({'sequences': starts, 'size': list(size),
+                                     'normalisation': cls.NORMALISATION}))
         return cls(cache_dir)
 
     @classmethod
@@ -130,6 +138,7 @@ class FeatureCache:
         """Compute the backbone maps `names` of the cached frames into <cache>/<name>.npy (fp16)."""
         frames = np.load(cache_dir / 'frames.npy', mmap_mode='r')
         total = len(frames)
+        backbone.eval()          # a LiteBackbone always is; any other module must be too
         with torch.no_grad():
             probe = backbone_maps(backbone, np.asarray(frames[:1]), with_f8=True)
         arr = {k: np.lib.format.open_memmap(cache_dir / f'{k}.npy.part', mode='w+', dtype=np.float16,
@@ -138,7 +147,7 @@ class FeatureCache:
         for b in range(0, total, 16):
             maps = backbone_maps(backbone, np.asarray(frames[b:b + 16]), with_f8=True)
             for k in names:
-                arr[k][b:b + len(maps[0])] = maps[cls.MAPS[k]].half().numpy()
+                arr[k][b:b + len(maps[0])] = maps[cls.MAPS[k]].half().cpu().numpy()
             if progress:
                 progress(min(total, b + 16), total)
         for k, a in arr.items():
