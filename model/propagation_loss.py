@@ -5,12 +5,10 @@ clip_loss is STCN's main-training step on one 3-frame clip: frame 0's mask goes 
 frame 1 is segmented and its soft result is encoded into memory, frame 2 is segmented from both;
 the loss is a bootstrapped cross-entropy of the soft-aggregated probabilities plus a soft IoU term.
 """
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from model.lite_propagation import dense_readout
-from util.metrics import jaccard
 
 
 def aggregated_log_probs(logits):
@@ -50,6 +48,16 @@ def perturb_mask(m, rng, max_px=12):
     return torch.roll(m, (dy, dx), (-2, -1))
 
 
+def mean_iou(pred, labels, k):
+    """Mean over objects 1..k of the IoU of two label maps (util.metrics.jaccard on the tensors'
+    device: 1 where an object is in neither)."""
+    ids = torch.arange(1, k + 1, device=labels.device).view(k, 1, 1)
+    p, g = pred.unsqueeze(0) == ids, labels.unsqueeze(0) == ids
+    inter = (p & g).flatten(1).sum(1).float()
+    union = (p | g).flatten(1).sum(1).float()
+    return float(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean())
+
+
 def clip_loss(net, feats, labels, k, it, warm_iters, rng=None, p_noise=0.5):
     """Loss of one 3-frame clip. feats: (f2, f4, f16) each (3, C, h, w); labels (3, H, W) int64.
 
@@ -78,8 +86,7 @@ def clip_loss(net, feats, labels, k, it, warm_iters, rng=None, p_noise=0.5):
         tgt = torch.stack([(labels[t] == j + 1).float() for j in range(k)])
         loss = loss + ce + 0.5 * soft_iou_loss(prob[1:], tgt)
         with torch.no_grad():
-            pred = prob.argmax(0)
-            stats[f'iou{t}'] = float(np.mean([jaccard(pred == j + 1, labels[t] == j + 1) for j in range(k)]))
+            stats[f'iou{t}'] = mean_iou(prob.argmax(0), labels[t], k)
         if t == 1:
             prev = prob[1:].unsqueeze(1).detach()
             v1 = net.value_from_features(f16[1:2], prob[1:].unsqueeze(1), proc_hw)

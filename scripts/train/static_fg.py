@@ -25,6 +25,7 @@ from util.augment import random_affine, warped_clip
 DEFAULT_ROOT = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'static-fg'
 
 
+IMAGE_SUFFIXES = ('.jpg', '.webp', '.png')
 VALIDATION_EVERY = 20      # about 1 photo in 20 is kept out of training for synthetic validation
 
 
@@ -35,7 +36,8 @@ def is_validation_photo(name):
 
 
 class StaticFG:
-    """The photos and masks of a static-fg folder (images/<id>.jpg + masks/<id>.png).
+    """The photos and masks of a static-fg folder (images/<id>.jpg + masks/<id>.png; a photo may
+    also be .webp or .png, as in the compact copy scripts.train.device_pack writes).
     part: 'train' (the photos training may use), 'validation' (the others: synthetic
     validation clips, scripts.train.static_fg.validation_clips) or 'all'."""
 
@@ -46,11 +48,16 @@ class StaticFG:
         if part not in ('train', 'validation', 'all'):
             raise ValueError(f'part must be train, validation or all, not {part!r}')
         masks = {p.stem for p in (self.root / 'masks').glob('*.png')}
-        ids = sorted(p.stem for p in (self.root / 'images').glob('*.jpg') if p.stem in masks)
+        self._images = {p.stem: p for p in (self.root / 'images').iterdir()
+                        if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks}
+        ids = sorted(self._images)
         if part != 'all':
             ids = [i for i in ids if is_validation_photo(i) == (part == 'validation')]
         self.part = part
         self.ids = ids
+
+    def image_path(self, name):
+        return self._images.get(name, self.root / 'images' / f'{name}.jpg')
 
     @staticmethod
     def available(root=DEFAULT_ROOT):
@@ -63,7 +70,7 @@ class StaticFG:
     def load(self, i):
         """(rgb uint8 (h,w,3), object bool (h,w), ignore bool (h,w)) of photo i (index or id)."""
         name = self.ids[i] if isinstance(i, (int, np.integer)) else str(i)
-        bgr = cv2.imread(os.fspath(self.root / 'images' / f'{name}.jpg'), cv2.IMREAD_COLOR)
+        bgr = cv2.imread(os.fspath(self.image_path(name)), cv2.IMREAD_COLOR)
         m = cv2.imread(os.fspath(self.root / 'masks' / f'{name}.png'), cv2.IMREAD_GRAYSCALE)
         if bgr is None or m is None or bgr.shape[:2] != m.shape:
             raise ValueError(f'static-fg {name}: unreadable image or mask')

