@@ -121,3 +121,38 @@ def test_pick_snapshot_needs_an_index(tmp_path):
     with pytest.raises(UserError, match='none of the snapshots'):
         list_snapshots(tmp_path)
 
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_run_with_workers_cleanly(pack, tmp_path):
+    """Ctrl-c reaches the trainer and its clip workers (one process group): the run finishes the
+    iteration, saves last.pt, shuts its workers down and exits 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = pack / 'pack'
+    snaps = tmp_path / 'snaps'
+    cmd = [sys.executable, '-m', 'scripts.train.train_propagation', '--data', str(out / 'davis'),
+           '--static-fg', str(out / 'static-fg'), '--backbone-weights', str(out / 'backbone_lite0.pth'),
+           '--cache', str(tmp_path / 'cache'), '--runs', str(tmp_path / 'runs'), '--name', 'c',
+           '--batch', '2', '--crop', '96', '160', '--workers', '1', '--no-val', '--no-export',
+           '--iters', '100000', '--snapshot-dir', str(snaps), '--snapshot-minutes', '0']
+    from tests.conftest import REPO
+    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        while not (snaps / 'snapshots.json').is_file() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        output = proc.communicate(timeout=120)[0].decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output[-2000:]
+    assert 'stopped at iteration' in output
+    ck = torch.load(tmp_path / 'runs' / 'c' / 'last.pt', map_location='cpu', weights_only=False)
+    assert ck['iteration'] >= 1

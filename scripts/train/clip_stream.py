@@ -6,6 +6,8 @@ cached backbone maps of a real clip. On a GPU the heads train much faster than o
 warp and composite photos, so `ClipStream` lets `torch.utils.data.DataLoader` workers draw clips
 in parallel (`train_propagation --workers N`), each with its own random stream.
 """
+import signal
+
 import cv2
 import numpy as np
 import torch
@@ -56,6 +58,9 @@ class ClipStream(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         wid, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        # ctrl-c reaches the whole process group: only the training loop handles it (it stops,
+        # saves and then shuts the workers down)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         torch.set_num_threads(1)            # one core per worker
         cv2.setNumThreads(1)
         fg = None

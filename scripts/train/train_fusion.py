@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from model import lite_networks
 from model.lite_fusion import LiteFusionNet
-from model.lite_propagation import LitePropagationNet, backbone_maps
+from model.lite_propagation import LiteBackbone, LitePropagationNet, backbone_maps
 from model.propagation_loss import soft_iou_loss
 from scripts.train import common
 from scripts.train.data import DEFAULT_ROOT, FeatureCache, load_sequence
@@ -136,7 +136,9 @@ def main(argv=None):
 
     run_dir, log = common.start_run(args)
     prop = load_prop(args.prop)
-    cache = FeatureCache.build(args.data, args.cache or Path(args.runs) / 'cache_lite0', prop.backbone,
+    # the cache holds the ImageNet backbone's maps (the propagation networks trained since the
+    # BatchNorm fix carry that backbone unchanged), never those of the loaded network's copy
+    cache = FeatureCache.build(args.data, args.cache or Path(args.runs) / 'cache_lite0', LiteBackbone(),
                                sequences=args.sequences)
     fusion = LiteFusionNet()
     opt = torch.optim.AdamW(fusion.parameters(), lr=args.lr, weight_decay=1e-4)
