@@ -160,10 +160,6 @@ class ClickController:
             self.predictor.image = None
             self.predictor.reset()
 
-    def clear_cache(self):
-        """Drop the kept backbone maps (interaction backend)."""
-        self.features.clear()
-
     @property
     def num_clicks(self):
         return len(self.clicks)

@@ -135,7 +135,7 @@ class ImageFeatureCache:
             return None
         e = self._entry
         if e is None or e[0] is not net or not _same_image(e[1], image):
-            e = self._entry = None             # drop the old maps before computing new ones
+            self._entry = None                 # drop the old maps before computing new ones
             e = self._entry = (net, image, net.image_features(image))
         return e[2]
 

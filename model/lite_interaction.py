@@ -177,8 +177,3 @@ class LiteInteractionNet(nn.Module):
         """The heads' parameters (+ the backbone's stride-16 stages with backbone_tail=True)."""
         own = [p for n, p in self.named_parameters() if not n.startswith('backbone.')]
         return own + (self.backbone.tail_parameters() if backbone_tail else [])
-
-    def train(self, mode=True):
-        super().train(mode)
-        self.backbone.eval()
-        return self

@@ -175,7 +175,10 @@ class Snapshots:
         self.kind = kind
         self.index = self.dir / 'snapshots.json'
         self.entries = json.loads(self.index.read_text()) if self.index.is_file() else []
-        self.last_iteration = max((e['iteration'] for e in self.entries), default=-1)
+
+    @property
+    def last_iteration(self):
+        return max((e['iteration'] for e in self.entries), default=-1)
 
     def write(self, net, iteration, **info):
         name = f'{self.kind}_it{iteration:06d}.pth'
@@ -185,7 +188,6 @@ class Snapshots:
         entry = {'file': name, 'iteration': int(iteration), 'kind': self.kind,
                  **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in info.items()}}
         self.entries = [e for e in self.entries if e['file'] != name] + [entry]
-        self.last_iteration = max(self.last_iteration, int(iteration))
         tmp = self.index.with_suffix('.json.part')
         tmp.write_text(json.dumps(self.entries, indent=2) + '\n')
         os.replace(tmp, self.index)

@@ -15,24 +15,12 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from model.lite_propagation import LitePropagationNet
+from model.lite_networks import load_network
 from scripts.train import common
 from scripts.train.data import DEFAULT_ROOT
 from scripts.train.static_fg import DEFAULT_ROOT as STATIC_FG_ROOT, StaticFG, validation_clips
 from scripts.train.train_propagation import validate
 from util.errors import UserError, run_cli
-
-
-def load_snapshot(path):
-    net = LitePropagationNet(pretrained=False)
-    try:
-        sd = torch.load(path, map_location='cpu', weights_only=True)
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
-    except Exception as e:      # PyTorch's own messages run over many lines
-        raise UserError(f'{path}: not a propagation snapshot ({type(e).__name__})') from None
-    return net.eval()
 
 
 def list_snapshots(folder):
@@ -67,7 +55,7 @@ def main(argv=None):
     score_name = 'selection_and_composites_JF' if clips else 'semi_JF'
     best = None
     for e in entries:
-        net = load_snapshot(Path(args.snapshots) / e['file'])
+        net = load_network('propagation', Path(args.snapshots) / e['file'])
         res = validate(net, args.data, args.quick, clips)
         e['selection_JF'] = round(res['J&F-Mean'] * 100, 2)
         if clips:

@@ -191,6 +191,10 @@ def main(argv=None):
     snapshots = common.Snapshots(args.snapshot_dir, 'propagation') if args.snapshot_dir else None
     last_snapshot = time.time()
 
+    def snapshot():
+        snapshots.write(avg.net if avg is not None else net, it, loss=run_loss,
+                        minutes=(time.time() - t_start) / 60)
+
     def save():
         common.save_checkpoint(run_dir / 'last.pt', model=net.state_dict(), optimizer=opt.state_dict(),
                                ema=avg.state_dict() if avg is not None else None,
@@ -233,8 +237,7 @@ def main(argv=None):
                 save()
                 last_save = time.time()
             if snapshots is not None and time.time() - last_snapshot > args.snapshot_minutes * 60:
-                snapshots.write(avg.net if avg is not None else net, it, loss=run_loss,
-                                minutes=(time.time() - t_start) / 60)
+                snapshot()
                 last_snapshot = time.time()
             final = it >= args.iters
             if not args.no_val and (it % args.val_every == 0 or final
@@ -262,8 +265,7 @@ def main(argv=None):
     finally:
         save()
         if snapshots is not None and it > snapshots.last_iteration:
-            snapshots.write(avg.net if avg is not None else net, it, loss=run_loss,
-                            minutes=(time.time() - t_start) / 60)
+            snapshot()
         stop.restore()
         bar.finish(dirty=True)
     print(f'stopped at iteration {it}; checkpoint {run_dir / "last.pt"}', flush=True)
