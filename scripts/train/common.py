@@ -249,6 +249,27 @@ class WeightAverage:
         self.net.load_state_dict(sd)
 
 
+def starting_weights(net, opt, args, state):
+    """Put `net` (and `opt`) where the run starts: a resumed checkpoint `state` (model, weight
+    average, optimizer, torch RNG), else --init weights, else the fresh network. Returns
+    (iteration, best validation score, the WeightAverage or None); the caller restores its own
+    numpy generator, which differs between trainers."""
+    if state is None and args.init:
+        args.iterations_before = init_weights(net, args.init)
+    avg = None
+    if args.ema > 0:
+        avg = WeightAverage(net, net.trainable_parameters(args.tune_backbone), args.ema)
+    if state is None:
+        return 0, None, avg
+    net.load_state_dict(state['model'])
+    if avg is not None:    # a run started without averaging starts it from its weights
+        avg.load_state_dict(state.get('ema') or state['model'])
+    opt.load_state_dict(state['optimizer'])
+    args.iterations_before = (state.get('args') or {}).get('iterations_before', 0)
+    torch.set_rng_state(state['torch_rng'])
+    return state['iteration'], state.get('best'), avg
+
+
 TRAIN_DATA = 'DAVIS 2016 train split minus util.davis_split.HELD_OUT (selection + report)'
 
 

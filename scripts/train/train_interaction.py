@@ -274,22 +274,10 @@ def main(argv=None):
         s0, n0 = cache.seq_range(name)
         seq_of[s0:s0 + n0] = si
     opt = common.make_optimizer(net, args)
-    it, best = 0, None
     state = common.load_checkpoint(run_dir / 'last.pt')
-    if state is None and args.init:
-        args.iterations_before = common.init_weights(net, args.init)
-    avg = None
-    if args.ema > 0:
-        avg = common.WeightAverage(net, net.trainable_parameters(args.tune_backbone), args.ema)
+    it, best, avg = common.starting_weights(net, opt, args, state)
     if state is not None:
-        net.load_state_dict(state['model'])
-        if avg is not None:    # a run started without averaging starts it from its weights
-            avg.load_state_dict(state.get('ema') or state['model'])
-        opt.load_state_dict(state['optimizer'])
-        it, best = state['iteration'], state.get('best')
-        args.iterations_before = (state.get('args') or {}).get('iterations_before', 0)
         rng.bit_generator.state = state['rng']
-        torch.set_rng_state(state['torch_rng'])
         print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
     sched = lambda i: args.lr * (0.1 if i > 0.8 * args.iters else 1.0)   # noqa: E731
     # with real errors the export score also counts the corrections, so it has its own name

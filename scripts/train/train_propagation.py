@@ -131,7 +131,6 @@ def main(argv=None):
     print(f'\n{len(cache.names)} sequences, {len(cache)} frames', flush=True)
 
     opt = common.make_optimizer(net, args)
-    it, best = 0, None
     state = common.load_checkpoint(run_dir / 'last.pt')
     static_fg = None
     if args.static_fg:
@@ -150,20 +149,9 @@ def main(argv=None):
             print(f'static-fg: only {len(held)} validation photos, no synthetic validation', flush=True)
     score_name = 'selection_and_composites_JF' if val_clips else 'semi_JF'
     sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near, static_fg=static_fg)
-    if state is None and args.init:
-        args.iterations_before = common.init_weights(net, args.init)
-    avg = None
-    if args.ema > 0:
-        avg = common.WeightAverage(net, net.trainable_parameters(args.tune_backbone), args.ema)
+    it, best, avg = common.starting_weights(net, opt, args, state)
     if state is not None:
-        net.load_state_dict(state['model'])
-        if avg is not None:    # a run started without averaging starts it from its weights
-            avg.load_state_dict(state.get('ema') or state['model'])
-        opt.load_state_dict(state['optimizer'])
-        it, best = state['iteration'], state.get('best')
-        args.iterations_before = (state.get('args') or {}).get('iterations_before', 0)
         sampler.rng.bit_generator.state = state['sampler_rng']
-        torch.set_rng_state(state['torch_rng'])
         print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
     t_start = time.time()
 
