@@ -281,7 +281,7 @@ def export_if_better(kind, net, args, it, score_name, score, info):
     entry = {'iterations': it + getattr(args, 'iterations_before', 0), 'data': TRAIN_DATA, **info}
     written = export_weights(kind, net, args.weights, score_name, score, entry)
     if written:
-        print(f'exported weights/{WEIGHT_FILES[kind]}', flush=True)
+        print(f'exported {Path(args.weights) / WEIGHT_FILES[kind]}', flush=True)
     return written
 
 
