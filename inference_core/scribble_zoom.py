@@ -10,7 +10,11 @@ short side and segmented there, and the result is pasted back. Outside the crop 
 as they were: every stroke lies inside it, so nothing the person pointed at is outside.
 
 A first scribble is never zoomed: its strokes cover only part of the object, so a box around them
-would cut the object off.
+would cut the object off. A scribble for an object that is missing on this frame but present on a
+nearby one (it was lost: occluded, tiny, out of view) is zoomed too, on a box around the strokes at
+least as large as the object is on that nearby frame: at the network's full-frame size such an
+object is a few pixels, and its result was seen to spill over a sixth of the frame (DAVIS
+bmx-bumps, a 142-pixel rider), which the propagation then carried to the frames around it.
 """
 import cv2
 import numpy as np
@@ -26,25 +30,32 @@ from util.tensor_util import normalize_frames
 EXPAND = 1.4            # box around the mask and strokes, enlarged by this factor (RITM's zoom-in)
 MIN_SIDE_FRAC = 0.2     # the box is at least this share of the frame's short side
 MAX_AREA_FRAC = 0.5     # a box larger than this share of the frame: no zoom (little to gain)
+NEARBY_REACH = 10       # a lost object's size is read from a frame at most this far away
 
 
 def focus_box(prev_labels, scribbles, obj_id, expand=EXPAND, min_side_frac=MIN_SIDE_FRAC,
-              max_area_frac=MAX_AREA_FRAC):
+              max_area_frac=MAX_AREA_FRAC, nearby_size=None):
     """(x0, y0, x1, y1) integer box to zoom on for a correction of obj_id, or None.
 
     prev_labels: (H, W) labels before the interaction; scribbles: (H, W) uint8 stroke map
-    (NO_SCRIBBLE where none). None when obj_id has no mask in prev_labels (a first scribble), when
-    there are no strokes, or when the box would cover more than max_area_frac of the frame."""
+    (NO_SCRIBBLE where none); nearby_size: (h, w) of obj_id's bounding box on a nearby frame, or
+    None. Without a mask of obj_id in prev_labels the box is made only from nearby_size (a lost
+    object; the box is at least that size around the strokes) and None without it (a first
+    scribble). None also when there are no strokes, or when the box would cover more than
+    max_area_frac of the frame."""
     prev_labels = np.asarray(prev_labels)
     H, W = prev_labels.shape
     obj = prev_labels == obj_id
     marks = np.asarray(scribbles) != NO_SCRIBBLE
-    if not obj.any() or not marks.any():
+    lost = not obj.any()
+    if not marks.any() or (lost and nearby_size is None):
         return None
     ys, xs = np.nonzero(obj | marks)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     side = min_side_frac * min(H, W)
     bw, bh = max((x1 - x0) * expand, side), max((y1 - y0) * expand, side)
+    if lost:
+        bw, bh = max(bw, nearby_size[1] * expand), max(bh, nearby_size[0] * expand)
     # the frame's aspect ratio: the network sees a scaled-down frame, with context on the short
     # side of an elongated object rather than an elongated image it was never trained on
     bw, bh = max(bw, bh * W / H), max(bh, bw * H / W)
@@ -56,6 +67,19 @@ def focus_box(prev_labels, scribbles, obj_id, expand=EXPAND, min_side_frac=MIN_S
     by0 = int(round(min(max(cy - bh / 2, 0), H - bh)))
     bx1, by1 = min(W, bx0 + int(round(bw))), min(H, by0 + int(round(bh)))
     return max(bx0, 0), max(by0, 0), bx1, by1
+
+
+def nearby_object_size(store, t, obj_id, reach=NEARBY_REACH):
+    """(h, w) of obj_id's bounding box on the frame nearest to t (at most `reach` frames away,
+    t itself excluded) that holds it, or None. Reads only frames that hold any object."""
+    nonempty = store.nonempty_frames()
+    for d in range(1, reach + 1):
+        for u in (t - d, t + d):
+            if 0 <= u < len(nonempty) and nonempty[u]:
+                ys, xs = np.nonzero(store.get_mask(u) == obj_id)
+                if len(ys):
+                    return int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
+    return None
 
 
 def zoomed_predict(scribbler, frame_rgb, prev_labels, scribbles, num_objects, obj_id, box):

@@ -38,7 +38,7 @@ from inference_core.interaction import (ScribbleController, as_region, paint_lab
                                         set_object_region)
 from inference_core.local_refine import LocalRefiner, region_box
 from inference_core.padding import pad_divide_by, unpad
-from inference_core.scribble_zoom import focus_box, zoomed_predict
+from inference_core.scribble_zoom import focus_box, nearby_object_size, zoomed_predict
 from inference_core.session_adaptation import AdaptationMixin
 from inference_core.session_history import HistoryMixin
 from inference_core.session_objects import ObjectsMixin
@@ -229,8 +229,12 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
                 st = ScribbleSeq(t, cur, k)
             st.scribbles[neg] = 0
             st.scribbles[pos] = obj_id
-            box = (focus_box(st.prev_labels, st.scribbles, obj_id)
-                   if self.zoom_corrections else None)
+            box = None
+            if self.zoom_corrections:
+                # an object missing here but present nearby was lost: zoom on it too
+                nearby = (nearby_object_size(self.store, t, obj_id)
+                          if not (st.prev_labels == obj_id).any() else None)
+                box = focus_box(st.prev_labels, st.scribbles, obj_id, nearby_size=nearby)
             if box is not None:
                 prob = zoomed_predict(self.scribbler, self.store.frame(t), st.prev_labels,
                                       st.scribbles, k, obj_id, box)
