@@ -38,7 +38,7 @@ from inference_core.interaction import (ScribbleController, as_region, paint_lab
                                         set_object_region)
 from inference_core.local_refine import LocalRefiner, region_box
 from inference_core.padding import pad_divide_by, unpad
-from inference_core.scribble_zoom import focus_box, nearby_object_size, zoomed_predict
+from inference_core.scribble_zoom import focus_box, zoomed_predict
 from inference_core.session_adaptation import AdaptationMixin
 from inference_core.session_history import HistoryMixin
 from inference_core.session_objects import ObjectsMixin
@@ -232,7 +232,7 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
             box = None
             if self.zoom_corrections:
                 # an object missing here but present nearby was lost: zoom on it too
-                nearby = (nearby_object_size(self.store, t, obj_id)
+                nearby = (st.nearby_size(self.store, obj_id)
                           if not (st.prev_labels == obj_id).any() else None)
                 box = focus_box(st.prev_labels, st.scribbles, obj_id, nearby_size=nearby)
             if box is not None:

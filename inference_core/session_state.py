@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inference_core.scribble_zoom import NEARBY_REACH, nearby_object_size
 from util.errors import UserError
 
 EVENT_KINDS = ('frames', 'objects', 'busy', 'idle')
@@ -78,6 +79,18 @@ class ScribbleSeq:
         self.num_objects = num_objects
         self.scribbles = np.full(prev_labels.shape, 255, np.uint8)
         self.revision = -1
+        self._nearby = {}
+
+    def nearby_size(self, store, obj_id):
+        """obj_id's size on a frame near this one (scribble_zoom.nearby_object_size), read once
+        per object for the strokes of a sequence: up to 20 masks, ~30 ms at 480p, too much for
+        every stroke. Kept while no frame within reach is rewritten."""
+        lo = max(0, self.frame - NEARBY_REACH)
+        hi = min(store.num_frames, self.frame + NEARBY_REACH + 1)
+        key = (obj_id, tuple(store.revision(u) for u in range(lo, hi)))
+        if key not in self._nearby:
+            self._nearby = {key: nearby_object_size(store, self.frame, obj_id)}
+        return self._nearby[key]
 
 
 @dataclass

@@ -116,9 +116,9 @@ def test_focus_box_for_a_lost_object_takes_its_size_from_a_nearby_frame():
     assert focus_box(empty, scr, 1, nearby_size=(400, 700)) is None   # most of the frame
 
 
-def _lost_object_session(nets):
+def _lost_object_session(nets, radius=(22, 16)):
     """Frame 0 holds a small object's mask; on frame 1 the same object has no mask (lost)."""
-    frames, gt = make_clip(num_frames=2, height=480, width=854, radius=(22, 16), seed=3)
+    frames, gt = make_clip(num_frames=2, height=480, width=854, radius=radius, seed=3)
     store = FrameStore(frames, storage='memory')
     store.ensure_objects(2)
     s = Session(store, nets)
@@ -163,19 +163,26 @@ def test_a_lost_object_is_scribbled_on_a_zoomed_crop_and_undoes():
 
 def test_a_lost_small_object_is_recovered_by_one_stroke():
     """The trained network, a small object (24x18 pixels in a 854x480 frame) with a mask on frame
-    0 and none on frame 1: a short stroke on frame 1 recovers it (IoU 0.99 on the zoomed crop;
-    the whole-frame path gives 0.81 here)."""
+    0 and none on frame 1 (another object far away): a short stroke on frame 1 recovers it (IoU
+    0.99 on the zoomed crop; the whole-frame path gives 0.81 here)."""
     nets = bundled_networks_or_skip()
     torch.set_num_threads(1)
-    frames, gt = make_clip(num_frames=2, height=480, width=854, radius=(12, 9), seed=3)
-    store = FrameStore(frames, storage='memory')
-    store.ensure_objects(1)
-    s = Session(store, nets)
-    s.set_labels(0, (gt[0] == 1).astype(np.uint8))
-    s.end_interaction()
-    obj = gt[1] == 1
+    s, obj, _ = _lost_object_session(nets, radius=(12, 9))
     ys, xs = np.nonzero(obj)
     cx, cy = xs.mean(), ys.mean()
     labels = s.scribble(1, 1, positive=[[(cx - 5, cy - 3), (cx + 5, cy + 3)]], brush=3)
     iou = ((labels == 1) & obj).sum() / ((labels == 1) | obj).sum()
     assert iou > 0.95, iou
+
+
+def test_a_scribble_sequence_reads_the_nearby_size_once_until_a_near_frame_changes(monkeypatch):
+    import inference_core.session_state as session_state
+    s, _, lost = _lost_object_session(official_random_networks())
+    reads = []
+    real = session_state.nearby_object_size
+    monkeypatch.setattr(session_state, 'nearby_object_size', lambda *a: reads.append(a) or real(*a))
+    seq = session_state.ScribbleSeq(1, lost, 2)
+    first = seq.nearby_size(s.store, 1)
+    assert seq.nearby_size(s.store, 1) == first and len(reads) == 1     # later strokes: kept
+    s.store.set_mask(0, np.zeros_like(lost))                             # a near frame rewritten
+    assert seq.nearby_size(s.store, 1) is None and len(reads) == 2
