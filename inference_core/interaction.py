@@ -264,3 +264,36 @@ def claim_pixels(prob, obj_id, region):
         prob[:, 0, region] = 0
         prob[obj_id, 0, region] = 1
     return prob
+
+
+def keep_unscribbled(prob, prev_labels, scribbles):
+    """Objects without a positive stroke in `scribbles` may shrink but not grow, and only where
+    a stroke touches them: such an object keeps its previous pixels in every part of its mask
+    (8-connected component) that no stroke touches, and where it would win a pixel it did not
+    hold, its probability there goes to the pixel's previous label. A background stroke on a
+    false positive asks for less of that blob only; the network alone guarantees neither (a
+    background stroke through a false blob grew it on a frame without the object, and one on
+    a far-away false blob ate into the object).
+
+    prob: (K+1, 1, H, W) probabilities with background; prev_labels, scribbles: (H, W) uint8
+    at the same size (scribbles as for ScribbleController: 255 none, 0 background, k object k).
+    In place; returns prob."""
+    k_all = prob.shape[0] - 1
+    scribbles = np.asarray(scribbles)
+    prev_labels = np.asarray(prev_labels)
+    stroked = set(np.unique(scribbles).tolist())
+    fixed = [k for k in range(1, k_all + 1) if k not in stroked]
+    if not fixed:
+        return prob
+    marks = scribbles != NO_SCRIBBLE
+    prev = torch.from_numpy(prev_labels.astype(np.int64)).to(prob.device)
+    prev = prev.masked_fill(prev > k_all, 0)[None, None]          # (1, 1, H, W)
+    for k in fixed:
+        moved = prob[k:k + 1] * (prev != k)
+        prob[k:k + 1] -= moved
+        prob.scatter_add_(0, prev, moved)
+        old = prev_labels == k
+        untouched = old & ~seeded_region(old, marks)
+        if untouched.any():
+            claim_pixels(prob, k, untouched)
+    return prob

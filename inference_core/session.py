@@ -34,8 +34,8 @@ from inference_core.engine import (DEFAULT_FEATURE_CACHE_BYTES, DEFAULT_PROB_CAC
                                    DIRECTIONS, PropagationEngine, amp_dtype)
 from inference_core.history import Action, History
 from inference_core.memory_bank import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
-from inference_core.interaction import (ScribbleController, as_region, paint_labels,
-                                        set_object_region)
+from inference_core.interaction import (NO_SCRIBBLE, ScribbleController, as_region,
+                                        keep_unscribbled, paint_labels, set_object_region)
 from inference_core.local_refine import LocalRefiner, region_box
 from inference_core.padding import pad_divide_by, unpad
 from inference_core.scribble_zoom import focus_box, zoomed_predict
@@ -246,6 +246,7 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
                 prob = self.scribbler.predict(image, prev.numpy(), st.scribbles, k,
                                               claim_for=obj_id)
                 prob = unpad(prob, pad).float().cpu()
+            keep_unscribbled(prob, st.prev_labels, st.scribbles)
             labels = argmax0(prob)[0].to(torch.uint8).numpy()
             self._apply(t, labels, 'scribble', soft=prob)
             st.revision = self.store.revision(t)
@@ -311,6 +312,9 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
             obj_prob = ctrl.click(image, float(x), float(y), bool(positive), prev_labels=st.base,
                                   obj_id=obj_id, num_objects=k, frame=t)
             prob = self._click_probs(st, ctrl, obj_prob)
+            if not any(c[2] for c in ctrl.clicks):
+                # negative clicks only: the object may shrink, not grow (as for strokes)
+                keep_unscribbled(prob, st.base, np.full(st.base.shape, NO_SCRIBBLE, np.uint8))
             labels = argmax0(prob)[0].to(torch.uint8).numpy()
             self._click_state = st
             self._apply(t, labels, 'click', soft=prob, keep_click=True, state=before)
