@@ -51,3 +51,15 @@ def _det_state_dict_cached(name):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return {k: torch.from_numpy(v) for k, v in mod.det_state_dict(MIVOS_REF / 'keys' / f'{name}.txt').items()}
+
+
+@pytest.fixture(scope='module')
+def lite():
+    """The bundled networks on one intra-op thread for the module's tests (skips the test when
+    the weights are missing); the thread count is restored afterwards."""
+    import torch
+    from tests.test_engine import bundled_networks_or_skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield bundled_networks_or_skip()
+    torch.set_num_threads(threads)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from scripts import propagate
 from tests.test_propagate_cli import make_clip, make_davis, save_frames, save_png
@@ -20,27 +19,18 @@ REPO = Path(__file__).resolve().parent.parent
 SEQS = ('a', 'b', 'c', 'd')
 
 
-@pytest.fixture(scope='module')
-def bundled():
-    from tests.test_engine import bundled_networks_or_skip
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield bundled_networks_or_skip()
-    torch.set_num_threads(threads)
-
-
 def _tree(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob('*.png'))}
 
 
 @pytest.fixture(scope='module')
-def davis(tmp_path_factory, bundled):
+def davis(tmp_path_factory, lite):
     """A 4-sequence DAVIS-layout dataset and its serial (1 thread) result."""
     root = tmp_path_factory.mktemp('batch') / 'DAVIS'
     make_davis(root, SEQS, n=24)
     serial = root.parent / 'serial'
     assert propagate.main(['--dataset', str(root), '--output', str(serial), '--model', 'bundled',
-                           '--threads', '1', '--quiet'], networks=bundled) == 0
+                           '--threads', '1', '--quiet'], networks=lite) == 0
     return root, _tree(serial)
 
 
@@ -116,7 +106,7 @@ def test_workers_without_ray_say_how_to_install(tmp_path, monkeypatch):
                         str(tmp_path / 'o'), '--workers', '2', '--quiet'])
 
 
-def test_single_video_from_a_coco_file(tmp_path, bundled):
+def test_single_video_from_a_coco_file(tmp_path, lite):
     from inference_core.store import FrameStore
     from util.export import export
     frames, labels = make_clip(n=8)
@@ -131,6 +121,6 @@ def test_single_video_from_a_coco_file(tmp_path, bundled):
         out = tmp_path / f'out_{name}'
         assert propagate.main(['--input', str(tmp_path / 'frames'), '--masks', str(masks),
                                '--output', str(out), '--threads', '1', '--quiet'],
-                              networks=bundled) == 0
+                              networks=lite) == 0
         outs[name] = _tree(out)
     assert outs['png'] == outs['coco'] and len(outs['png']) == 8

@@ -7,15 +7,7 @@ import torch
 from inference_core.confidence import frame_confidence, suggest_frame
 from inference_core.session import Session
 from inference_core.store import FrameStore
-from tests.test_engine import bundled_networks_or_skip, make_clip
-
-
-@pytest.fixture(scope='module')
-def lite():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield bundled_networks_or_skip()
-    torch.set_num_threads(threads)
+from tests.test_engine import make_clip
 
 
 def _corrupted_clip(seed, bad=9):

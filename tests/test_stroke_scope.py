@@ -8,7 +8,7 @@ import torch
 from inference_core.interaction import NO_SCRIBBLE, keep_unscribbled
 from inference_core.session import Session
 from inference_core.store import FrameStore
-from tests.test_engine import bundled_networks_or_skip, make_clip
+from tests.test_engine import make_clip
 
 
 def _one_hot(labels, k):
@@ -43,14 +43,6 @@ def test_unstroked_object_keeps_untouched_parts_and_cannot_grow():
     # every object stroked: nothing to do
     scr[12, 12] = 1
     assert torch.equal(keep_unscribbled(prob.clone(), prev, scr), prob)
-
-
-@pytest.fixture(scope='module')
-def lite():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield bundled_networks_or_skip()
-    torch.set_num_threads(threads)
 
 
 def _frame_with_false_blob(nets, seed):
