@@ -3,7 +3,11 @@
 davisinteractive 1.0.4 (the last release) uses aliases that numpy 1.24 and networkx 3.0
 removed: np.int / np.float / np.bool / np.object and networkx.from_scipy_sparse_matrix.
 `import_davisinteractive()` restores exactly those names (as the builtins / the renamed
-function they always meant) and then imports the package. Nothing else is patched.
+function they always meant) and then imports the package. One more difference: the robot draws
+its scribbles along `skimage.morphology.medial_axis`, which breaks ties in a random pixel order;
+scikit-image up to 0.18 seeded that order (RandomState(0)), later versions draw a fresh one on
+every call, so the same prediction got different scribbles and two runs of a protocol differed.
+The robot's medial_axis gets a fixed seed again (`_seed_robot_skeleton`). Nothing else is patched.
 
 Install (optional extra):
     pip install -r requirements-extra.txt
@@ -31,6 +35,26 @@ def _patch_networkx():
         nx.from_scipy_sparse_matrix = nx.from_scipy_sparse_array
 
 
+def _seed_robot_skeleton():
+    """Give the robot's medial_axis a fixed tie-breaking seed (see the module docstring)."""
+    import inspect
+    robot = importlib.import_module('davisinteractive.robot.interactive_robot')
+    orig = robot.medial_axis
+    if getattr(orig, 'seeded', False):
+        return
+    params = inspect.signature(orig).parameters
+    key = next((k for k in ('rng', 'random_state') if k in params), None)
+    if key is None:            # scikit-image <= 0.18: seeded inside
+        return
+
+    def medial_axis(image, mask=None, return_distance=False, **kwargs):
+        kwargs.setdefault(key, 0)
+        return orig(image, mask, return_distance, **kwargs)
+
+    medial_axis.seeded = True
+    robot.medial_axis = medial_axis
+
+
 def available():
     """True when davisinteractive and the packages its robot needs can be imported."""
     try:
@@ -51,6 +75,8 @@ def import_davisinteractive(submodules=('metrics',)):
         pkg = importlib.import_module('davisinteractive')
         for sub in submodules:
             importlib.import_module(f'davisinteractive.{sub}')
+        if 'robot' in submodules:
+            _seed_robot_skeleton()
     except ImportError as e:
         missing = getattr(e, 'name', None) or str(e)
         raise UserError(f'the optional package davisinteractive (or its dependency {missing}) '
