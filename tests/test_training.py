@@ -215,6 +215,35 @@ def test_interaction_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
     assert _ckpt(tmp_path / 'runs' / 'i' / 'last.pt')['iteration'] == 3
 
 
+def test_absent_samples_clear_a_false_mask_on_a_frame_without_the_object(tiny_root, tiny_cache, tmp_path):
+    from model.lite_propagation import LiteBackbone
+    from scripts.train import train_interaction as ti
+    cache = FeatureCache(tiny_cache)
+    rng = np.random.default_rng(0)
+    frame, prev = ti.absent_sample(cache, rng, (96, 160))
+    assert frame.shape == (96, 160, 3) and frame.dtype == np.uint8
+    assert 0.03 * prev.size < prev.sum() < 0.4 * prev.size
+    mask = np.asarray(cache.arrays['masks'][0]) > 0
+    wins = [ti.background_window(mask, rng, (96, 160)) for _ in range(50)]
+    found = [w for w in wins if w is not None]
+    assert found and len(found) < 50          # the object leaves room, but not everywhere
+    ys, xs = np.nonzero(mask)
+    for y, x, h, w in found:
+        assert abs(w / h - 160 / 96) < 0.05
+        far = (ys < y - 8) | (ys >= y + h + 8) | (xs < x - 8) | (xs >= x + w + 8)
+        assert far.all()
+    f2, f4, f16, guide, target = ti.sample_batch(cache, rng, 3, (96, 160), backbone=LiteBackbone(),
+                                                 p_absent=1.0)
+    assert target.sum() == 0 and f2.shape[0] == 3
+    prev_m, pos, neg = guide[:, 0] > 0, guide[:, 1] > 0, guide[:, 2] > 0
+    assert prev_m.flatten(1).any(1).all() and not pos.any()
+    assert neg.flatten(1).any(1).all() and (neg & ~prev_m).sum() < 0.2 * neg.sum()
+    args = ['--data', str(tiny_root), '--cache', str(tiny_cache), '--runs', str(tmp_path / 'runs'),
+            '--name', 'a', '--batch', '2', '--crop', '96', '160', '--weights', str(tmp_path / 'w'),
+            '--no-val', '--p-absent', '0.5', '--iters', '2']
+    assert ti.main(args) == 0
+
+
 @pytest.mark.slow
 def test_fusion_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
     from model.lite_propagation import LitePropagationNet

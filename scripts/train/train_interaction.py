@@ -50,7 +50,8 @@ def paste_sample(cache, rng, seq_of):
 
 
 def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None, deep='f16',
-                 errors=None, p_real=0.0, robot=None, robot_share=0.5, static_fg=None, p_static_fg=0.0):
+                 errors=None, p_real=0.0, robot=None, robot_share=0.5, static_fg=None, p_static_fg=0.0,
+                 p_absent=0.0):
     """A training batch of interaction rounds. Samples are cached frames (backbone maps from the
     cache); with probability p_paste, composites with an object pasted from another sequence;
     with `static_fg` (a StaticFG), a share p_static_fg of still photos with their foreground
@@ -58,7 +59,9 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
     ((PropagationErrors, candidates)), a share p_real of correction rounds on a real propagation
     error (the previous mask is what the propagation network produced on that frame; the marks
     come from the DAVIS robot for `robot_share` of them when `robot` is given, else from the
-    simulator). Maps of pasted composites and photos are computed online. Returns stacked
+    simulator); a share p_absent of frames without the object under a false previous mask
+    (absent_sample: the marks only remove, the target is empty). Maps of pasted composites,
+    photos and absent samples are computed online. Returns stacked
     (f2, f4, deep, guide, target) where `deep` is the stride-16 map, or the stride-8 one with
     deep='f8' (to tune the backbone tail)."""
     from model.lite_propagation import backbone_maps
@@ -73,6 +76,14 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
             v, i = cands[int(rng.integers(len(cands)))]
             items.append(_cached_item(cache, rng, i, crop, deep, prev=found.mask(v, i)))
             continue
+        if p_real + p_fg <= r < p_real + p_fg + p_absent:
+            got = absent_sample(cache, rng, crop)
+            if got is not None:
+                frame, prev = got
+                online.append((len(items), frame))
+                empty = np.zeros(prev.shape, bool)
+                items.append({'gt': empty, 'target': empty.astype(np.float32), 'prev': prev})
+                continue
         if r < p_real + p_fg or rng.random() < p_paste:
             if r < p_real + p_fg:
                 frame, gt, soft = photo_sample(static_fg, rng, cache.size)
@@ -118,6 +129,64 @@ def photo_sample(static_fg, rng, size):
     rgb, mask, ignore = static_fg.load(int(rng.integers(len(static_fg))))
     rgb, (mask, ignore) = fit(rgb, (mask, ignore), size)
     return rgb, mask, np.where(mask, 1.0, np.where(ignore, 0.5, 0.0)).astype(np.float32)
+
+
+def absent_sample(cache, rng, crop, tries=20):
+    """(frame, prev) for a correction where the object is not in view: a window of a cached frame
+    away from its object (background_window), enlarged to `crop` (h, w), and a false previous
+    mask there (another frame's object, scaled and placed at random: what the propagation leaves
+    on a frame the object has left). Background strokes on it must clear it: the target is
+    empty. None when no frame tried had room for the window."""
+    import cv2
+    ch, cw = crop
+    for _attempt in range(tries):
+        i = int(rng.integers(len(cache)))
+        win = background_window(np.asarray(cache.arrays['masks'][i]) > 0, rng, crop)
+        if win is None:
+            continue
+        y, x, h, w = win
+        frame = cv2.resize(np.ascontiguousarray(np.asarray(cache.arrays['frames'][i])[y:y + h, x:x + w]),
+                           (cw, ch), interpolation=cv2.INTER_LINEAR)
+        prev = _false_mask(cache, rng, crop)
+        if prev is not None:
+            return frame, prev
+    return None
+
+
+def background_window(mask, rng, crop, clearance=8):
+    """(y, x, h, w) of a random window with the aspect of `crop`, 35-70% of the frame's height,
+    at least `clearance` pixels away from `mask` (bool (H, W)); None if the one drawn is not."""
+    import cv2
+    H, W = mask.shape
+    h = int(H * rng.uniform(0.35, 0.7))
+    w = min(W, int(h * crop[1] / crop[0]))
+    y, x = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
+    k = np.ones((2 * clearance + 1, 2 * clearance + 1), np.uint8)
+    near = cv2.dilate(mask.astype(np.uint8), k) > 0
+    return None if near[y:y + h, x:x + w].any() else (y, x, h, w)
+
+
+def _false_mask(cache, rng, crop, tries=10):
+    """An object mask of a random cached frame, scaled to 5-30% of `crop` and placed at random."""
+    import cv2
+    ch, cw = crop
+    n = len(cache)
+    for _attempt in range(tries):
+        m = np.asarray(cache.arrays['masks'][int(rng.integers(n))]) > 0
+        ys, xs = np.nonzero(m)
+        if len(ys) < 20:
+            continue
+        obj = m[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        scale = np.sqrt(rng.uniform(0.05, 0.3) * ch * cw / obj.sum())
+        oh = max(4, min(ch - 2, int(obj.shape[0] * scale)))
+        ow = max(4, min(cw - 2, int(obj.shape[1] * scale)))
+        obj = cv2.resize(obj.astype(np.uint8), (ow, oh), interpolation=cv2.INTER_NEAREST) > 0
+        out = np.zeros(crop, bool)
+        y, x = int(rng.integers(0, ch - oh + 1)), int(rng.integers(0, cw - ow + 1))
+        out[y:y + oh, x:x + ow] = obj
+        if out.sum() >= 20:
+            return out
+    return None
 
 
 def _cached_item(cache, rng, i, crop, deep, prev=None):
@@ -247,6 +316,9 @@ def main(argv=None):
     ap.add_argument('--robot-share', type=float, default=0.5,
                     help='with --real-errors: share of their marks drawn by the DAVIS robot '
                          '(when davisinteractive is installed; else all by the simulator)')
+    ap.add_argument('--p-absent', type=float, default=0.0,
+                    help='share of samples where the object is out of view under a false previous '
+                         'mask and the marks only remove (the target is empty)')
     common.add_run_args(ap)
     common.add_finetune_args(ap)
     args = ap.parse_args(argv)
@@ -303,7 +375,8 @@ def main(argv=None):
             batch = sample_batch(cache, rng, args.batch, crop, args.p_paste, net.backbone, seq_of,
                                  deep='f8' if args.tune_backbone else 'f16', errors=errors,
                                  p_real=args.p_real, robot=robot, robot_share=args.robot_share,
-                                 static_fg=static_fg, p_static_fg=args.p_static_fg)
+                                 static_fg=static_fg, p_static_fg=args.p_static_fg,
+                                 p_absent=args.p_absent)
             opt.zero_grad(set_to_none=True)
             loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
