@@ -313,8 +313,12 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
                                   obj_id=obj_id, num_objects=k, frame=t)
             prob = self._click_probs(st, ctrl, obj_prob)
             if not any(c[2] for c in ctrl.clicks):
-                # negative clicks only: the object may shrink, not grow (as for strokes)
-                keep_unscribbled(prob, st.base, np.full(st.base.shape, NO_SCRIBBLE, np.uint8))
+                # negative clicks only: the object may shrink where they point, not grow (as
+                # for strokes; the click disks are the background marks)
+                from inference_core.click import click_maps
+                marks = np.full(st.base.shape, NO_SCRIBBLE, np.uint8)
+                marks[click_maps(*st.base.shape, ctrl.clicks)[1] > 0] = 0
+                keep_unscribbled(prob, st.base, marks)
             labels = argmax0(prob)[0].to(torch.uint8).numpy()
             self._click_state = st
             self._apply(t, labels, 'click', soft=prob, keep_click=True, state=before)

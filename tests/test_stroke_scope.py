@@ -75,3 +75,4 @@ def test_negative_click_cannot_grow_the_object(lite):
     old = s.get_mask(1) == 1
     new = s.click(1, 1, 600, 300, positive=False) == 1
     assert not (new & ~old).any() and np.array_equal(new & obj, obj)
+    assert (new & false).sum() < 0.5 * false.sum()           # the clicked blob shrinks
