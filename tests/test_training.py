@@ -131,6 +131,24 @@ def test_propagation_training_runs_exports_and_resumes(tiny_root, tiny_cache, tm
     assert man2['files']['propagation_lite.pth']['iterations'] == 2 + 2
 
 
+def test_the_export_score_weighs_composites_against_the_selection_videos():
+    from scripts.train.train_propagation import export_score, score_name
+    from util.errors import UserError
+    assert export_score(0.70, 0.82) == pytest.approx(0.76)                      # default: the mean
+    assert export_score(0.70, 0.82, 0.5) == pytest.approx((2 * 0.70 + 0.82) / 3)
+    assert export_score(0.70, 0.82, 0) == pytest.approx(0.70)                   # real videos only
+    # v3's two last checkpoints (selection / composites): the plain mean prefers the earlier one,
+    # composites at half weight the later one (better on the real videos)
+    assert export_score(74.74, 77.47) > export_score(75.30, 76.86)
+    assert export_score(74.74, 77.47, 0.5) < export_score(75.30, 76.86, 0.5)
+    with pytest.raises(UserError):
+        export_score(0.7, 0.8, -1)
+    # another weighting is another score: export_if_better never compares the two
+    assert score_name(['clip']) == 'selection_and_composites_JF'
+    assert score_name(['clip'], 0.5) == 'selection_and_0.5x_composites_JF'
+    assert score_name(None, 0.5) == 'semi_JF'
+
+
 @pytest.mark.slow
 def test_propagation_training_can_tune_the_backbone_tail_from_a_start(tiny_root, tiny_cache, tmp_path):
     from model.lite_propagation import LitePropagationNet

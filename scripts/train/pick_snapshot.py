@@ -7,7 +7,8 @@ trainer's own validation, on this machine, and export the chosen one.
 Each snapshot (`propagation_itNNNNNN.pth`, listed in `snapshots.json`) is scored as
 `train_propagation` validates: semi-supervised J&F on the selection sequences and, with
 static-fg, on the 24 synthetic composites of the held-out photos; the score is their mean
-(`selection_and_composites_JF`). The best one is exported to `--weights` (fp16 + manifest entry
+(`selection_and_composites_JF`; `--composites-weight W` weighs the composites W times a real
+video). The best one is exported to `--weights` (fp16 + manifest entry
 with the iterations and both validation numbers). These are selection numbers: measure the
 exported network on the report split (scripts/train/README.md, "Shipping new weights").
 """
@@ -19,7 +20,7 @@ from model.lite_networks import load_network
 from scripts.train import common
 from scripts.train.data import DEFAULT_ROOT
 from scripts.train.static_fg import DEFAULT_ROOT as STATIC_FG_ROOT, StaticFG, validation_clips
-from scripts.train.train_propagation import validate
+from scripts.train.train_propagation import add_composites_weight, score_name, validate
 from util.errors import UserError, run_cli
 
 
@@ -42,6 +43,7 @@ def main(argv=None):
     ap.add_argument('--data', default=str(DEFAULT_ROOT), help='DAVIS-2016-style folder (selection sequences)')
     ap.add_argument('--static-fg', default=str(STATIC_FG_ROOT),
                     help="static-fg folder for the composites ('' : selection sequences only)")
+    add_composites_weight(ap)
     ap.add_argument('--quick', action='store_true', help='first 40 frames of each sequence')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--info', default=None, metavar='JSON',
@@ -52,11 +54,11 @@ def main(argv=None):
     clips = None
     if args.static_fg and StaticFG.available(args.static_fg):
         clips = validation_clips(StaticFG(args.static_fg, part='validation'))
-    score_name = 'selection_and_composites_JF' if clips else 'semi_JF'
+    score_label = score_name(clips, args.composites_weight)
     best = None
     for e in entries:
         net = load_network('propagation', Path(args.snapshots) / e['file'])
-        res = validate(net, args.data, args.quick, clips)
+        res = validate(net, args.data, args.quick, clips, args.composites_weight)
         e['selection_JF'] = round(res['J&F-Mean'] * 100, 2)
         if clips:
             e['composites_JF'] = round(res['composites']['J&F-Mean'] * 100, 2)
@@ -75,7 +77,7 @@ def main(argv=None):
             'chosen_from': [{k: x[k] for k in ('file', 'iteration', 'score') if k in x} for x in entries]}
     if args.info:
         info.update(json.loads(args.info))
-    common.export_weights('propagation', net, args.weights, score_name, e['score'], info, force=True)
+    common.export_weights('propagation', net, args.weights, score_label, e['score'], info, force=True)
     print(f'exported {e["file"]} (score {e["score"]:.2f}) to {args.weights}')
     return 0
 

@@ -49,10 +49,11 @@ def clip_feats(net, clip, device, tune_tail=False):
     return (f2, f4, net.backbone.tail(fx) if tune_tail else fx), labels
 
 
-def validate(net, root, quick=False, clips=None):
+def validate(net, root, quick=False, clips=None, composites_weight=1.0):
     """Semi-supervised J&F on the selection sequences; with `clips` (synthetic validation
-    clips) also theirs ('composites') and 'score', the mean of the two. Runs on the CPU, as the
-    product does (a network training on a GPU is validated through a CPU copy)."""
+    clips) also theirs ('composites') and 'score', their weighted mean (the composites count
+    `composites_weight` times the real selection videos: 1, the plain mean). Runs on the CPU, as
+    the product does (a network training on a GPU is validated through a CPU copy)."""
     from scripts.eval_semi_davis import evaluate_clips, evaluate_semi
     if next(net.parameters()).device.type != 'cpu':
         import copy
@@ -62,9 +63,33 @@ def validate(net, root, quick=False, clips=None):
     res['score'] = res['J&F-Mean']
     if clips:
         res['composites'] = evaluate_clips(net, clips)
-        res['score'] = (res['J&F-Mean'] + res['composites']['J&F-Mean']) / 2
+        res['score'] = export_score(res['J&F-Mean'], res['composites']['J&F-Mean'], composites_weight)
     net.train()
     return res
+
+
+def export_score(selection_jf, composites_jf, composites_weight=1.0):
+    """(selection + W * composites) / (1 + W): what chooses the exported checkpoint."""
+    w = float(composites_weight)
+    if w < 0:
+        raise UserError(f'--composites-weight {w:g}: must be >= 0')
+    return (selection_jf + w * composites_jf) / (1 + w)
+
+
+def score_name(clips, composites_weight=1.0):
+    """The manifest's name of the export score: a score with another weighting is another
+    score (export_if_better only compares scores of the same name)."""
+    if not clips:
+        return 'semi_JF'
+    if composites_weight == 1.0:
+        return 'selection_and_composites_JF'
+    return f'selection_and_{composites_weight:g}x_composites_JF'
+
+
+def add_composites_weight(ap):
+    ap.add_argument('--composites-weight', type=float, default=1.0, metavar='W',
+                    help='weight of the synthetic composites against the real selection videos in '
+                         'the export score, (selection + W * composites) / (1 + W) (default 1: the mean)')
 
 
 def main(argv=None):
@@ -96,6 +121,7 @@ def main(argv=None):
                     help='with --static-fg: also validate on N fixed synthetic multi-object clips made '
                          'of the static-fg photos kept out of training; the export score is then the '
                          'mean of the selection sequences\' J&F and theirs (0: sequences only)')
+    add_composites_weight(ap)
     ap.add_argument('--val-quick', action='store_true', help='validate on the first 40 frames per sequence')
     ap.add_argument('--no-val', action='store_true',
                     help='never validate (tests; GPU runs, whose snapshots are chosen afterwards)')
@@ -147,7 +173,7 @@ def main(argv=None):
             val_clips = validation_clips(held, args.val_composites)
         else:
             print(f'static-fg: only {len(held)} validation photos, no synthetic validation', flush=True)
-    score_name = 'selection_and_composites_JF' if val_clips else 'semi_JF'
+    score_label = score_name(val_clips, args.composites_weight)
     sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near, static_fg=static_fg)
     it, best, avg = common.starting_weights(net, opt, args, state)
     if state is not None:
@@ -233,7 +259,7 @@ def main(argv=None):
                 last_val = time.time()
                 save()
                 final_net = avg.net if avg is not None else net
-                res = validate(final_net, args.data, args.val_quick, val_clips)
+                res = validate(final_net, args.data, args.val_quick, val_clips, args.composites_weight)
                 score = res['score'] * 100
                 log.write(iteration=it, val=res)
                 print(f'\niteration {it}: val J&F {res["J&F-Mean"]*100:.2f} (J {res["J-Mean"]*100:.2f} '
@@ -246,7 +272,7 @@ def main(argv=None):
                     print(f'iteration {it}: synthetic composites J&F {val["composites_JF"]:.2f}', flush=True)
                 if best is None or score > best:
                     best = score
-                    common.export_if_better('propagation', final_net, args, it, score_name, score, {
+                    common.export_if_better('propagation', final_net, args, it, score_label, score, {
                         'validation': val,
                         'model': 'model.lite_propagation.LitePropagationNet(lite0, proc_short=240)'})
                 save()
