@@ -14,7 +14,6 @@ held-out sequences (fixed seed); the fp16 weights go to weights/fusion_lite.pth 
 fused IoU beats both the best so far and the unfused (curr) IoU.
 """
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from model.lite_fusion import LiteFusionNet
 from model.lite_propagation import LiteBackbone, LitePropagationNet, backbone_maps
 from model.propagation_loss import soft_iou_loss
 from scripts.train import common
+from scripts.train.loop import TrainLoop
 from scripts.train.data import DEFAULT_ROOT, FeatureCache, load_sequence
 from util.davis_split import VAL_SEQUENCES
 from util.errors import UserError, run_cli
@@ -172,15 +172,9 @@ def main(argv=None):
             maps['f16'] = prop.backbone.tail(maps.pop('f8'))
         return maps, np.asarray(cache.arrays['frames'][s:s + n]), np.asarray(cache.arrays['masks'][s:s + n]) > 0
 
-    stop = common.StopFlag()
-    t_start = time.time()
-    bar = common.make_bar(args.iters, 'fusion')
-    bar.update(min(it, args.iters))
     run_loss = None
-    try:
-        while it < args.iters and not stop.stop:
-            if args.minutes is not None and time.time() - t_start > args.minutes * 60:
-                break
+    with TrainLoop(args, 'fusion', it, save, run_dir) as loop:
+        while loop.running(it):
             maps, frames, labels = train_seq()
             if len(labels) < 6:
                 continue
@@ -196,10 +190,10 @@ def main(argv=None):
             opt.step()
             it += 1
             run_loss = tot if run_loss is None else 0.95 * run_loss + 0.05 * tot
-            bar.update(min(it, args.iters), loss=run_loss)
+            loop.stepped(it, loss=run_loss)
             if it % 20 == 0:
                 log.write(iteration=it, loss=round(run_loss, 5))
-            if not args.no_val and it % args.val_every == 0:
+            if loop.validation_due(it):
                 iou_f, iou_c = validate(fusion, prop, val_data, n=args.val_samples, up=args.up)
                 log.write(iteration=it, val_fused_iou=iou_f, val_unfused_iou=iou_c)
                 print(f'\niteration {it}: val IoU fused {iou_f*100:.2f} vs unfused {iou_c*100:.2f}', flush=True)
@@ -208,11 +202,6 @@ def main(argv=None):
                     common.export_if_better('fusion', fusion, args, it, 'fused_iou', best, {
                         'unfused_iou': round(iou_c * 100, 2), 'model': 'model.lite_fusion.LiteFusionNet'})
                 save()
-    finally:
-        save()
-        stop.restore()
-        bar.finish(dirty=True)
-    print(f'stopped at iteration {it}; checkpoint {run_dir / "last.pt"}', flush=True)
     return 0
 
 

@@ -10,7 +10,6 @@ Validation: first-scribble J on frames 0/25/50 of the held-out sequences; the fp
 ctrl-c saves and exits.
 """
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from model.lite_interaction import LiteInteractionNet
 from model.propagation_loss import soft_iou_loss
 from scripts.train import common
+from scripts.train.loop import TrainLoop
 from scripts.train.data import DEFAULT_ROOT, FeatureCache, crop_maps, crop_window
 from scripts.train.scribbles import correction, simulate_round
 from util.errors import UserError, run_cli
@@ -360,17 +360,11 @@ def main(argv=None):
                                ema=avg.state_dict() if avg is not None else None, iteration=it,
                                best=best, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(), args=vars(args))
 
-    stop = common.StopFlag()
-    t_start = last_save = last_val = time.time()
     net.train()
-    bar = common.make_bar(args.iters, 'interaction')
-    bar.update(min(it, args.iters))
     run_loss, run_iou = None, None
     crop = tuple(args.crop)
-    try:
-        while it < args.iters and not stop.stop:
-            if args.minutes is not None and time.time() - t_start > args.minutes * 60:
-                break
+    with TrainLoop(args, 'interaction', it, save, run_dir) as loop:
+        while loop.running(it):
             common.set_lr(opt, sched(it))
             batch = sample_batch(cache, rng, args.batch, crop, args.p_paste, net.backbone, seq_of,
                                  deep='f8' if args.tune_backbone else 'f16', errors=errors,
@@ -388,16 +382,10 @@ def main(argv=None):
             loss_v = float(loss.detach())
             run_loss = loss_v if run_loss is None else 0.98 * run_loss + 0.02 * loss_v
             run_iou = miou if run_iou is None else 0.98 * run_iou + 0.02 * miou
-            bar.update(min(it, args.iters), loss=run_loss)
+            loop.stepped(it, loss=run_loss)
             if it % 50 == 0:
                 log.write(iteration=it, loss=round(run_loss, 5), train_iou=round(run_iou, 4), lr=sched(it))
-            if time.time() - last_save > 300:
-                save()
-                last_save = time.time()
-            final = it >= args.iters
-            if not args.no_val and (it % args.val_every == 0 or final
-                                    or time.time() - last_val > args.val_minutes * 60):
-                last_val = time.time()
+            if loop.validation_due(it):
                 save()
                 final_net = avg.net if avg is not None else net
                 res = validate(final_net, args.data, args.val_trials, prop_net)
@@ -421,11 +409,6 @@ def main(argv=None):
                         'validation': val,
                         'model': 'model.lite_interaction.LiteInteractionNet(lite0, proc_short=240)'})
                 save()
-    finally:
-        save()
-        stop.restore()
-        bar.finish(dirty=True)
-    print(f'stopped at iteration {it}; checkpoint {run_dir / "last.pt"}', flush=True)
     return 0
 
 

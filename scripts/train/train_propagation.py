@@ -16,7 +16,6 @@ Resumable: `runs/<name>/last.pt` holds the model, optimizer, iteration and RNG s
 with the same --name continues. Ctrl-c (or SIGTERM) saves and exits.
 """
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 from model.lite_propagation import LitePropagationNet, backbone_maps
 from model.propagation_loss import clip_loss
 from scripts.train import common
+from scripts.train.loop import TrainLoop
 from scripts.train.clip_stream import draw_clip
 from scripts.train.data import DEFAULT_ROOT, ClipSampler, FeatureCache
 from util.errors import UserError, run_cli
@@ -179,10 +179,10 @@ def main(argv=None):
     if state is not None:
         sampler.rng.bit_generator.state = state['sampler_rng']
         print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
-    t_start = time.time()
+    loop = None             # the TrainLoop below (its clock times --anneal-minutes)
 
     def sched(i):
-        late = args.anneal_minutes is not None and time.time() - t_start > args.anneal_minutes * 60
+        late = args.anneal_minutes is not None and loop is not None and loop.minutes > args.anneal_minutes
         return args.lr * (0.1 if late or i > 0.8 * args.iters else 1.0)
 
     mix = {'static_fg': args.p_static_fg, 'static': args.p_static, 'paste': args.p_paste}
@@ -203,11 +203,10 @@ def main(argv=None):
         clips = iter(lambda: draw_clip(sampler, it, mix, crop, args.tune_backbone), None)
         loss_rng = sampler.rng
     snapshots = common.Snapshots(args.snapshot_dir, 'propagation') if args.snapshot_dir else None
-    last_snapshot = time.time()
+    snapshot_at = 0.0        # loop minutes of the last snapshot
 
     def snapshot():
-        snapshots.write(avg.net if avg is not None else net, it, loss=run_loss,
-                        minutes=(time.time() - t_start) / 60)
+        snapshots.write(avg.net if avg is not None else net, it, loss=run_loss, minutes=loop.minutes)
 
     def save():
         common.save_checkpoint(run_dir / 'last.pt', model=net.state_dict(), optimizer=opt.state_dict(),
@@ -215,16 +214,14 @@ def main(argv=None):
                                iteration=it, best=best, sampler_rng=sampler.rng.bit_generator.state,
                                torch_rng=torch.get_rng_state(), args=vars(args))
 
-    stop = common.StopFlag()
+    def last_snapshot():
+        if snapshots is not None and it > snapshots.last_iteration:
+            snapshot()
+
     net.train()
-    bar = common.make_bar(args.iters, 'propagation')
-    bar.update(min(it, args.iters))
-    run_loss, run_stats, last_save = None, {}, time.time()
-    last_val = time.time()
-    try:
-        while it < args.iters and not stop.stop:
-            if args.minutes is not None and time.time() - t_start > args.minutes * 60:
-                break
+    run_loss, run_stats = None, {}
+    with TrainLoop(args, 'propagation', it, save, run_dir, on_exit=last_snapshot) as loop:
+        while loop.running(it):
             common.set_lr(opt, sched(it))
             opt.zero_grad(set_to_none=True)
             tot = 0.0
@@ -243,20 +240,14 @@ def main(argv=None):
                 avg.update()
             it += 1
             run_loss = tot if run_loss is None else 0.98 * run_loss + 0.02 * tot
-            bar.update(min(it, args.iters), loss=run_loss)
+            loop.stepped(it, loss=run_loss)
             if it % 50 == 0:
                 log.write(iteration=it, loss=round(run_loss, 5), lr=sched(it),
                           **{k: round(v, 4) for k, v in run_stats.items()})
-            if time.time() - last_save > 300:
-                save()
-                last_save = time.time()
-            if snapshots is not None and time.time() - last_snapshot > args.snapshot_minutes * 60:
+            if snapshots is not None and loop.minutes - snapshot_at > args.snapshot_minutes:
                 snapshot()
-                last_snapshot = time.time()
-            final = it >= args.iters
-            if not args.no_val and (it % args.val_every == 0 or final
-                                    or time.time() - last_val > args.val_minutes * 60):
-                last_val = time.time()
+                snapshot_at = loop.minutes
+            if loop.validation_due(it):
                 save()
                 final_net = avg.net if avg is not None else net
                 res = validate(final_net, args.data, args.val_quick, val_clips, args.composites_weight)
@@ -276,13 +267,6 @@ def main(argv=None):
                         'validation': val,
                         'model': 'model.lite_propagation.LitePropagationNet(lite0, proc_short=240)'})
                 save()
-    finally:
-        save()
-        if snapshots is not None and it > snapshots.last_iteration:
-            snapshot()
-        stop.restore()
-        bar.finish(dirty=True)
-    print(f'stopped at iteration {it}; checkpoint {run_dir / "last.pt"}', flush=True)
     return 0
 
 
