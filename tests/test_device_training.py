@@ -156,3 +156,35 @@ def test_ctrl_c_stops_a_run_with_workers_cleanly(pack, tmp_path):
     assert 'stopped at iteration' in output
     ck = torch.load(tmp_path / 'runs' / 'c' / 'last.pt', map_location='cpu', weights_only=False)
     assert ck['iteration'] >= 1
+
+
+@pytest.mark.slow
+def test_the_device_script_trains_photos_first_then_from_them(pack, tmp_path):
+    """device_train.sh with STATIC_MINUTES (run here on the CPU, as its header says): a photo-only
+    stage, then the real-clip stage initialised from the photo stage's averaged weights, whose
+    snapshots are what comes back."""
+    import os
+    import subprocess
+    import sys
+    from tests.conftest import REPO
+    out, work = tmp_path / 'out', tmp_path / 'work'
+    env = dict(os.environ, DEVICE='cpu', PYTHON=sys.executable, WORKERS='1', PACK=str(pack / 'pack'),
+               OUT=str(out), WORK=str(work), STATIC_MINUTES='0.1')
+    proc = subprocess.run(['bash', 'scripts/train/device_train.sh', '0.3', '--batch', '2', '--crop', '96', '160'],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    log = (out / 'train.log').read_text() if (out / 'train.log').is_file() else ''
+    assert proc.returncode == 0, proc.stderr[-2000:] + log[-2000:]
+    photo = sorted((work / 'static_snapshots').glob('propagation_it*.pth'))
+    assert photo, 'the photo stage left no weights'
+    assert f'initialised from {photo[-1]}' in log
+    entries = json.loads((out / 'snapshots.json').read_text())
+    assert entries and all((out / e['file']).is_file() for e in entries)
+    # the second stage went on from the first and trained further
+    first = torch.load(photo[-1], weights_only=True)
+    last = torch.load(out / entries[-1]['file'], weights_only=True)
+    assert any(not torch.equal(first[k], last[k]) for k in last if not k.startswith('backbone.'))
+    assert len(list(out.iterdir())) <= 8                            # what the device tool brings back
+    # a photo stage as long as the whole run is refused in one line
+    bad = subprocess.run(['bash', 'scripts/train/device_train.sh', '0.1'], cwd=REPO,
+                         env=dict(env, OUT=str(tmp_path / 'o2')), capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and 'must be below MINUTES' in bad.stderr
