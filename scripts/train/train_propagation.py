@@ -86,8 +86,19 @@ def score_name(clips, composites_weight=1.0):
     return f'selection_and_{composites_weight:g}x_composites_JF'
 
 
+def _weight(text):
+    try:
+        w = float(text)
+    except ValueError:
+        w = -1.0
+    if not w >= 0:
+        raise argparse.ArgumentTypeError(f'{text!r}: a number >= 0')
+    return w
+
+
 def add_composites_weight(ap):
-    ap.add_argument('--composites-weight', type=float, default=1.0, metavar='W',
+    # checked when the command line is read, not at the first validation an hour later
+    ap.add_argument('--composites-weight', type=_weight, default=1.0, metavar='W',
                     help='weight of the synthetic composites against the real selection videos in '
                          'the export score, (selection + W * composites) / (1 + W) (default 1: the mean)')
 
@@ -179,10 +190,9 @@ def main(argv=None):
     if state is not None:
         sampler.rng.bit_generator.state = state['sampler_rng']
         print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
-    loop = None             # the TrainLoop below (its clock times --anneal-minutes)
-
     def sched(i):
-        late = args.anneal_minutes is not None and loop is not None and loop.minutes > args.anneal_minutes
+        # only called inside the TrainLoop below, whose clock times --anneal-minutes
+        late = args.anneal_minutes is not None and loop.minutes > args.anneal_minutes
         return args.lr * (0.1 if late or i > 0.8 * args.iters else 1.0)
 
     mix = {'static_fg': args.p_static_fg, 'static': args.p_static, 'paste': args.p_paste}
