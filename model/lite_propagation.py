@@ -188,9 +188,20 @@ class LitePropagationNet(nn.Module):
         self.key_comp = nn.Conv2d(ch[16], QV_DIM, 3, padding=1)
         self.value_encoder = ValueEncoder(ch[16])
         self.decoder = Decoder(ch[4], ch[2])
-        self.proc_short = proc_short
+        # the size the heads were trained at travels with the weights (a state-dict entry):
+        # heads trained at one size lose objects at another (scripts/train/README.md)
+        self.register_buffer('trained_short', torch.tensor(int(proc_short)))
         self.top_k = top_k
         self._input_size = {}   # processing size -> input size, set by encode_key
+
+    @property
+    def proc_short(self):
+        """Short side of the processing size (240 for weights saved without one)."""
+        return int(self.trained_short)
+
+    @proc_short.setter
+    def proc_short(self, value):
+        self.trained_short.fill_(int(value))
 
     # ------------------------------------------------------------------ size bookkeeping
     def _proc(self, frame):
@@ -256,8 +267,9 @@ class LitePropagationNet(nn.Module):
     # The engine passes the previous frame's probabilities of the pass (prev_mask) to networks
     # that set this flag.
     uses_previous_mask = True
-    # zero-initialised: weights trained before the prior existed load without them
-    neutral_when_missing = ('decoder.prior16.', 'decoder.prior4.')
+    # zero-initialised: weights trained before the prior existed load without them; weights
+    # saved before the processing size was stored were trained at the default, 240
+    neutral_when_missing = ('decoder.prior16.', 'decoder.prior4.', 'trained_short')
 
     def segment_with_query(self, mk16, mv16, qf8, qf4, qk16, qv16, prev_mask=None):
         readout = memory_readout(mk16, mv16, qk16, top_k=self.top_k)

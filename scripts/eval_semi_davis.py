@@ -280,7 +280,8 @@ def main(argv=None):
                     help='score these sequences instead of a split')
     ap.add_argument('--proc-short', type=int, default=None, metavar='PIXELS',
                     help='bundled propagation: short side of the size it matches at (default: '
-                         'the network\'s, 240; its stride-16 grid is 1/16 of that)')
+                         'the one its weights were trained at, stored in the file: 240 for the '
+                         'shipped ones; its stride-16 grid is 1/16 of that)')
     ap.add_argument('--corrections', action='store_true',
                     help='also score correction rounds on real propagation errors: the 3 worst '
                          'frames of each sequence after semi-supervised propagation get the DAVIS '
@@ -306,7 +307,8 @@ def main(argv=None):
         if args.kind != 'bundled' or not 64 <= args.proc_short <= 1080:
             raise UserError('--proc-short needs the bundled networks and 64..1080 pixels')
         prop.proc_short = args.proc_short
-        out['proc_short'] = args.proc_short
+    if args.kind == 'bundled':
+        out['proc_short'] = prop.proc_short          # what was measured, overridden or not
     if args.scribble_scales:
         if args.kind != 'bundled' or min(args.scribble_scales) < 32:
             raise UserError('--scribble-scales needs the bundled networks and sizes of at least 32 pixels')

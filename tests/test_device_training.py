@@ -64,6 +64,14 @@ def test_pack_refuses_held_out_sequences(pack, tmp_path):
         build_pack(tmp_path / 'p', pack / 'davis', None, sequences=['tiny-a', 'bear'])
 
 
+def test_a_pack_for_a_larger_processing_size_holds_its_frames_at_that_size(pack, tmp_path):
+    from scripts.train.data import cache_size
+    m = build_pack(tmp_path / 'p', pack / 'davis', None, sequences=['tiny-a'], progress=lambda *a: None,
+                   size=cache_size(288))
+    frames, masks = load_sequence(tmp_path / 'p' / 'davis', 'tiny-a')
+    assert m['size'] == [288, 512] and frames.shape[1:3] == masks.shape[1:] == (288, 512)
+
+
 @pytest.mark.slow
 def test_training_from_the_pack_with_workers_snapshots_and_a_choice(pack, tmp_path):
     from model.lite_propagation import LitePropagationNet

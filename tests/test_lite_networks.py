@@ -215,6 +215,26 @@ def test_weights_from_before_the_prior_still_load(tmp_path, prop):
         lite_networks.load_bundled(tmp_path)
 
 
+def test_the_processing_size_travels_with_the_weights(tmp_path):
+    """Heads trained at another size run at that size after a save and load; files saved before
+    the size was stored run at 240, the size they were trained at."""
+    from scripts.train.common import fp16_state_dict
+    torch.manual_seed(0)
+    net = LitePropagationNet(pretrained=False, proc_short=288)
+    torch.save(fp16_state_dict(net), tmp_path / 'p288.pth')
+    loaded = lite_networks.load_network('propagation', tmp_path / 'p288.pth')
+    assert loaded.proc_short == 288
+    frame = torch.randn(1, 3, 480, 864)
+    with torch.inference_mode():
+        k16 = loaded.encode_key(frame)[0]
+    assert tuple(k16.shape[-2:]) == (288 // 16, 512 // 16)
+    old = {k: v for k, v in fp16_state_dict(net).items() if k != 'trained_short'}
+    torch.save(old, tmp_path / 'old.pth')
+    assert lite_networks.load_network('propagation', tmp_path / 'old.pth').proc_short == 240
+    loaded.proc_short = 256                                          # an evaluation's override
+    assert loaded.proc_short == 256 and int(loaded.state_dict()['trained_short']) == 256
+
+
 def test_load_bundled_errors(tmp_path):
     with pytest.raises(UserError, match='does not exist'):
         lite_networks.load_bundled(tmp_path / 'nope')

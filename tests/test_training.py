@@ -131,6 +131,30 @@ def test_propagation_training_runs_exports_and_resumes(tiny_root, tiny_cache, tm
     assert man2['files']['propagation_lite.pth']['iterations'] == 2 + 2
 
 
+def test_propagation_trains_and_exports_at_another_processing_size(tiny_root, tmp_path):
+    from model import lite_networks
+    from scripts.train import train_propagation
+    from scripts.train.data import cache_size
+    assert train_propagation.default_crop(240) == (192, 320)
+    assert train_propagation.default_crop(288) == (224, 384)
+    args = ['--data', str(tiny_root), '--runs', str(tmp_path / 'runs'), '--batch', '1', '--threads', '2',
+            '--crop', '96', '160', '--val-every', '1']
+    assert train_propagation.main(args + ['--name', 'big', '--iters', '1', '--proc-short', '288',
+                                          '--weights', str(tmp_path / 'w')]) == 0
+    assert FeatureCache(tmp_path / 'runs' / 'cache_lite0_288').size == cache_size(288) == (288, 512)
+    exported = tmp_path / 'w' / 'propagation_lite.pth'
+    assert lite_networks.load_network('propagation', exported).proc_short == 288
+    # a run at 240 started from those weights trains and exports at 240 (its own size)
+    assert train_propagation.main(args + ['--name', 'small', '--iters', '1', '--init', str(exported),
+                                          '--cache', str(tmp_path / 'c240'), '--weights', str(tmp_path / 'w2')]) == 0
+    assert lite_networks.load_network('propagation', tmp_path / 'w2' / 'propagation_lite.pth').proc_short == 240
+    with pytest.raises(SystemExit):
+        train_propagation.main(args + ['--proc-short', '250'])           # not a multiple of 16
+    from util.errors import UserError
+    with pytest.raises(UserError, match='trains at --proc-short 288'):   # a resume keeps its size
+        train_propagation.main(args + ['--name', 'big', '--iters', '2', '--weights', str(tmp_path / 'w')])
+
+
 def test_the_export_score_weighs_composites_against_the_selection_videos():
     from scripts.train.train_propagation import export_score, score_name
     from util.errors import UserError

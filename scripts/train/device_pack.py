@@ -3,11 +3,12 @@ session (the `device` tool): it copies only the working tree plus named paths, a
 in all, and it has neither `../shared` nor internet nor this project's extra packages.
 
     python -m scripts.train.device_pack [--out .device_data] [--data ...] [--static-fg ...]
+                                        [--proc-short 240]
 
 What goes in (training data only; the selection and report sequences and the static-fg
 validation photos stay here, where the snapshots are chosen and measured):
-* `davis/`: the DAVIS training videos at the processing size the trainer caches (240x432),
-  re-encoded (MPEG-4 part 2; the feature cache would resize them to this size anyway), and their
+* `davis/`: the DAVIS training videos at the processing size the trainer caches (240x432; with
+  `--proc-short N` that of N, for `device_train.sh ... --proc-short N`), re-encoded (MPEG-4 part 2; the feature cache would resize them to this size anyway), and their
   masks at that size, thresholded as the cache thresholds them;
 * `static-fg/`: the training part of the photos, longer side <= 384 (`photo_scale`), as WebP,
   and their masks;
@@ -29,7 +30,7 @@ import cv2
 import numpy as np
 import torch
 
-from scripts.train.data import DEFAULT_ROOT, PROC_SIZE, list_sequences, load_sequence
+from scripts.train.data import DEFAULT_ROOT, PROC_SIZE, cache_size, list_sequences, load_sequence, short_side
 from scripts.train.static_fg import DEFAULT_ROOT as STATIC_FG_ROOT, StaticFG
 from util.davis_split import HELD_OUT, train_sequences
 from util.errors import UserError, run_cli
@@ -111,7 +112,8 @@ def tracked_bytes(repo=REPO):
     return sum((repo / n).stat().st_size for n in names.decode().split('\0') if n and (repo / n).is_file())
 
 
-def build_pack(out, data=DEFAULT_ROOT, static_fg=STATIC_FG_ROOT, sequences=None, progress=print):
+def build_pack(out, data=DEFAULT_ROOT, static_fg=STATIC_FG_ROOT, sequences=None, progress=print,
+               size=PROC_SIZE):
     """Write the pack into `out` (replaced). Returns its manifest (also out/manifest.json)."""
     out = Path(out)
     seqs = sequences if sequences is not None else train_sequences(list_sequences(data))
@@ -124,7 +126,7 @@ def build_pack(out, data=DEFAULT_ROOT, static_fg=STATIC_FG_ROOT, sequences=None,
         shutil.rmtree(out)
     out.mkdir(parents=True)
     progress(f'videos: {len(seqs)} training sequences')
-    pack_videos(data, out / 'davis', seqs)
+    pack_videos(data, out / 'davis', seqs, size)
     photos = 0
     if static_fg is not None and StaticFG.available(static_fg):
         fg = StaticFG(static_fg)            # the training part: validation photos stay here
@@ -134,7 +136,7 @@ def build_pack(out, data=DEFAULT_ROOT, static_fg=STATIC_FG_ROOT, sequences=None,
     progress('backbone and site packages')
     pack_backbone(out / 'backbone_lite0.pth')
     pack_site(out / 'site')
-    manifest = {'sequences': seqs, 'size': list(PROC_SIZE), 'photos': photos,
+    manifest = {'sequences': seqs, 'size': list(size), 'photos': photos,
                 'photo_long_side': PHOTO_LONG_SIDE, 'photo_webp_quality': PHOTO_QUALITY,
                 'bytes': {p.name: folder_bytes(p) if p.is_dir() else p.stat().st_size
                           for p in sorted(out.iterdir())}}
@@ -148,8 +150,10 @@ def main(argv=None):
     ap.add_argument('--out', default=str(REPO / '.device_data'), help='pack folder (replaced)')
     ap.add_argument('--data', default=str(DEFAULT_ROOT), help='DAVIS-2016-style folder')
     ap.add_argument('--static-fg', default=str(STATIC_FG_ROOT), help="static-fg folder ('' for none)")
+    ap.add_argument('--proc-short', type=short_side, default=240, metavar='N',
+                    help='processing size the GPU run trains at (train_propagation --proc-short)')
     args = ap.parse_args(argv)
-    m = build_pack(args.out, args.data, args.static_fg or None)
+    m = build_pack(args.out, args.data, args.static_fg or None, size=cache_size(args.proc_short))
     total = m['total_bytes'] + tracked_bytes()
     mib = lambda b: f'{b / 2 ** 20:.1f} MiB'           # noqa: E731
     print(', '.join(f'{k} {mib(v)}' for k, v in m['bytes'].items()))

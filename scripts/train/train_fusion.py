@@ -26,7 +26,7 @@ from model.lite_propagation import LiteBackbone, LitePropagationNet, backbone_ma
 from model.propagation_loss import soft_iou_loss
 from scripts.train import common
 from scripts.train.loop import TrainLoop
-from scripts.train.data import DEFAULT_ROOT, FeatureCache, load_sequence
+from scripts.train.data import DEFAULT_ROOT, FeatureCache, cache_folder, cache_size, load_sequence
 from util.davis_split import VAL_SEQUENCES
 from util.errors import UserError, run_cli
 from util.metrics import jaccard
@@ -136,10 +136,11 @@ def main(argv=None):
 
     run_dir, log = common.start_run(args)
     prop = load_prop(args.prop)
-    # the cache holds the ImageNet backbone's maps (the propagation networks trained since the
-    # BatchNorm fix carry that backbone unchanged), never those of the loaded network's copy
-    cache = FeatureCache.build(args.data, args.cache or Path(args.runs) / 'cache_lite0', LiteBackbone(),
-                               sequences=args.sequences)
+    # the cache holds the ImageNet backbone's maps, never those of the loaded network's copy (the
+    # propagation networks trained since the BatchNorm fix carry that backbone unchanged), at
+    # the size the propagation network runs at
+    cache = FeatureCache.build(args.data, args.cache or cache_folder(args.runs, prop.proc_short),
+                               LiteBackbone(), sequences=args.sequences, size=cache_size(prop.proc_short))
     fusion = LiteFusionNet()
     opt = torch.optim.AdamW(fusion.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)

@@ -16,7 +16,6 @@ Resumable: `runs/<name>/last.pt` holds the model, optimizer, iteration and RNG s
 with the same --name continues. Ctrl-c (or SIGTERM) saves and exits.
 """
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ from model.propagation_loss import clip_loss
 from scripts.train import common
 from scripts.train.loop import TrainLoop
 from scripts.train.clip_stream import draw_clip
-from scripts.train.data import DEFAULT_ROOT, ClipSampler, FeatureCache
+from scripts.train.data import DEFAULT_ROOT, ClipSampler, FeatureCache, cache_folder, cache_size, short_side
 from util.errors import UserError, run_cli
 
 
@@ -86,6 +85,11 @@ def score_name(clips, composites_weight=1.0):
     return f'selection_and_{composites_weight:g}x_composites_JF'
 
 
+def default_crop(short):
+    """The 192x320 training crop at 240, scaled to another processing size (sides /16)."""
+    return tuple(max(64, int(round(v * short / 240 / 16)) * 16) for v in (192, 320))
+
+
 def _weight(text):
     try:
         w = float(text)
@@ -107,12 +111,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--name', default='prop', help='run name: checkpoints in runs/<name>/')
     ap.add_argument('--data', default=str(DEFAULT_ROOT), help='DAVIS-2016-style folder')
-    ap.add_argument('--cache', default=None, help='feature cache folder (default runs/cache_lite0)')
+    ap.add_argument('--cache', default=None,
+                    help='feature cache folder (default runs/cache_lite0, runs/cache_lite0_<N> for '
+                         '--proc-short N other than 240)')
+    ap.add_argument('--proc-short', type=short_side, default=240, metavar='N',
+                    help='processing size the heads train and run at: short side of a 480p frame '
+                         '(a multiple of 16; stored in the exported weights)')
     ap.add_argument('--iters', type=int, default=30000, help='total iterations')
     ap.add_argument('--minutes', type=float, default=None, help='stop after this many minutes')
     ap.add_argument('--batch', type=int, default=4, help='clips per iteration')
     ap.add_argument('--lr', type=float, default=5e-4)
-    ap.add_argument('--crop', type=int, nargs=2, default=(192, 320), help='training crop (h w) at 240p, /16')
+    ap.add_argument('--crop', type=int, nargs=2, default=None,
+                    help='training crop (h w), /16 (default 192x320 at 240, scaled with --proc-short)')
     ap.add_argument('--p-static', type=float, default=0.15, help='share of warped single-frame clips')
     ap.add_argument('--p-paste', type=float, default=0.2, help='share of two-object pasted clips')
     ap.add_argument('--static-fg', default=None, metavar='DIR',
@@ -156,19 +166,24 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     run_dir, log = common.start_run(args)
+    state = common.load_checkpoint(run_dir / 'last.pt')
+    started_at = ((state or {}).get('args') or {}).get('proc_short', 240)
+    if state is not None and started_at != args.proc_short:
+        raise UserError(f'{run_dir} trains at --proc-short {started_at}: resume it with that, '
+                        f'or start another --name at {args.proc_short}')
     device = common.training_device(args.device)
-    net = LitePropagationNet(pretrained=args.backbone_weights is None)
+    net = LitePropagationNet(pretrained=args.backbone_weights is None, proc_short=args.proc_short)
     if args.backbone_weights:
         common.load_backbone_weights(net.backbone, args.backbone_weights)
     net.to(device)
-    cache_dir = args.cache or Path(args.runs) / 'cache_lite0'
-    print(f'feature cache: {cache_dir}', flush=True)
-    cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences,
+    cache_dir = args.cache or cache_folder(args.runs, args.proc_short)
+    size = cache_size(args.proc_short)
+    print(f'feature cache: {cache_dir} ({size[0]}x{size[1]})', flush=True)
+    cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences, size=size,
                                progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
     print(f'\n{len(cache.names)} sequences, {len(cache)} frames', flush=True)
 
     opt = common.make_optimizer(net, args)
-    state = common.load_checkpoint(run_dir / 'last.pt')
     static_fg = None
     if args.static_fg:
         from scripts.train.static_fg import StaticFG
@@ -181,12 +196,15 @@ def main(argv=None):
         from scripts.train.static_fg import validation_clips
         held = StaticFG(args.static_fg, part='validation')
         if len(held) >= 4:
-            val_clips = validation_clips(held, args.val_composites)
+            val_clips = validation_clips(held, args.val_composites, size=size)
         else:
             print(f'static-fg: only {len(held)} validation photos, no synthetic validation', flush=True)
     score_label = score_name(val_clips, args.composites_weight)
     sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near, static_fg=static_fg)
     it, best, avg = common.starting_weights(net, opt, args, state)
+    for n in (net, avg.net if avg is not None else None):
+        if n is not None:       # the run's size wins over the one stored in --init weights
+            n.proc_short = args.proc_short
     if state is not None:
         sampler.rng.bit_generator.state = state['sampler_rng']
         print(f'resumed {run_dir / "last.pt"} at iteration {it} (best val {best})', flush=True)
@@ -196,7 +214,7 @@ def main(argv=None):
         return args.lr * (0.1 if late or i > 0.8 * args.iters else 1.0)
 
     mix = {'static_fg': args.p_static_fg, 'static': args.p_static, 'paste': args.p_paste}
-    crop = tuple(args.crop)
+    crop = tuple(args.crop) if args.crop else default_crop(args.proc_short)
     if args.workers > 0:
         from scripts.train.clip_stream import ClipStream
         stream = ClipStream(cache_dir, args.static_fg, mix, crop, args.batch, args.p_near, args.seed,
