@@ -47,12 +47,15 @@ def add_arguments(p):
                    help='official model weights: saves/ files, reference det_init, or random')
     p.add_argument('--saves', default=str(common.REPO / 'saves'),
                    help='folder with the official weights')
+    p.add_argument('--bundled-weights', default=None, metavar='DIR',
+                   help='bundled weights folder (default weights/): e.g. a candidate set in runs/, '
+                        'whose propagation file may run at another processing size')
     common.add_output(p)
     p.add_argument('--child', type=int, default=None, metavar='OBJECTS',
                    help=argparse.SUPPRESS)
 
 
-def load_bench_networks(model, device, saves_dir, weights):
+def load_bench_networks(model, device, saves_dir, weights, bundled_dir=None):
     """(Networks, description of the weights)."""
     import torch
 
@@ -60,9 +63,10 @@ def load_bench_networks(model, device, saves_dir, weights):
     if model == 'bundled':
         if weights != 'random':
             try:
-                return load_networks('bundled', device=device), 'bundled weights/'
+                nets = load_networks('bundled', device=device, weights_dir=bundled_dir)
+                return nets, f'bundled {bundled_dir or "weights/"}'
             except UserError:
-                if weights != 'auto':
+                if weights != 'auto' or bundled_dir:
                     raise
         # Untrained lite networks (weights/ not there yet): same speed and memory.
         from model import lite_networks
@@ -100,7 +104,8 @@ def run_child(args):
 
     k = args.child
     device = pick_device(args.device)
-    nets, weights = load_bench_networks(args.model, str(device), args.saves, args.weights)
+    nets, weights = load_bench_networks(args.model, str(device), args.saves, args.weights,
+                                        args.bundled_weights)
     frames, labels = common.make_clip(args.frames + 1, args.height, args.width, k)
     s = Session.from_frames(frames, storage='memory', num_objects=k, networks=nets,
                             mem_freq=args.mem_freq, top_k=args.top_k,
@@ -127,6 +132,7 @@ def run_child(args):
     amp = AMP_DTYPES.get(args.amp, 'off') if device.type == 'cuda' else 'off'
     out = {
         'model': args.model, 'weights': weights, 'device': str(device),
+        'proc_short': getattr(nets.propagation, 'proc_short', None),    # bundled: its matching size
         'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
         'amp': amp, 'threads': torch.get_num_threads(), 'objects': k,
         'height': args.height, 'width': args.width, 'frames': n,
