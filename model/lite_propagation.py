@@ -203,6 +203,14 @@ class LitePropagationNet(nn.Module):
     def proc_short(self, value):
         self.trained_short.fill_(int(value))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # files and checkpoints saved before the size was stored were trained at 240; every
+        # load (strict or not: resumes, --init, the bundled loader) reads them so
+        key = prefix + 'trained_short'
+        if key not in state_dict:
+            state_dict[key] = torch.tensor(240)     # load_state_dict passes its own copy
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # ------------------------------------------------------------------ size bookkeeping
     def _proc(self, frame):
         h, w = frame.shape[-2:]
@@ -268,7 +276,7 @@ class LitePropagationNet(nn.Module):
     # that set this flag.
     uses_previous_mask = True
     # zero-initialised: weights trained before the prior existed load without them; weights
-    # saved before the processing size was stored were trained at the default, 240
+    # saved before the processing size was stored load as 240 (_load_from_state_dict)
     neutral_when_missing = ('decoder.prior16.', 'decoder.prior4.', 'trained_short')
 
     def segment_with_query(self, mk16, mv16, qf8, qf4, qk16, qv16, prev_mask=None):

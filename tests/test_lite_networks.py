@@ -231,6 +231,9 @@ def test_the_processing_size_travels_with_the_weights(tmp_path):
     old = {k: v for k, v in fp16_state_dict(net).items() if k != 'trained_short'}
     torch.save(old, tmp_path / 'old.pth')
     assert lite_networks.load_network('propagation', tmp_path / 'old.pth').proc_short == 240
+    resumed = LitePropagationNet(pretrained=False, proc_short=288)     # a strict load (a resume)
+    resumed.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in old.items()})
+    assert resumed.proc_short == 240 and 'trained_short' not in old
     loaded.proc_short = 256                                          # an evaluation's override
     assert loaded.proc_short == 256 and int(loaded.state_dict()['trained_short']) == 256
 
