@@ -10,6 +10,7 @@ the processing size are computed once and kept in `<cache>/` as fp16 memory-mapp
 heads. Synthetic samples (affine-warped single frames, objects pasted from another sequence) need
 new images, so they run the frozen backbone online.
 """
+import argparse
 import json
 import os
 from pathlib import Path
@@ -20,11 +21,11 @@ import torch
 
 from util.davis_split import HELD_OUT, train_sequences
 from util.errors import UserError
-from model.lite_propagation import backbone_maps
+from model.lite_propagation import backbone_maps, proc_size
 from util.augment import random_affine, warp, warped_clip
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'davis2016-train'
-PROC_SIZE = (240, 432)   # processing size of a 480x854 frame (model.lite_propagation.proc_size)
+PROC_SIZE = proc_size(480, 854, 240)   # (240, 432): the processing size of a DAVIS 480p frame
 
 
 def cache_folder(runs, short=240):
@@ -35,7 +36,6 @@ def cache_folder(runs, short=240):
 
 def short_side(text):
     """argparse type of --proc-short: a multiple of 16, at least 64."""
-    import argparse
     try:
         n = int(text)
     except ValueError:
@@ -47,7 +47,6 @@ def short_side(text):
 
 def cache_size(short=240):
     """Processing size (h, w) of a DAVIS 480x854 frame at short side `short`."""
-    from model.lite_propagation import proc_size
     return proc_size(480, 854, short)
 
 

@@ -20,7 +20,7 @@ from model.lite_interaction import LiteInteractionNet
 from model.propagation_loss import soft_iou_loss
 from scripts.train import common
 from scripts.train.loop import TrainLoop
-from scripts.train.data import DEFAULT_ROOT, FeatureCache, crop_maps, crop_window
+from scripts.train.data import DEFAULT_ROOT, FeatureCache, cache_folder, crop_maps, crop_window
 from scripts.train.scribbles import correction, simulate_round
 from util.errors import UserError, run_cli
 from util.metrics import jaccard
@@ -325,7 +325,7 @@ def main(argv=None):
 
     run_dir, log = common.start_run(args)
     net = LiteInteractionNet()
-    cache_dir = args.cache or Path(args.runs) / 'cache_lite0'
+    cache_dir = args.cache or cache_folder(args.runs)
     cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences,
                                progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
     print(f'{len(cache.names)} sequences, {len(cache)} frames', flush=True)

@@ -167,8 +167,8 @@ def main(argv=None):
 
     run_dir, log = common.start_run(args)
     state = common.load_checkpoint(run_dir / 'last.pt')
-    started_at = ((state or {}).get('args') or {}).get('proc_short', 240)
-    if state is not None and started_at != args.proc_short:
+    started_at = (state.get('args') or {}).get('proc_short', 240) if state is not None else args.proc_short
+    if started_at != args.proc_short:
         raise UserError(f'{run_dir} trains at --proc-short {started_at}: resume it with that, '
                         f'or start another --name at {args.proc_short}')
     device = common.training_device(args.device)
