@@ -250,6 +250,21 @@ def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCE
             'latency_ms': 1000 * float(np.median(times))}
 
 
+def networks_that_saw(weights, sequences):
+    """Files of a bundled weights folder whose manifest says they trained on report videos
+    among `sequences` (scripts.train.common.trained_on_report)."""
+    from scripts.train.common import trained_on_report
+    from util.davis_split import REPORT_SEQUENCES
+    path = Path(weights) / 'manifest.json'
+    if not set(sequences) & set(REPORT_SEQUENCES) or not path.is_file():
+        return []
+    try:
+        files = json.loads(path.read_text()).get('files', {})
+    except ValueError:
+        return []
+    return sorted(name for name, entry in files.items() if trained_on_report(entry))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description='Held-out evaluation of the bundled networks')
     ap.add_argument('--data', default=str(DEFAULT_ROOT))
@@ -303,6 +318,12 @@ def main(argv=None):
     from util.davis_split import SPLITS
     sequences = tuple(args.sequences or SPLITS[args.split])
     out = {'sequences': list(sequences), 'split': None if args.sequences else args.split}
+    if args.kind == 'bundled':
+        seen = networks_that_saw(args.weights, sequences)
+        if seen:
+            out['trained_on_these_videos'] = seen
+            print(f'note: {", ".join(seen)} trained on report videos scored here: not held-out numbers',
+                  file=sys.stderr)
     if args.proc_short is not None:
         if args.kind != 'bundled' or not 64 <= args.proc_short <= 1080:
             raise UserError('--proc-short needs the bundled networks and 64..1080 pixels')

@@ -1,11 +1,12 @@
-"""Shipping trained weights: only when better on the report split, with both numbers recorded."""
+"""Shipping trained weights: only when better on the deciding split (report, or selection when a
+network trained on the report videos), with both numbers recorded."""
 import json
 
 import pytest
 
 from scripts.train.common import export_weights, sha256
 from scripts.train.ship_weights import main as ship_main
-from util.davis_split import REPORT_SEQUENCES
+from util.davis_split import REPORT_SEQUENCES, SELECTION_SEQUENCES
 from util.errors import UserError
 
 
@@ -63,3 +64,43 @@ def test_refuses_a_network_that_is_not_better_or_not_comparable(folders):
     with pytest.raises(UserError, match='not a readable evaluation'):
         ship_main(args + ['--report', str(folders / 'g.json'), '--against', str(folders / 'b.json')])
     assert sha256(folders / 'shipped' / 'fusion_lite.pth') == shipped            # untouched
+
+
+def test_a_network_trained_on_the_report_videos_is_compared_on_the_selection_split(folders, tmp_path):
+    import torch
+    from model.lite_fusion import LiteFusionNet
+    from scripts.train.common import TRAIN_DATA, TRAIN_DATA_WITH_REPORT
+    export_weights('fusion', LiteFusionNet(), tmp_path / 'all', 'fused_iou', 83.0,
+                   {'iterations': 7, 'data': TRAIN_DATA_WITH_REPORT, 'trained_on_report': True})
+    man = json.loads((tmp_path / 'all' / 'manifest.json').read_text())
+    assert 'trained on by the files marked trained_on_report' in man['validation_set']
+    args = ['fusion', '--from', str(tmp_path / 'all'), '--weights', str(folders / 'shipped')]
+    # its report numbers say how well it learnt those videos: not a comparison
+    with pytest.raises(UserError, match='not on the selection split'):
+        ship_main(args + ['--report', _eval_json(folders / 'r1.json', 0.9),
+                          '--against', _eval_json(folders / 'r2.json', 0.7)])
+    with pytest.raises(UserError, match='does not beat'):
+        ship_main(args + ['--report', _eval_json(folders / 's1.json', 0.70, SELECTION_SEQUENCES),
+                          '--against', _eval_json(folders / 's2.json', 0.71, SELECTION_SEQUENCES)])
+    assert ship_main(args + ['--report', _eval_json(folders / 's3.json', 0.74, SELECTION_SEQUENCES),
+                             '--against', _eval_json(folders / 's4.json', 0.71, SELECTION_SEQUENCES)]) == 0
+    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['fusion_lite.pth']
+    assert entry['report']['split'] == 'selection' and entry['report']['score'] == 74.0
+    assert entry['trained_on_report'] and entry['data'] == TRAIN_DATA_WITH_REPORT
+    # a network trained without them, against a shipped one that saw them: selection decides too
+    torch.manual_seed(2)
+    export_weights('fusion', LiteFusionNet(), tmp_path / 'clean', 'fused_iou', 84.0,
+                   {'iterations': 8, 'data': TRAIN_DATA})
+    with pytest.raises(UserError, match='not on the selection split'):
+        ship_main(['fusion', '--from', str(tmp_path / 'clean'), '--weights', str(folders / 'shipped'),
+                   '--report', _eval_json(folders / 'r3.json', 0.9), '--against', str(folders / 'r2.json')])
+
+
+def test_evaluations_name_the_networks_that_trained_on_the_report_videos(folders):
+    from scripts.eval_semi_davis import networks_that_saw
+    from scripts.train.common import REPO
+    shipped = REPO / 'weights'     # v1: trained before the report split existed
+    assert networks_that_saw(shipped, REPORT_SEQUENCES) == ['fusion_lite.pth', 'interaction_lite.pth',
+                                                            'propagation_lite.pth']
+    assert networks_that_saw(shipped, SELECTION_SEQUENCES) == []
+    assert networks_that_saw(folders / 'new', REPORT_SEQUENCES) == []

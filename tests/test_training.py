@@ -35,7 +35,7 @@ def _write_sequence(root, name, seed):
 @pytest.fixture(scope='module')
 def tiny_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('tiny_davis')
-    for i, name in enumerate(['tiny-a', 'tiny-b', 'bear']):   # 'bear' is a held-out name
+    for i, name in enumerate(['tiny-a', 'tiny-b', 'bear', 'surf']):   # held out: bear (selection), surf (report)
         _write_sequence(root, name, i)
     return root
 
@@ -129,6 +129,32 @@ def test_propagation_training_runs_exports_and_resumes(tiny_root, tiny_cache, tm
     assert train_propagation.main(args2 + ['--iters', '2', '--init', str(tmp_path / 'w' / 'propagation_lite.pth')]) == 0
     man2 = json.loads((tmp_path / 'w2' / 'manifest.json').read_text())
     assert man2['files']['propagation_lite.pth']['iterations'] == 2 + 2
+
+
+def test_with_report_trains_on_the_report_videos_says_so_and_never_on_the_selection_ones(tiny_root, tmp_path):
+    from model.lite_propagation import LiteBackbone
+    from scripts.train import train_propagation
+    from scripts.train.common import TRAIN_DATA_WITH_REPORT
+    from util.davis_split import train_sequences
+    from util.errors import UserError
+    assert train_sequences(['bear', 'surf', 'x']) == ['x']
+    assert train_sequences(['bear', 'surf', 'x'], with_report=True) == ['surf', 'x']
+    args = ['--data', str(tiny_root), '--runs', str(tmp_path / 'runs'), '--batch', '1', '--threads', '2',
+            '--crop', '96', '160', '--val-every', '1', '--name', 'all', '--weights', str(tmp_path / 'w')]
+    assert train_propagation.main(args + ['--iters', '1', '--with-report']) == 0
+    # its own cache (the usual one keeps the training videos alone), with the report video in it
+    assert FeatureCache(tmp_path / 'runs' / 'cache_lite0_with_report').names == ['surf', 'tiny-a', 'tiny-b']
+    man = json.loads((tmp_path / 'w' / 'manifest.json').read_text())
+    entry = man['files']['propagation_lite.pth']
+    assert entry['trained_on_report'] is True and entry['data'] == TRAIN_DATA_WITH_REPORT
+    assert 'trained_on_report' in man['validation_set']
+    with pytest.raises(UserError, match='trains with --with-report'):      # resumes on its own data only
+        train_propagation.main(args + ['--iters', '2'])
+    with pytest.raises(UserError, match=r"held-out sequences must not be cached.*'bear'"):
+        FeatureCache.build(tiny_root, tmp_path / 'c', LiteBackbone(), sequences=['tiny-a', 'bear'],
+                           with_report=True)
+    with pytest.raises(UserError, match=r"held-out sequences must not be cached.*'surf'"):
+        FeatureCache.build(tiny_root, tmp_path / 'c', LiteBackbone(), sequences=['tiny-a', 'surf'])
 
 
 def test_propagation_trains_and_exports_at_another_processing_size(tiny_root, tmp_path):

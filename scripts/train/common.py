@@ -157,10 +157,13 @@ def export_weights(kind, model, weights_dir, score_name, score, info, force=Fals
                               'network (stored in its file; 240 for files without one); '
                               f'the interaction net runs at short sides {" and ".join(map(str, TEST_SCALES))} '
                               'and averages the logits (model.lite_interaction.TEST_SCALES)')
+    report_use = ('trained on by the files marked trained_on_report (held-out numbers of their '
+                  'recipe come from a run without them), never used for a decision'
+                  if any(f.get('trained_on_report') for f in files.values())
+                  else 'never trained on, never used for a decision')
     manifest['validation_set'] = ('util.davis_split.SELECTION_SEQUENCES (held out: never trained '
                                   'on; used to select the exported checkpoints); '
-                                  'util.davis_split.REPORT_SEQUENCES: never trained on, never '
-                                  'used for a decision')
+                                  f'util.davis_split.REPORT_SEQUENCES: {report_use}')
     manifest['total_bytes'] = sum(f.get('bytes', 0) for f in files.values())
     tmp = manifest_path.with_suffix('.json.part')
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
@@ -275,6 +278,18 @@ def starting_weights(net, opt, args, state):
 
 
 TRAIN_DATA = 'DAVIS 2016 train split minus util.davis_split.HELD_OUT (selection + report)'
+TRAIN_DATA_WITH_REPORT = ('DAVIS 2016 train split minus util.davis_split.SELECTION_SEQUENCES '
+                          '(the report videos included: --with-report)')
+
+
+def trained_on_report(entry):
+    """Whether a manifest file entry's network saw the report videos in training: marked by
+    --with-report; entries written before the report split existed (the shipped v1) trained on
+    everything but the selection videos."""
+    if 'trained_on_report' in entry:
+        return bool(entry['trained_on_report'])
+    data = entry.get('data', '')
+    return bool(data) and 'HELD_OUT' not in data
 
 
 def export_if_better(kind, net, args, it, score_name, score, info):
@@ -283,6 +298,9 @@ def export_if_better(kind, net, args, it, score_name, score, info):
     if args.no_export:
         return False
     entry = {'iterations': it + getattr(args, 'iterations_before', 0), 'data': TRAIN_DATA, **info}
+    if getattr(args, 'with_report', False):
+        # its numbers on the report split are not held-out numbers (ship_weights reads this)
+        entry.update(data=TRAIN_DATA_WITH_REPORT, trained_on_report=True)
     written = export_weights(kind, net, args.weights, score_name, score, entry)
     if written:
         print(f'exported {Path(args.weights) / WEIGHT_FILES[kind]}', flush=True)
@@ -305,6 +323,23 @@ def add_run_args(ap):
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--runs', default=str(REPO / 'runs'))
     ap.add_argument('--sequences', nargs='*', default=None, help='train on these sequences only')
+    ap.add_argument('--with-report', action='store_true',
+                    help='also train on the report videos (util.davis_split.REPORT_SEQUENCES), for a '
+                         'network to ship once a run without this flag measured the recipe there; '
+                         'its own report numbers are then not held-out (own cache folder)')
+
+
+def refuse_other_data(state, args, run_dir):
+    """A run resumes only on the data it started with (--with-report or not): its checkpoint's
+    arguments against this command line's."""
+    from util.errors import UserError
+    if state is None:
+        return
+    started = bool((state.get('args') or {}).get('with_report', False))
+    if started != bool(args.with_report):
+        how = 'with' if started else 'without'
+        raise UserError(f'{run_dir} trains {how} --with-report: resume it {how} that flag, '
+                        f'or start another --name')
 
 
 def add_finetune_args(ap):

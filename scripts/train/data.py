@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from util.davis_split import HELD_OUT, train_sequences
+from util.davis_split import HELD_OUT, held_out, train_sequences
 from util.errors import UserError
 from model.lite_propagation import backbone_maps, proc_size
 from util.augment import random_affine, warp, warped_clip
@@ -28,10 +28,12 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'davis2
 PROC_SIZE = proc_size(480, 854, 240)   # (240, 432): the processing size of a DAVIS 480p frame
 
 
-def cache_folder(runs, short=240):
+def cache_folder(runs, short=240, with_report=False):
     """Default feature cache of a processing size (short side of a 480p frame): runs/cache_lite0
-    at 240, runs/cache_lite0_<short> otherwise."""
-    return Path(runs) / ('cache_lite0' if short == 240 else f'cache_lite0_{short}')
+    at 240, runs/cache_lite0_<short> otherwise; `_with_report` appended for runs that also train
+    on the report videos (a cache of other sequences would be rebuilt over the usual one)."""
+    name = 'cache_lite0' if short == 240 else f'cache_lite0_{short}'
+    return Path(runs) / (name + ('_with_report' if with_report else ''))
 
 
 def short_side(text):
@@ -115,15 +117,15 @@ class FeatureCache:
         return {k: np.asarray(self.arrays[k][idx]) for k in keys}
 
     @classmethod
-    def build(cls, root, cache_dir, backbone, sequences=None, size=PROC_SIZE, progress=None):
+    def build(cls, root, cache_dir, backbone, sequences=None, size=PROC_SIZE, progress=None,
+              with_report=False):
         """Compute the cache (skipped when it exists for the same sequences, size and
-        normalisation)."""
+        normalisation). `with_report`: the report videos are training videos too."""
         cache_dir = Path(cache_dir)
-        seqs = sequences if sequences is not None else train_sequences(list_sequences(root))
-        leak = sorted(set(seqs) & set(HELD_OUT))
+        seqs = sequences if sequences is not None else train_sequences(list_sequences(root), with_report)
+        leak = sorted(set(seqs) & set(held_out(with_report)))
         if leak:
-            raise UserError(f'held-out (selection or report) sequences must not be cached for '
-                            f'training: {leak}')
+            raise UserError(f'held-out sequences must not be cached for training: {leak}')
         index = cache_dir / 'index.json'
         if index.is_file():
             meta = json.loads(index.read_text())

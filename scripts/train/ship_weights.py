@@ -7,10 +7,16 @@ the report split (util.davis_split.REPORT_SEQUENCES: never trained on, never use
     python -m scripts.train.ship_weights propagation --from runs/v2_weights \
         --report new.json --against shipped.json
 
+The report split compares two networks only when neither trained on it. When one did (the
+shipped v1 was trained before the split existed; a network trained with --with-report), the
+report split measures how well it learnt those videos, so the two are compared on the selection
+split instead (`--split selection` evaluations): neither trained there, though it chose the
+checkpoints of both. The manifest records which split decided.
+
 The new file replaces `weights/<kind>_lite.pth`; its manifest entry is the one the trainer wrote
-(iterations, data, selection validation) plus the report-split numbers of both networks, and a
-note of what it replaced. Refused (exit 2) when it is not better on the same sequences, when the
-evaluations are not on the same sequences, or when the bundled weights would exceed 25 MB.
+(iterations, data, selection validation) plus both networks' numbers on the deciding split, and
+a note of what it replaced. Refused (exit 2) when it is not better on the same sequences, when the
+evaluations are not on the deciding split, or when the bundled weights would exceed 25 MB.
 """
 import argparse
 import json
@@ -19,7 +25,7 @@ import shutil
 import time
 from pathlib import Path
 
-from scripts.train.common import REPO, WEIGHT_FILES, sha256
+from scripts.train.common import REPO, WEIGHT_FILES, sha256, trained_on_report
 from util.errors import UserError, run_cli
 
 MAX_BUNDLED_BYTES = 25 * 1000 * 1000
@@ -55,33 +61,41 @@ def report_score(data, kind, path):
     return 100 * float(res[field]), per
 
 
+def deciding_split(new_entry, shipped_entry):
+    """'report' when neither network trained on the report videos, else 'selection' (see above)."""
+    seen = trained_on_report(new_entry) or (bool(shipped_entry) and trained_on_report(shipped_entry))
+    return 'selection' if seen else 'report'
+
+
 def ship(kind, source, report, against, weights=REPO / 'weights', force=False, note=None):
     """Copy `source`/<kind>_lite.pth into `weights` when its report score beats `against`'s;
     returns the new manifest entry."""
-    from util.davis_split import REPORT_SEQUENCES
+    from util.davis_split import SPLITS
     fname = WEIGHT_FILES[kind]
     source, weights = Path(source), Path(weights)
     if not (source / fname).is_file():
         raise UserError(f'{source}: no {fname} to ship')
-    new, old = _read_eval(report), _read_eval(against)
-    if sorted(new['sequences']) != sorted(old['sequences']):
-        raise UserError('the two evaluations are not on the same sequences')
-    if sorted(new['sequences']) != sorted(REPORT_SEQUENCES) and not force:
-        raise UserError('the evaluations are not on the report split (eval_semi_davis --split report); '
-                        '--force to ship on other sequences')
-    s_new, per_new = report_score(new, kind, report)
-    s_old, per_old = report_score(old, kind, against)
-    label = METRICS[kind][2]
-    print(f'report split, {label}: new {s_new:.2f}, shipped {s_old:.2f}')
-    if s_new <= s_old and not force:
-        raise UserError(f'not shipped: {s_new:.2f} does not beat the shipped network\'s {s_old:.2f}')
     src_manifest = json.loads((source / 'manifest.json').read_text()) if (source / 'manifest.json').is_file() else {}
     man_path = weights / 'manifest.json'
     manifest = json.loads(man_path.read_text()) if man_path.is_file() else {}
     files = manifest.setdefault('files', {})
     previous = files.get(fname, {})
     entry = dict(src_manifest.get('files', {}).get(fname, {}))
-    entry['report'] = {'sequences': sorted(new['sequences']), 'metric': label,
+    split = deciding_split(entry, previous)
+    new, old = _read_eval(report), _read_eval(against)
+    if sorted(new['sequences']) != sorted(old['sequences']):
+        raise UserError('the two evaluations are not on the same sequences')
+    if sorted(new['sequences']) != sorted(SPLITS[split]) and not force:
+        raise UserError(f'the evaluations are not on the {split} split (eval_semi_davis --split {split}'
+                        f'{"" if split == "report" else ": a network here trained on the report videos"}); '
+                        '--force to ship on other sequences')
+    s_new, per_new = report_score(new, kind, report)
+    s_old, per_old = report_score(old, kind, against)
+    label = METRICS[kind][2]
+    print(f'{split} split, {label}: new {s_new:.2f}, shipped {s_old:.2f}')
+    if s_new <= s_old and not force:
+        raise UserError(f'not shipped: {s_new:.2f} does not beat the shipped network\'s {s_old:.2f}')
+    entry['report'] = {'split': split, 'sequences': sorted(new['sequences']), 'metric': label,
                        'score': round(s_new, 2), 'per_sequence': per_new,
                        'replaced_network_score': round(s_old, 2), 'replaced_per_sequence': per_old}
     if previous:
@@ -112,11 +126,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('kind', choices=sorted(WEIGHT_FILES))
     ap.add_argument('--from', dest='source', required=True, help='weights folder the trainer exported to')
-    ap.add_argument('--report', required=True, help='eval_semi_davis --split report --output JSON of the new network')
+    ap.add_argument('--report', required=True,
+                    help='eval_semi_davis --output JSON of the new network on the deciding split (report, '
+                         'or selection when either network trained on the report videos)')
     ap.add_argument('--against', required=True, help='the same evaluation of the shipped network')
     ap.add_argument('--weights', default=str(REPO / 'weights'), help='bundled weights folder')
     ap.add_argument('--note', default=None, help='a line for the manifest (history, data)')
-    ap.add_argument('--force', action='store_true', help='ship even when not better (or not on the report split)')
+    ap.add_argument('--force', action='store_true', help='ship even when not better (or not on the deciding split)')
     args = ap.parse_args(argv)
     ship(args.kind, args.source, args.report, args.against, args.weights, args.force, args.note)
     return 0

@@ -135,17 +135,19 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     run_dir, log = common.start_run(args)
+    state = common.load_checkpoint(run_dir / 'last.pt')
+    common.refuse_other_data(state, args, run_dir)
     prop = load_prop(args.prop)
     # the cache holds the ImageNet backbone's maps, never those of the loaded network's copy (the
     # propagation networks trained since the BatchNorm fix carry that backbone unchanged), at
     # the size the propagation network runs at
-    cache = FeatureCache.build(args.data, args.cache or cache_folder(args.runs, prop.proc_short),
-                               LiteBackbone(), sequences=args.sequences, size=cache_size(prop.proc_short))
+    cache = FeatureCache.build(args.data, args.cache or cache_folder(args.runs, prop.proc_short, args.with_report),
+                               LiteBackbone(), sequences=args.sequences, size=cache_size(prop.proc_short),
+                               with_report=args.with_report)
     fusion = LiteFusionNet()
     opt = torch.optim.AdamW(fusion.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
     it, best = 0, None
-    state = common.load_checkpoint(run_dir / 'last.pt')
     if state is not None:
         fusion.load_state_dict(state['model'])
         opt.load_state_dict(state['optimizer'])

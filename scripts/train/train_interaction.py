@@ -324,9 +324,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     run_dir, log = common.start_run(args)
+    state = common.load_checkpoint(run_dir / 'last.pt')
+    common.refuse_other_data(state, args, run_dir)
     net = LiteInteractionNet()
-    cache_dir = args.cache or cache_folder(args.runs)
+    cache_dir = args.cache or cache_folder(args.runs, with_report=args.with_report)
     cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences,
+                               with_report=args.with_report,
                                progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
     print(f'{len(cache.names)} sequences, {len(cache)} frames', flush=True)
     errors, robot, prop_net = None, None, None
@@ -346,7 +349,6 @@ def main(argv=None):
         s0, n0 = cache.seq_range(name)
         seq_of[s0:s0 + n0] = si
     opt = common.make_optimizer(net, args)
-    state = common.load_checkpoint(run_dir / 'last.pt')
     it, best, avg = common.starting_weights(net, opt, args, state)
     if state is not None:
         rng.bit_generator.state = state['rng']

@@ -167,6 +167,7 @@ def main(argv=None):
 
     run_dir, log = common.start_run(args)
     state = common.load_checkpoint(run_dir / 'last.pt')
+    common.refuse_other_data(state, args, run_dir)
     started_at = (state.get('args') or {}).get('proc_short', 240) if state is not None else args.proc_short
     if started_at != args.proc_short:
         raise UserError(f'{run_dir} trains at --proc-short {started_at}: resume it with that, '
@@ -176,10 +177,11 @@ def main(argv=None):
     if args.backbone_weights:
         common.load_backbone_weights(net.backbone, args.backbone_weights)
     net.to(device)
-    cache_dir = args.cache or cache_folder(args.runs, args.proc_short)
+    cache_dir = args.cache or cache_folder(args.runs, args.proc_short, args.with_report)
     size = cache_size(args.proc_short)
     print(f'feature cache: {cache_dir} ({size[0]}x{size[1]})', flush=True)
     cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences, size=size,
+                               with_report=args.with_report,
                                progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
     print(f'\n{len(cache.names)} sequences, {len(cache)} frames', flush=True)
 
