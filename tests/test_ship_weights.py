@@ -104,3 +104,22 @@ def test_evaluations_name_the_networks_that_trained_on_the_report_videos(folders
                                                             'propagation_lite.pth']
     assert networks_that_saw(shipped, SELECTION_SEQUENCES) == []
     assert networks_that_saw(folders / 'new', REPORT_SEQUENCES) == []
+
+
+def test_the_fusion_file_can_be_retired_with_its_reason(folders):
+    shipped = folders / 'shipped'
+    with pytest.raises(UserError, match='replaced, not retired'):
+        ship_main(['propagation', '--retire', '--note', 'x', '--weights', str(shipped)])
+    with pytest.raises(UserError, match='needs --note'):
+        ship_main(['fusion', '--retire', '--weights', str(shipped)])
+    before = json.loads((shipped / 'manifest.json').read_text())['files']['fusion_lite.pth']
+    assert ship_main(['fusion', '--retire', '--note', 'lost to no fusion', '--weights', str(shipped)]) == 0
+    man = json.loads((shipped / 'manifest.json').read_text())
+    assert not (shipped / 'fusion_lite.pth').exists() and 'fusion_lite.pth' not in man['files']
+    assert man['retired']['fusion_lite.pth']['sha256'] == before['sha256']
+    assert man['retired']['fusion_lite.pth']['reason'] == 'lost to no fusion'
+    assert man['total_bytes'] == sum(f['bytes'] for f in man['files'].values())
+    with pytest.raises(UserError, match='no fusion_lite.pth to retire'):
+        ship_main(['fusion', '--retire', '--note', 'again', '--weights', str(shipped)])
+    with pytest.raises(SystemExit):          # shipping still needs its three inputs
+        ship_main(['fusion', '--weights', str(shipped)])

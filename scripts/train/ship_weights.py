@@ -17,6 +17,10 @@ The new file replaces `weights/<kind>_lite.pth`; its manifest entry is the one t
 (iterations, data, selection validation) plus both networks' numbers on the deciding split, and
 a note of what it replaced. Refused (exit 2) when it is not better on the same sequences, when the
 evaluations are not on the deciding split, or when the bundled weights would exceed 25 MB.
+
+    python -m scripts.train.ship_weights fusion --retire --note 'what decided it'
+
+removes the (optional) fusion file when it no longer helps a newly shipped propagation network.
 """
 import argparse
 import json
@@ -25,7 +29,7 @@ import shutil
 import time
 from pathlib import Path
 
-from scripts.train.common import REPO, WEIGHT_FILES, sha256, trained_on_report
+from scripts.train.common import REPO, WEIGHT_FILES, describe_manifest, sha256, trained_on_report
 from util.errors import UserError, run_cli
 
 MAX_BUNDLED_BYTES = 25 * 1000 * 1000
@@ -114,26 +118,63 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
         raise UserError(f'the bundled weights would be {(others + entry["bytes"]) / 1e6:.1f} MB (limit 25 MB)')
     os.replace(tmp, weights / fname)
     files[fname] = entry
-    manifest['total_bytes'] = others + entry['bytes']
-    part = man_path.with_suffix('.json.part')
-    part.write_text(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
-    os.replace(part, man_path)
+    _write_manifest(man_path, manifest)
     print(f'shipped {weights / fname} ({entry["bytes"] / 1e6:.1f} MB)')
+    return entry
+
+
+def _write_manifest(path, manifest):
+    describe_manifest(manifest)        # processing size, splits, total bytes follow the files
+    part = path.with_suffix('.json.part')
+    part.write_text(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
+    os.replace(part, path)
+
+
+def retire(kind, weights=REPO / 'weights', reason=None):
+    """Remove the optional fusion file from the bundled set (the engine then passes the
+    propagation result through); its manifest entry moves to `retired` with the reason. A fusion
+    network learns from one propagation network's results: when that network is replaced and
+    the old fusion file no longer helps the new one, it goes."""
+    if kind != 'fusion':
+        raise UserError(f'only the fusion network is optional; a {kind} network is replaced, not retired')
+    if not reason:
+        raise UserError('--retire needs --note with the measurement that decided it')
+    weights = Path(weights)
+    fname = WEIGHT_FILES[kind]
+    man_path = weights / 'manifest.json'
+    manifest = json.loads(man_path.read_text()) if man_path.is_file() else {}
+    files = manifest.setdefault('files', {})
+    if not (weights / fname).is_file():
+        raise UserError(f'{weights}: no {fname} to retire')
+    entry = {k: files.get(fname, {}).get(k) for k in ('sha256', 'exported', 'iterations', 'data')}
+    entry.update(reason=reason, retired=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+    manifest.setdefault('retired', {})[fname] = entry
+    files.pop(fname, None)
+    (weights / fname).unlink()
+    _write_manifest(man_path, manifest)
+    print(f'retired {weights / fname}')
     return entry
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('kind', choices=sorted(WEIGHT_FILES))
-    ap.add_argument('--from', dest='source', required=True, help='weights folder the trainer exported to')
-    ap.add_argument('--report', required=True,
+    ap.add_argument('--from', dest='source', help='weights folder the trainer exported to')
+    ap.add_argument('--report',
                     help='eval_semi_davis --output JSON of the new network on the deciding split (report, '
                          'or selection when either network trained on the report videos)')
-    ap.add_argument('--against', required=True, help='the same evaluation of the shipped network')
+    ap.add_argument('--against', help='the same evaluation of the shipped network')
+    ap.add_argument('--retire', action='store_true',
+                    help='remove the shipped fusion file instead (needs --note: what decided it)')
     ap.add_argument('--weights', default=str(REPO / 'weights'), help='bundled weights folder')
     ap.add_argument('--note', default=None, help='a line for the manifest (history, data)')
     ap.add_argument('--force', action='store_true', help='ship even when not better (or not on the deciding split)')
     args = ap.parse_args(argv)
+    if args.retire:
+        retire(args.kind, args.weights, args.note)
+        return 0
+    if not (args.source and args.report and args.against):
+        ap.error('--from, --report and --against are needed to ship')
     ship(args.kind, args.source, args.report, args.against, args.weights, args.force, args.note)
     return 0
 
