@@ -196,3 +196,54 @@ def test_the_device_script_trains_photos_first_then_from_them(pack, tmp_path):
     bad = subprocess.run(['bash', 'scripts/train/device_train.sh', '0.1'], cwd=REPO,
                          env=dict(env, OUT=str(tmp_path / 'o2')), capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and 'must be below MINUTES' in bad.stderr
+
+
+@pytest.fixture(scope='module')
+def report_pack(tmp_path_factory):
+    """A pack built with --with-report from videos that include a report ('surf') and a
+    selection ('bear') sequence."""
+    tmp = tmp_path_factory.mktemp('report_pack')
+    for i, name in enumerate(['tiny-a', 'surf', 'bear']):
+        _write_sequence(tmp / 'davis', name, i)
+    m = build_pack(tmp / 'pack', tmp / 'davis', None, progress=lambda *a: None, with_report=True)
+    return tmp, m
+
+
+def test_a_report_pack_holds_the_report_videos_never_the_selection_ones(report_pack, tmp_path):
+    tmp, m = report_pack
+    assert m['sequences'] == ['surf', 'tiny-a'] and m['with_report'] is True
+    assert json.loads((tmp / 'pack' / 'manifest.json').read_text())['with_report'] is True
+    plain = build_pack(tmp_path / 'p', tmp / 'davis', None, progress=lambda *a: None)
+    assert plain['sequences'] == ['tiny-a'] and plain['with_report'] is False
+    with pytest.raises(UserError, match='selection or report'):
+        build_pack(tmp_path / 'q', tmp / 'davis', None, sequences=['surf'])
+    with pytest.raises(UserError, match=r'held-out \(selection\)'):
+        build_pack(tmp_path / 'q', tmp / 'davis', None, sequences=['bear'], with_report=True)
+
+
+@pytest.mark.slow
+def test_the_device_script_on_a_report_pack_trains_on_them_and_the_choice_says_so(report_pack, tmp_path):
+    """device_train.sh reads the pack's with_report and trains with --with-report; its snapshots
+    are marked, and the snapshot chosen here is exported as trained on the report videos (so
+    ship_weights decides on the selection split)."""
+    import os
+    import subprocess
+    import sys
+    from scripts.train import common, pick_snapshot
+    from tests.conftest import REPO
+    tmp, _ = report_pack
+    out, work = tmp_path / 'out', tmp_path / 'work'
+    env = dict(os.environ, DEVICE='cpu', PYTHON=sys.executable, WORKERS='1', PACK=str(tmp / 'pack'),
+               OUT=str(out), WORK=str(work))
+    proc = subprocess.run(['bash', 'scripts/train/device_train.sh', '0.15', '--batch', '2', '--crop', '96', '160'],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    log = (out / 'train.log').read_text() if (out / 'train.log').is_file() else ''
+    assert proc.returncode == 0, proc.stderr[-2000:] + log[-2000:]
+    assert '2 sequences' in log                          # tiny-a and the report video surf
+    entries = json.loads((out / 'snapshots.json').read_text())
+    assert entries and all(e['trained_on_report'] is True for e in entries)
+    w = tmp_path / 'w'
+    assert pick_snapshot.main([str(out), '--weights', str(w), '--data', str(tmp / 'davis'),
+                               '--static-fg', '', '--quick']) == 0
+    entry = json.loads((w / 'manifest.json').read_text())['files']['propagation_lite.pth']
+    assert common.trained_on_report(entry) and entry['data'] == common.TRAIN_DATA_WITH_REPORT

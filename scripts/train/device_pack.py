@@ -3,11 +3,12 @@ session (the `device` tool): it copies only the working tree plus named paths, a
 in all, and it has neither `../shared` nor internet nor this project's extra packages.
 
     python -m scripts.train.device_pack [--out .device_data] [--data ...] [--static-fg ...]
-                                        [--proc-short 240]
+                                        [--proc-short 240] [--with-report]
 
 What goes in (training data only; the selection and report sequences and the static-fg
 validation photos stay here, where the snapshots are chosen and measured):
-* `davis/`: the DAVIS training videos at the processing size the trainer caches (240x432; with
+* `davis/`: the DAVIS training videos (with `--with-report` the report videos too, as the
+  trainers' `--with-report`; the manifest says so and `device_train.sh` trains on them) at the processing size the trainer caches (240x432; with
   `--proc-short N` that of N, for `device_train.sh ... --proc-short N`), re-encoded (MPEG-4
   part 2; the feature cache would resize them to this size anyway), and their masks at that
   size, thresholded as the cache thresholds them;
@@ -33,7 +34,7 @@ import torch
 
 from scripts.train.data import DEFAULT_ROOT, PROC_SIZE, cache_size, list_sequences, load_sequence, short_side
 from scripts.train.static_fg import DEFAULT_ROOT as STATIC_FG_ROOT, StaticFG
-from util.davis_split import HELD_OUT, train_sequences
+from util.davis_split import held_out, train_sequences
 from util.errors import UserError, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,13 +115,15 @@ def tracked_bytes(repo=REPO):
 
 
 def build_pack(out, data=DEFAULT_ROOT, static_fg=STATIC_FG_ROOT, sequences=None, progress=print,
-               size=PROC_SIZE):
-    """Write the pack into `out` (replaced). Returns its manifest (also out/manifest.json)."""
+               size=PROC_SIZE, with_report=False):
+    """Write the pack into `out` (replaced). Returns its manifest (also out/manifest.json).
+    with_report: also pack the report videos (never the selection ones)."""
     out = Path(out)
-    seqs = sequences if sequences is not None else train_sequences(list_sequences(data))
-    leak = sorted(set(seqs) & set(HELD_OUT))
+    seqs = sequences if sequences is not None else train_sequences(list_sequences(data), with_report)
+    leak = sorted(set(seqs) & set(held_out(with_report)))
     if leak:
-        raise UserError(f'held-out (selection or report) sequences must not be packed: {leak}')
+        which = 'selection' if with_report else 'selection or report'
+        raise UserError(f'held-out ({which}) sequences must not be packed: {leak}')
     if not seqs:
         raise UserError(f'{data}: no training sequence to pack')
     if out.exists():
@@ -137,7 +140,7 @@ def build_pack(out, data=DEFAULT_ROOT, static_fg=STATIC_FG_ROOT, sequences=None,
     progress('backbone and site packages')
     pack_backbone(out / 'backbone_lite0.pth')
     pack_site(out / 'site')
-    manifest = {'sequences': seqs, 'size': list(size), 'photos': photos,
+    manifest = {'sequences': seqs, 'with_report': bool(with_report), 'size': list(size), 'photos': photos,
                 'photo_long_side': PHOTO_LONG_SIDE, 'photo_webp_quality': PHOTO_QUALITY,
                 'bytes': {p.name: folder_bytes(p) if p.is_dir() else p.stat().st_size
                           for p in sorted(out.iterdir())}}
@@ -153,8 +156,11 @@ def main(argv=None):
     ap.add_argument('--static-fg', default=str(STATIC_FG_ROOT), help="static-fg folder ('' for none)")
     ap.add_argument('--proc-short', type=short_side, default=240, metavar='N',
                     help='processing size the GPU run trains at (train_propagation --proc-short)')
+    ap.add_argument('--with-report', action='store_true',
+                    help='also pack the report videos (the run is then marked trained_on_report)')
     args = ap.parse_args(argv)
-    m = build_pack(args.out, args.data, args.static_fg or None, size=cache_size(args.proc_short))
+    m = build_pack(args.out, args.data, args.static_fg or None, size=cache_size(args.proc_short),
+                   with_report=args.with_report)
     total = m['total_bytes'] + tracked_bytes()
     mib = lambda b: f'{b / 2 ** 20:.1f} MiB'           # noqa: E731
     print(', '.join(f'{k} {mib(v)}' for k, v in m['bytes'].items()))

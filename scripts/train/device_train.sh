@@ -29,12 +29,16 @@ for f in "$pack/manifest.json" "$pack/backbone_lite0.pth" "$pack/davis/videos"; 
 done
 fg=()
 [ -d "$pack/static-fg/images" ] && fg=(--static-fg "$pack/static-fg" --p-static-fg 0.35)
+# a pack built with --with-report holds the report videos: train on them (and say so in the snapshots)
+report=()
+$py -c "import json, sys; sys.exit(0 if json.load(open('$pack/manifest.json')).get('with_report') else 1)" \
+    && report=(--with-report)
 if [ "$device" = cuda ]; then nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true; fi
 workers=${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))}
 static=${STATIC_MINUTES:-0}
 common=(--runs "$work/runs" --cache "$work/cache" --data "$pack/davis"
         --backbone-weights "$pack/backbone_lite0.pth" --device "$device" --workers "$workers"
-        --threads 2 --batch 8 --lr 5e-4 --iters 1000000 --no-val --no-export)
+        --threads 2 --batch 8 --lr 5e-4 --iters 1000000 --no-val --no-export "${report[@]}")
 : > "$out/train.log"
 init=()
 if $py -c "import sys; sys.exit(0 if float('$static') > 0 else 1)"; then

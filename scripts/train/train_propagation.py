@@ -236,7 +236,8 @@ def main(argv=None):
     snapshot_at = 0.0        # loop minutes of the last snapshot
 
     def snapshot():
-        snapshots.write(avg.net if avg is not None else net, it, loss=run_loss, minutes=loop.minutes)
+        snapshots.write(avg.net if avg is not None else net, it, loss=run_loss, minutes=loop.minutes,
+                        trained_on_report=bool(args.with_report))
 
     def save():
         common.save_checkpoint(run_dir / 'last.pt', model=net.state_dict(), optimizer=opt.state_dict(),
