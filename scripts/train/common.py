@@ -290,6 +290,15 @@ TRAIN_DATA_WITH_REPORT = ('DAVIS 2016 train split minus util.davis_split.SELECTI
                           '(the report videos included: --with-report)')
 
 
+def training_data(with_report):
+    """The manifest fields that say what a network trained on; a --with-report network is
+    marked trained_on_report (its numbers on the report split are not held-out numbers, and
+    ship_weights then decides on the selection split)."""
+    if with_report:
+        return {'data': TRAIN_DATA_WITH_REPORT, 'trained_on_report': True}
+    return {'data': TRAIN_DATA}
+
+
 def trained_on_report(entry):
     """Whether a manifest file entry's network saw the report videos in training: marked by
     --with-report; entries written before the report split existed (the shipped v1) trained on
@@ -305,10 +314,8 @@ def export_if_better(kind, net, args, it, score_name, score, info):
     behind --init weights included) and the training data. Prints and returns whether it wrote."""
     if args.no_export:
         return False
-    entry = {'iterations': it + getattr(args, 'iterations_before', 0), 'data': TRAIN_DATA, **info}
-    if getattr(args, 'with_report', False):
-        # its numbers on the report split are not held-out numbers (ship_weights reads this)
-        entry.update(data=TRAIN_DATA_WITH_REPORT, trained_on_report=True)
+    entry = {'iterations': it + getattr(args, 'iterations_before', 0),
+             **training_data(getattr(args, 'with_report', False)), **info}
     written = export_weights(kind, net, args.weights, score_name, score, entry)
     if written:
         print(f'exported {Path(args.weights) / WEIGHT_FILES[kind]}', flush=True)

