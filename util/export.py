@@ -130,24 +130,43 @@ def soft_maps(labels, prob, object_ids):
     `prob` is the engine's probability (K+1, h, w) float, background first, at any size (it is
     resized bilinearly), or None. Fallback where only labels exist (prob None: a frame set by
     painting or loading, or evicted from the probability cache): 255 inside the object's label,
-    0 elsewhere. Where the resized probabilities' argmax disagrees with the exported label (a
-    thin band at object edges), the hard value is used too, so the soft masks are always
-    monotone with the hard ones: argmax over [background, objects] of the soft values gives
-    the exported label map (background = 255 - sum of the objects, ties aside)."""
+    0 elsewhere.
+
+    The soft masks always agree with `labels` under the rule a consumer applies to the files
+    (soft_labels): label = argmax over [255 - sum of the objects' soft values, soft_1 ..
+    soft_n], ties going to the lower index (background first). Wherever the rounded, resized
+    probabilities give another label under that rule (a thin band at object edges, or where
+    the labels were edited after the network ran), the hard values (255 for the labelled
+    object, 0 for the others) are written instead."""
     h, w = labels.shape
-    k = max(object_ids, default=0)
-    hard = (labels[None] == np.asarray(object_ids, np.uint8)[:, None, None])
+    ids = [int(i) for i in object_ids]
+    k = max(ids, default=0)
+    hard = (labels[None] == np.asarray(ids, np.uint8)[:, None, None])
     if prob is None or prob.shape[0] < k + 1:
         return np.where(hard, 255, 0).astype(np.uint8)
     p = np.asarray(prob, np.float32)
     if p.shape[1:] != (h, w):
-        p = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in p])
+        p = np.stack([cv2.resize(p[i], (w, h), interpolation=cv2.INTER_LINEAR) for i in ids])
+    else:
+        p = p[ids]
     q = np.clip(np.round(p * 255), 0, 255).astype(np.uint8)
-    wrong = np.argmax(q, axis=0) != labels
-    q = q[list(object_ids)]
+    wrong = soft_labels(q, ids) != labels
     if wrong.any():
         q[:, wrong] = np.where(hard[:, wrong], 255, 0)
     return q
+
+
+def soft_labels(soft, object_ids):
+    """The label map a consumer reads from soft masks (n, H, W) uint8 of `object_ids`: argmax
+    over [255 - sum, soft_1 .. soft_n], ties to the lower index (background first)."""
+    soft = np.asarray(soft)
+    if not len(soft):
+        return np.zeros(soft.shape[1:], np.uint8)
+    bg = 255 - soft.sum(0, dtype=np.int32)
+    best = np.argmax(soft, axis=0)                  # first maximum: the lower index on ties
+    top = np.take_along_axis(soft, best[None], 0)[0].astype(np.int32)
+    ids = np.asarray(object_ids, np.uint8)
+    return np.where(bg >= top, 0, ids[best]).astype(np.uint8)
 
 
 def _source_frames(store, frames):
