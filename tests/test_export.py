@@ -66,9 +66,11 @@ def test_all_formats_read_back_by_their_consumers(tmp_path):
     seen = []
     out = tmp_path / 'out'
     assert export(s, out, formats=ALL, fps=12, progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1] == (24, 24)
+    assert seen[-1] == (28, 28)           # 4 frames x 6 formats + the 4 images COCO names
     coco = COCO(str(out / 'annotations.json'))
     assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == ['cup', 'cat/dog']
+    for img in coco.loadImgs(coco.getImgIds()):     # every file_name exists, at the right size
+        assert Image.open(out / img['file_name']).size == (img['width'], img['height'])
     ytvis = json.loads((out / 'ytvis.json').read_text())
     tracks = {a['id']: a for a in ytvis['annotations']}
     for t in range(4):
@@ -157,6 +159,41 @@ def test_vfr_video_keeps_timestamps_through_export(tmp_path):
     images = json.loads((tmp_path / 'out' / 'annotations.json').read_text())['images']
     assert np.allclose([im['timestamp'] for im in images], stamps, atol=1e-3)
     assert images[0]['file_name'] == 'phone/00000.jpg'
+    for im in images:        # the decoded frames are written where the JSON says
+        assert Image.open(tmp_path / 'out' / im['file_name']).size == (64, 48)
+
+
+def test_coco_images_written_or_taken_from_the_source(tmp_path):
+    from pycocotools.coco import COCO
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    for i in range(3):
+        (frames / f'f{i}.png').write_bytes(encode_image(np.full((20, 30, 3), 40 * i, np.uint8)))
+    s = open_frames(frames, resolution=-1)
+    s.ensure_objects(1)
+    s.set_mask(1, np.pad(np.ones((4, 4), np.uint8), ((2, 14), (2, 24))))
+    # default: the source files copied next to the JSON, byte for byte
+    assert export(s, tmp_path / 'w', formats=['coco', 'ytvis'])
+    coco = COCO(str(tmp_path / 'w' / 'annotations.json'))
+    names = [im['file_name'] for im in coco.loadImgs(coco.getImgIds())]
+    assert names == ['frames/f0.png', 'frames/f1.png', 'frames/f2.png']
+    assert all((tmp_path / 'w' / n).read_bytes() == (frames / n.split('/')[1]).read_bytes()
+               for n in names)
+    assert json.loads((tmp_path / 'w' / 'ytvis.json').read_text())['videos'][0]['file_names'] == names
+    # 'source': nothing copied, the JSON names the source images relative to its folder
+    assert export_mod.output_paths(s, tmp_path / 's', ['coco'], 'source') == ['annotations.json']
+    assert export(s, tmp_path / 's', formats=['coco'], coco_images='source')
+    assert sorted(os.listdir(tmp_path / 's')) == ['annotations.json']
+    coco = COCO(str(tmp_path / 's' / 'annotations.json'))
+    for im in coco.loadImgs(coco.getImgIds()):
+        assert im['file_name'] == f'../frames/{im["frame_name"]}.png'
+        assert (tmp_path / 's' / im['file_name']).is_file()
+    with pytest.raises(UserError, match='unknown COCO image mode'):
+        export(s, tmp_path / 'x', formats=['coco'], coco_images='link')
+    # a store without a source: the processing frames, upscaled, as JPEG
+    mem = _store(t=2)
+    assert export(mem, tmp_path / 'm', formats=['coco'])
+    assert Image.open(tmp_path / 'm' / 'video' / '00001.jpg').size == (128, 72)
 
 
 def test_truncated_video_is_reported(tmp_path):

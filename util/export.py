@@ -244,44 +244,40 @@ def _write_overlay_mp4(store, frames, path, fps, alpha, steps):
                         'frames decoded): nothing was replaced')
 
 
-def _annotation_json(store, frames, builder_cls, steps):
-    video = os.path.splitext(os.path.basename(store.source.rstrip(os.sep)))[0] or 'video'
-    b = builder_cls(video, (store.orig_height, store.orig_width), store.objects, fps=store.fps)
+def _annotation_json(store, frames, builder_cls, steps, images):
+    """The COCO / YouTube-VIS dict; images: the ImagePlan naming each frame's image file."""
+    from util.coco_images import video_name
+    b = builder_cls(video_name(store), (store.orig_height, store.orig_width), store.objects,
+                    fps=store.fps)
     ts = store.timestamps
-    from util.frames_io import IMAGE_EXTS
-    is_video = bool(store.source) and os.path.isfile(store.source) and \
-        os.path.splitext(store.source)[1].lower() not in IMAGE_EXTS
-    files = _image_file_names(store)
     for t in frames:
         steps.check()
-        name = store.frame_names[t]
-        file_name = f'{video}/{name}.jpg' if is_video or files is None else files[t]
-        b.add_frame(t, name, file_name, store.mask_at_original(t),
+        b.add_frame(t, store.frame_names[t], images.names[t], store.mask_at_original(t),
                     timestamp=None if ts is None else round(float(ts[t]), 6))
         steps.step()
     return b.to_dict()
 
 
-def _image_file_names(store):
-    src = store.source
-    if not src or not os.path.isdir(src):
+def _image_plan(store, fmts, frames, out_dir, coco_images):
+    """The ImagePlan of an export (None without COCO / YouTube-VIS)."""
+    if not any(f in ('coco', 'ytvis') for f in fmts):
         return None
-    from util.frames_io import list_image_files
-    try:
-        files = [os.path.basename(f) for f in list_image_files(src)]
-    except UserError:
-        return None
-    if [os.path.splitext(f)[0] for f in files] != store.frame_names:
-        return None
-    return files
+    from util.coco_images import plan_images
+    return plan_images(store, frames, out_dir, coco_images)
 
 
 # ---------------------------------------------------------------------------- planning
-def output_paths(store, out_dir, formats):
+def output_paths(store, out_dir, formats, coco_images='write'):
     """Final paths an export of `formats` writes (relative to out_dir), in write order."""
     dirs = object_dir_names(store)
     rels = []
-    for f in normalize_formats(formats):
+    fmts = normalize_formats(formats)
+    plan = _image_plan(store, fmts, range(store.num_frames), os.path.abspath(os.fspath(out_dir)),
+                       coco_images)
+    for f in fmts:
+        if plan is not None and f in ('coco', 'ytvis'):
+            rels += [os.path.join(*rel.split('/')) for _t, rel, _src in plan.writes]
+            plan = None                      # written once for both JSON files
         if f == 'png':
             rels += [os.path.join('masks', f'{n}.png') for n in store.frame_names]
         elif f in ('objects', 'soft'):
@@ -296,10 +292,10 @@ def output_paths(store, out_dir, formats):
     return rels
 
 
-def existing_outputs(store, out_dir, formats):
+def existing_outputs(store, out_dir, formats, coco_images='write'):
     """The files an export would replace (absolute paths): ask before replacing them."""
     out_dir = os.fspath(out_dir)
-    return [os.path.join(out_dir, r) for r in output_paths(store, out_dir, formats)
+    return [os.path.join(out_dir, r) for r in output_paths(store, out_dir, formats, coco_images)
             if os.path.lexists(os.path.join(out_dir, r))]
 
 
@@ -328,29 +324,33 @@ def check_not_input(out_dir, rels, inputs):
 
 # ---------------------------------------------------------------------------- export
 def export(store, out_dir, formats=('png',), frames=None, fps=None, alpha=0.5, progress=None,
-           should_cancel=None, soft=None, overwrite=False, inputs=()):
+           should_cancel=None, soft=None, overwrite=False, inputs=(), coco_images='write'):
     """Export `formats` (see the module docstring) of `frames` (default: all) under `out_dir`.
 
     soft(t) -> probabilities (K+1, h, w) or None, for 'soft' (Session.soft_probabilities).
     overwrite: replace existing files (False: a UserError lists how many would be replaced).
     inputs: paths never to write into or over, besides store.source (e.g. the masks folder).
+    coco_images: 'write' the frames the COCO / YouTube-VIS files name next to them, or point
+    at the 'source' images (an image folder only; util/coco_images.py).
     Returns True when complete, False when cancelled; cancel and errors leave `out_dir` as it
     was (a UserError says why in one line)."""
     fmts = normalize_formats(formats)
     frames = _frames_arg(store, frames)
     out_dir = os.path.abspath(os.fspath(out_dir))
-    rels = output_paths(store, out_dir, fmts)
+    rels = output_paths(store, out_dir, fmts, coco_images)
     check_not_input(out_dir, rels, [store.source, *inputs])
     if not overwrite:
-        existing = existing_outputs(store, out_dir, fmts)
+        existing = existing_outputs(store, out_dir, fmts, coco_images)
         if existing:
             raise UserError(f'{len(existing)} files would be replaced in {out_dir} (e.g. '
                             f'{os.path.relpath(existing[0], out_dir)}): allow overwriting')
     ensure_writable_dir(out_dir)
-    steps = _Steps(len(frames) * len(fmts), progress, should_cancel)
+    images = _image_plan(store, fmts, frames, out_dir, coco_images)
+    steps = _Steps(len(frames) * len(fmts) + (len(images.writes) if images else 0),
+                   progress, should_cancel)
     stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir)
     try:
-        _write_all(store, fmts, frames, stage, fps, alpha, soft, steps)
+        _write_all(store, fmts, frames, stage, fps, alpha, soft, steps, images)
         steps.check()
         _move_into_place(stage, out_dir)
     except _Cancel:
@@ -363,9 +363,10 @@ def export(store, out_dir, formats=('png',), frames=None, fps=None, alpha=0.5, p
     return True
 
 
-def _write_all(store, fmts, frames, stage, fps, alpha, soft, steps):
+def _write_all(store, fmts, frames, stage, fps, alpha, soft, steps, images=None):
     dirs = object_dir_names(store)
     names = store.frame_names
+    written_images = False
 
     def staged(rel):
         p = os.path.join(stage, rel)
@@ -390,10 +391,14 @@ def _write_all(store, fmts, frames, stage, fps, alpha, soft, steps):
                         for i, m in zip(ids, maps)]
             _write_pngs(store, frames, steps, staged, enc_soft)
         elif f in ('coco', 'ytvis'):
+            from util.coco_images import write_images
             from util.coco_io import CocoBuilder, YtvisBuilder
+            if images.writes and not written_images:
+                write_images(store, images, staged, steps.check, steps.step)
+                written_images = True
             builder = CocoBuilder if f == 'coco' else YtvisBuilder
             write_json(staged(COCO_FILE if f == 'coco' else YTVIS_FILE),
-                       _annotation_json(store, frames, builder, steps))
+                       _annotation_json(store, frames, builder, steps, images))
         else:
             _write_overlay_mp4(store, frames, staged(MP4_FILE), fps, alpha, steps)
 
