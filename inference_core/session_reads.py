@@ -62,6 +62,15 @@ class ReadsMixin:
         return self.store.fps
 
     @property
+    def timestamps(self):
+        """Presentation time of each frame in seconds from the start of the video stream (a
+        list of floats), as decoded from a video file; None for image folders,
+        frames built in memory, and videos whose frames do not all carry a timestamp. The
+        review video and the COCO / YouTube-VIS exports use these times."""
+        ts = self.store.timestamps
+        return None if ts is None else [float(t) for t in ts]
+
+    @property
     def storage(self):
         """'memory' or 'disk': where the frames and masks are kept."""
         return self.store.storage
@@ -180,13 +189,29 @@ class ReadsMixin:
         return p
 
     def export(self, out_dir, formats=('png',), frames=None, fps=None, alpha=0.5, progress=None,
-               should_cancel=None, overwrite=False, inputs=()):
+               should_cancel=None, overwrite=False, inputs=(), coco_images='write', labels=None,
+               soft=None):
         """Export masks at the original resolution (formats and guarantees: util.export): soft
-        masks use soft_probabilities. Returns True when complete, False when cancelled."""
+        masks use soft_probabilities. coco_images: 'write' the frames that the COCO /
+        YouTube-VIS files name next to them, or 'source' (an image folder: point at its files).
+        labels(t) -> (orig_height, orig_width) uint8 and soft(t) -> (K+1, h, w) probabilities
+        export other label maps and probabilities of this video instead of the session's (a
+        CLI that computed them at full resolution or averaged several runs).
+        Returns True when complete, False when cancelled."""
         from util.export import export
-        return export(self.store, out_dir, formats=formats, frames=frames, fps=fps, alpha=alpha,
+        store = self.store
+        if labels is not None:
+            from util.label_view import LabelView
+            store = LabelView(self.store, labels)
+        return export(store, out_dir, formats=formats, frames=frames, fps=fps, alpha=alpha,
                       progress=progress, should_cancel=should_cancel, overwrite=overwrite,
-                      inputs=inputs, soft=self.soft_probabilities)
+                      inputs=inputs, soft=soft or self.soft_probabilities, coco_images=coco_images)
+
+    def export_paths(self, formats=('png',), coco_images='write', out_dir='.'):
+        """The files an `export` of `formats` writes, relative to its folder (out_dir matters
+        only for coco_images='source', where nothing is written for the images)."""
+        from util.export import output_paths
+        return output_paths(self.store, out_dir, formats, coco_images)
 
     def existing_outputs(self, out_dir, formats=('png',)):
         """The files an `export` to out_dir would replace (ask the person before replacing)."""
