@@ -57,7 +57,9 @@ class SequenceWorker:
         from scripts.propagate import process_sequence
         try:
             info = process_sequence(frames_path, mfiles, mode, tmp, self.runner,
-                                    self.args.resolution, label=name, quiet=True)
+                                    self.args.resolution, label=name, quiet=True,
+                                    exports=self.args.exports or ['png'],
+                                    coco_images=self.args.coco_images or 'write')
         except UserError as e:
             return 'failed', str(e)
         except Exception as e:            # a bug or an environment failure: one line too
@@ -82,7 +84,8 @@ def start(args):
                  runtime_env={'env_vars': env}, configure_logging=False)
     actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=RETRIES)(SequenceWorker)
     fields = ('model', 'saves', 'device', 'mem_freq', 'top_k', 'max_memory_frames', 'amp',
-              'flip', 'adapt', 'resolution', 'working_frames', 'long_term_frames')
+              'flip', 'adapt', 'resolution', 'working_frames', 'long_term_frames',
+              'exports', 'coco_images')
     args_dict = {k: getattr(args, k, None) for k in fields}
     workers = [actor.remote(args_dict, threads) for _ in range(args.workers)]
     return ray, workers

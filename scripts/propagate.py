@@ -7,6 +7,9 @@ Single video:
     ground truth and propagated both ways up to the neighbouring given frames, fusing the two
     sides in between (the MiVOS interaction semantics). Output: out/<frame>.png for every
     frame, DAVIS palette (index = object id), at the original resolution.
+    --export png,coco,ytvis,soft,mp4 (also objects) adds the GUI's other export formats in the
+    same folder (annotations.json + the images it names, ytvis.json, soft/<object>/, overlay.mp4;
+    see scripts/propagate_export.py); each dataset sequence gets them in out/<seq>/.
 
 Dataset:
     python -m scripts.propagate --dataset ROOT --output out/ [--split list.txt] [--sequences a b]
@@ -337,9 +340,11 @@ def segment_session(session, files, mode, runner, progress=None, should_cancel=N
     return labels_at, run
 
 
-def output_names(session):
-    """The files written for a sequence (one PNG per frame)."""
-    return [f'{n}.png' for n in session.frame_names]
+def output_names(session, exports=('png',), coco_images='write', out_dir='.'):
+    """The files written for a sequence (one PNG per frame, plus the other --export formats;
+    paths relative to the sequence's folder, '/'-separated)."""
+    from scripts.propagate_export import export_names
+    return export_names(session, exports, coco_images, out_dir)
 
 
 def write_sequence(session, labels_at, out_dir, progress=None, should_cancel=None,
@@ -363,11 +368,14 @@ def write_sequence(session, labels_at, out_dir, progress=None, should_cancel=Non
 
 
 def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution, label='',
-                     quiet=False, check=None, shown_dir=None):
-    """Load, propagate and write one sequence into `out_dir` (a new temp folder).
+                     quiet=False, check=None, shown_dir=None, exports=('png',),
+                     coco_images='write'):
+    """Load, propagate and write one sequence into `out_dir` (a new temp folder): the PNGs
+    and the other `exports` formats (scripts/propagate_export.py).
     `check(names)`, when given, sees the output file names once the frames are loaded (before
     the propagation); `shown_dir` is the folder named in write errors. The returned info
     lists the files written ('files')."""
+    from scripts.propagate_export import write_exports
     from util.progress import cli_progress
     t0 = time.time()
     with cli_progress(f'{label} load', quiet) as p:
@@ -375,8 +383,9 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
     for w in session.load_warnings:
         print(f'{label}: warning: {w}', file=sys.stderr)
     try:
+        names = output_names(session, exports, coco_images, shown_dir or out_dir)
         if check is not None:
-            check(output_names(session))
+            check(names)
         t1 = time.time()
         with cli_progress(f'{label} propagate', quiet) as p:
             res = segment_session(session, mask_files, mode, runner, progress=p)
@@ -386,8 +395,13 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
         t2 = time.time()
         adapt_s = run.adapt_s
         try:
-            with cli_progress(f'{label} write', quiet) as p:
-                write_sequence(session, labels_at, out_dir, progress=p, shown_dir=shown_dir)
+            if 'png' in exports:
+                with cli_progress(f'{label} write', quiet) as p:
+                    write_sequence(session, labels_at, out_dir, progress=p, shown_dir=shown_dir)
+            if any(f != 'png' for f in exports):
+                with cli_progress(f'{label} export', quiet) as p:
+                    write_exports(session, exports, labels_at, run.prob, out_dir, coco_images,
+                                  progress=p, shown_dir=shown_dir)
         finally:
             run.close()
         info = {'frames': session.num_frames, 'objects': session.num_objects,
@@ -397,7 +411,10 @@ def process_sequence(frames_path, mask_files, mode, out_dir, runner, resolution,
                 'total_s': round(time.time() - t0, 3)}
         if runner.adapt:
             info['adapt_s'] = round(adapt_s, 3)
-        info['files'] = output_names(session)
+        final = output_names(session, exports, coco_images, shown_dir or out_dir)
+        if final != names and check is not None:
+            check(final)       # the per-object folders are known once the masks were read
+        info['files'] = final
         return info
     finally:
         session.close()
@@ -492,11 +509,28 @@ def check_output(out, kind, inputs, overwrite):
 
 
 def _plain_names(names):
-    """File names from a marker that may be touched: plain names inside the folder only."""
+    """File names from a marker that may be touched: paths inside the folder only (a plain
+    name, or a '/'-separated relative path of the --export formats, e.g. soft/cat/00000.png;
+    nothing absolute, no '..', no backslash or drive, never the marker or a temp folder)."""
     if not isinstance(names, (list, tuple, set)):
         return set()
-    return {n for n in names if isinstance(n, str) and n == os.path.basename(n)
-            and n not in ('', '.', '..', MARKER) and not n.startswith(PARTIAL)}
+    return {n for n in names if isinstance(n, str) and n not in ('', MARKER)
+            and not n.startswith(PARTIAL) and '\\' not in n and not os.path.isabs(n)
+            and not os.path.splitdrive(n)[0]
+            and all(part not in ('', '.', '..') for part in n.split('/'))}
+
+
+def _blocked_parent(dst, name):
+    """The first folder of `name` (a '/'-path) under `dst` that is a link or a file, or None:
+    outputs are never written through a link or over a file of the user's."""
+    parts = name.split('/')[:-1]
+    for i in range(1, len(parts) + 1):
+        p = os.path.join(dst, *parts[:i])
+        if os.path.islink(p) or (os.path.lexists(p) and not os.path.isdir(p)):
+            return p
+        if not os.path.lexists(p):
+            return None
+    return None
 
 
 def _check_clashes(dst, names, owned, overwrite):
@@ -505,7 +539,14 @@ def _check_clashes(dst, names, owned, overwrite):
     if os.path.lexists(dst) and not os.path.isdir(dst):
         raise UserError(f'{dst} is a file, not a folder; move it away or choose another output '
                         f'folder')
-    if overwrite or not os.path.isdir(dst):
+    if not os.path.isdir(dst):
+        return
+    for n in names:
+        blocked = _blocked_parent(dst, n)
+        if blocked:
+            raise UserError(f'{blocked} is in the way of the output {n} (a link or a file); '
+                            f'move it away or choose another output folder (nothing was changed)')
+    if overwrite:
         return
     clash = [n for n in names if n not in owned and os.path.lexists(os.path.join(dst, n))]
     if clash:
@@ -522,6 +563,8 @@ def _merge_files(tmp, dst, new, owned):
     ones), then remove the files this tool wrote before (`owned`) that the new run did not.
     Everything else in `dst` stays."""
     for n in new:
+        if '/' in n:
+            os.makedirs(os.path.dirname(os.path.join(dst, n)), exist_ok=True)
         os.replace(os.path.join(tmp, n), os.path.join(dst, n))
     for n in sorted(_plain_names(owned) - set(new)):
         p = os.path.join(dst, n)
@@ -530,6 +573,18 @@ def _merge_files(tmp, dst, new, owned):
                 os.remove(p)
             except FileNotFoundError:
                 pass
+            _remove_empty_parents(dst, n)
+
+
+def _remove_empty_parents(dst, name):
+    """Remove the folders of `name` under dst that the removal of it left empty."""
+    parts = name.split('/')[:-1]
+    while parts:
+        try:
+            os.rmdir(os.path.join(dst, *parts))
+        except OSError:                  # not empty (files of the user's or ours) or gone
+            return
+        parts.pop()
 
 
 def _install_dir(tmp, dst, new, owned):
@@ -540,12 +595,26 @@ def _install_dir(tmp, dst, new, owned):
         os.replace(tmp, dst)
         return
     ours = set(new) | _plain_names(owned)
-    entries = os.listdir(dst)
-    if all(e in ours and os.path.isfile(os.path.join(dst, e))
-           and not os.path.islink(os.path.join(dst, e)) for e in entries):
+    if _only_ours(dst, ours):
         _replace_dir(tmp, dst)
     else:
         _merge_files(tmp, dst, new, owned)
+
+
+def _only_ours(dst, ours):
+    """True when every file under dst is one of `ours` ('/'-paths) and every folder holds
+    some of them (no links, nothing of the user's, not even an empty folder)."""
+    folders = {'/'.join(n.split('/')[:i]) for n in ours for i in range(1, n.count('/') + 1)}
+    for root, dirs, files in os.walk(dst):
+        rel = os.path.relpath(root, dst).replace(os.sep, '/')
+        prefix = '' if rel == '.' else rel + '/'
+        for d in dirs:
+            if os.path.islink(os.path.join(root, d)) or prefix + d not in folders:
+                return False
+        for f in files:
+            if os.path.islink(os.path.join(root, f)) or prefix + f not in ours:
+                return False
+    return True
 
 
 def _clean_partials(folder, prefix):
@@ -578,6 +647,13 @@ def build_parser():
                      'COCO / YouTube-VIS JSON')
     src.add_argument('--dataset', help='dataset root (DAVIS / YouTube-VOS / videos+masks layout)')
     p.add_argument('--output', required=True, help='output folder')
+    p.add_argument('--export', default='png', metavar='FORMATS',
+                   help='comma-separated formats to write for each video, as the GUI exports '
+                        'them: png (<frame>.png, default), objects, soft, coco, ytvis, mp4 '
+                        '(e.g. --export png,coco,ytvis,soft,mp4; see README "Exports")')
+    p.add_argument('--coco-images', choices=('write', 'source'), default='write',
+                   help='coco/ytvis: write the frames the JSON names next to it (default), or, '
+                        'for a folder of images, name those images instead of copying them')
     p.add_argument('--split', help='dataset mode: text file with one sequence name per line')
     p.add_argument('--sequences', nargs='+', help='dataset mode: only these sequences')
     p.add_argument('--use-masks', choices=USE_MASKS,
@@ -636,6 +712,8 @@ def _check_args(args):
     if args.input and (args.split or args.sequences):
         raise UserError('--split/--sequences are for --dataset')
     check_engine_options(args)
+    from scripts.propagate_export import parse_exports
+    args.exports = parse_exports(args.export)
     if args.adapt < 0:
         raise UserError(f'--adapt must be 0 (off) or a number of steps, got {args.adapt}')
     if args.working_frames < 0 or args.long_term_frames < 0:
@@ -657,7 +735,20 @@ def settings(args, mode):
             'mem_freq': args.mem_freq, 'max_memory_frames': args.max_memory_frames,
             'flip': args.flip, 'amp': _marker_amp(args.amp), 'use_masks': mode,
             'working_frames': args.working_frames, 'long_term_frames': args.long_term_frames,
-            **({'adapt': args.adapt} if args.adapt else {})}
+            **({'adapt': args.adapt} if args.adapt else {}),
+            **_export_settings(args)}
+
+
+def _export_settings(args):
+    """--export / --coco-images as the run marker records them (nothing for the default, so
+    runs written before the option existed still resume)."""
+    exports = getattr(args, 'exports', None) or ['png']
+    if exports == ['png']:
+        return {}
+    out = {'export': exports}
+    if getattr(args, 'coco_images', 'write') != 'write' and {'coco', 'ytvis'} & set(exports):
+        out['coco_images'] = args.coco_images
+    return out
 
 
 def _marker_amp(amp):
@@ -775,7 +866,8 @@ def _run_single(args, out, files, mode, cfg, source, networks, runner):
         info = process_sequence(
             args.input, files, mode, tmp, runner, args.resolution,
             label=os.path.basename(os.path.normpath(args.input)), quiet=args.quiet,
-            check=lambda names: _check_clashes(out, names, owned, args.overwrite), shown_dir=out)
+            check=lambda names: _check_clashes(out, names, owned, args.overwrite), shown_dir=out,
+            exports=args.exports, coco_images=args.coco_images)
         new = info.pop('files')
         head = {'kind': kind, 'complete': True, 'source': source, 'settings': cfg}
         with writing_output():
@@ -846,7 +938,7 @@ def _run_dataset(args, out, layout, jobs, mode, cfg, source, networks, runner, m
                     frames_path, mfiles, mode, tmp, runner, args.resolution,
                     label=f'[{i + 1}/{len(todo)}] {n}', quiet=args.quiet,
                     check=lambda names: _check_clashes(dst, names, owned, args.overwrite),
-                    shown_dir=dst)
+                    shown_dir=dst, exports=args.exports, coco_images=args.coco_images)
             except UserError as e:
                 raise UserError(f'sequence {n!r}: {e}') from None
             writing[n] = sorted(owned | set(info['files']))
