@@ -234,3 +234,18 @@ def test_fiftyone_coco_importer_opens_the_export(tmp_path, nets, example):  # no
             assert np.array_equal(lab, png)
             n += 1
     assert n == N
+
+
+def test_outputs_are_never_written_through_a_link(tmp_path, nets):  # noqa: F811
+    root = tmp_path / 'DAVIS'
+    make_davis(root, ('a',), n=2)
+    out = tmp_path / 'res'
+    args = ['--dataset', root, '--output', out, '--resolution', -1, '--export', 'png,soft']
+    assert run(args, nets) == 0
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    shutil.rmtree(out / 'a' / 'soft')
+    os.symlink(elsewhere, out / 'a' / 'soft')
+    with pytest.raises(UserError, match='in the way of the output soft/'):
+        run([*args, '--overwrite'], nets)
+    assert os.listdir(elsewhere) == []
