@@ -33,6 +33,7 @@ from inference_core.confidence import frame_confidence
 from inference_core.memory_bank import (DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES, FeatureCache,
                                         MemoryBank, ProbabilityCache)
 from inference_core.padding import pad_amount, pad_divide_by, unpad
+from inference_core import small_object_zoom
 from util.errors import UserError
 from util.tensor_util import argmax0, normalize_frames
 
@@ -75,7 +76,7 @@ class PropagationEngine:
                  device=None, prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, frame_loader=None,
                  working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
-                 keep_confident=True):
+                 keep_confident=True, zoom_small_objects=True):
         if int(mem_freq) < 1:
             raise UserError(f'mem_freq must be >= 1, got {mem_freq}')
         if max_memory_frames is not None and int(max_memory_frames) < 1:
@@ -114,6 +115,9 @@ class PropagationEngine:
         # A new pass that is less sure of a frame than the result already there is blended with
         # it instead of overwriting it (False: MiVOS, the new pass always wins).
         self.keep_confident = bool(keep_confident)
+        # small objects also get an object-centred zoomed pass (small_object_zoom.py; bundled
+        # networks only: the official ones match at full resolution)
+        self.zoom_small_objects = bool(zoom_small_objects)
         self.peak_memory_frames = 0
         self._lock = threading.RLock()
         self._set_top_k()
@@ -284,6 +288,12 @@ class PropagationEngine:
         prev = self._prob(idx)[1:] if getattr(net, 'uses_previous_mask', False) else None
         last_result = self._prob(idx)      # previous frame's result, for the confidence
         self.memory.begin_pass(idx)
+        zoom = None
+        if self.zoom_small_objects and small_object_zoom.supported(net):
+            lw, _, lh, _ = self.pad
+            zoom = small_object_zoom.SmallObjectZoom(net, (lh, lw, self.h, self.w), self.mem_freq)
+            with self._autocast():
+                zoom.begin(idx, self._image(idx), last_result)
         try:
             for ti in frames:
                 if should_cancel is not None and should_cancel():
@@ -291,12 +301,15 @@ class PropagationEngine:
                 k16, qv16, f16, f8, f4 = self._features(ti)
                 mk, mv = self.memory.memory()
                 extra = {} if prev is None else {'prev_mask': prev}
+                img = self._image(ti) if zoom is not None and zoom.tracks else None
                 with self._autocast():
                     out = net.segment_with_query(mk, mv, f8, f4, k16, qv16, **extra)
+                    if img is not None:
+                        out = zoom.refine(img, out.float(), prev)
                 out = aggregate_wbg(out.float(), keep_bg=True)
                 if ti != end and abs(ti - last) >= self.mem_freq and self.memory.can_add_temporary():
                     with self._autocast():
-                        v = net.encode_value(self._image(ti), f16, out[1:])
+                        v = net.encode_value(self._image(ti) if img is None else img, f16, out[1:])
                     self.memory.add_temporary(ti, k16.unsqueeze(2), v)
                     last = ti
                 self.peak_memory_frames = max(self.peak_memory_frames, self.memory.size)
@@ -322,6 +335,9 @@ class PropagationEngine:
                 self.source[ti] = src
                 if prev is not None:
                     prev = result[1:]
+                if img is not None:
+                    with self._autocast():
+                        zoom.observe(ti, img, result)
                 self._write_labels(ti, result, edited=False)
                 done[0] += 1
                 if progress is not None:

@@ -61,6 +61,8 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
     memory, max_memory_frames the expert cap; see inference_core/memory_bank.py).
     keep_confident: a correction's pass does not simply overwrite frames that already hold a
     result it is less sure of (PropagationEngine; False = MiVOS: the newest pass always wins).
+    zoom_small_objects: small objects also get an object-centred zoomed pass
+    (inference_core/small_object_zoom.py; bundled networks only).
     """
 
     def __init__(self, store, networks=None, device='auto', mem_freq=5, top_k=20,
@@ -68,7 +70,7 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
                  prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, history_bytes=256 << 20,
                  working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
-                 keep_confident=True, zoom_corrections=True):
+                 keep_confident=True, zoom_corrections=True, zoom_small_objects=True):
         self._closed = False
         # corrective scribbles on small objects are segmented on an enlarged crop
         # (inference_core/scribble_zoom.py)
@@ -97,7 +99,8 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
                                         feature_cache_bytes=feature_cache_bytes,
                                         working_frames=working_frames,
                                         long_term_frames=long_term_frames,
-                                        keep_confident=keep_confident)
+                                        keep_confident=keep_confident,
+                                        zoom_small_objects=zoom_small_objects)
         self._amp_dtype = amp_dtype(amp, self.device)
         self.scribbler = ScribbleController(networks.interaction, self.device, self._amp_dtype)
         self._click = None
