@@ -31,13 +31,66 @@ from util.errors import UserError, run_cli
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'davis2016-train'
 
 
+EXTRA_ROOT = DEFAULT_ROOT.parent / 'video-extra'
+# object size by its mean share of the frame over the frames where it is visible (a 1% object
+# is a handful of cells of the 15x27 / 18x32 matching grid)
+SIZE_BUCKETS = (('small', 0.0, 0.01), ('medium', 0.01, 0.04), ('large', 0.04, 1.01))
+
+
+def split_items(split, root=DEFAULT_ROOT, extra_root=EXTRA_ROOT):
+    """[(folder, sequence), ...] of a split (util.davis_split): 'selection' (davis2016-train's
+    selection videos plus video-extra's EXTRA_SELECTION where that folder exists), 'report'
+    (davis2016-train's report videos) or 'unseen' (video-extra's EXTRA_UNSEEN)."""
+    from util.davis_split import EXTRA_SELECTION, EXTRA_UNSEEN, REPORT_SEQUENCES, SELECTION_SEQUENCES
+    extra = Path(extra_root) if extra_root is not None else None
+    has_extra = extra is not None and (extra / 'videos').is_dir()
+    if split == 'selection':
+        return ([(Path(root), s) for s in SELECTION_SEQUENCES]
+                + ([(extra, s) for s in EXTRA_SELECTION] if has_extra else []))
+    if split == 'report':
+        return [(Path(root), s) for s in REPORT_SEQUENCES]
+    if split == 'unseen':
+        if not has_extra:
+            raise UserError(f'{extra_root}: the video-extra folder (videos/, masks/) is needed for --split unseen')
+        return [(extra, s) for s in EXTRA_UNSEEN]
+    raise ValueError(f'unknown split {split!r}')
+
+
 def available_sequences(root, sequences):
-    """The requested sequences that exist under root (UserError when none does)."""
-    root = Path(root)
-    seqs = [s for s in sequences if (root / 'videos' / f'{s}.mp4').is_file() and (root / 'masks' / s).is_dir()]
-    if not seqs:
-        raise UserError(f'{root}: none of the held-out sequences {", ".join(sequences)} is there')
-    return seqs
+    """The requested sequences that exist: names under `root` or (folder, name) pairs, returned
+    as (folder, name) pairs (UserError when none does)."""
+    items = [(Path(s[0]), s[1]) if isinstance(s, (tuple, list)) else (Path(root), s) for s in sequences]
+    found = [(r, s) for r, s in items if (r / 'videos' / f'{s}.mp4').is_file() and (r / 'masks' / s).is_dir()]
+    if not found:
+        names = ', '.join(s for _, s in items)
+        raise UserError(f'{root}: none of the held-out sequences {names} is there')
+    return found
+
+
+def object_sizes(gt, object_ids):
+    """{id: mean share of the frame over the frames where the object is visible}."""
+    gt = np.asarray(gt)
+    out = {}
+    for k in object_ids:
+        area = (gt == k).reshape(len(gt), -1).mean(1)
+        out[int(k)] = float(area[area > 0].mean()) if (area > 0).any() else 0.0
+    return out
+
+
+def size_bucket(share):
+    return next(name for name, lo, hi in SIZE_BUCKETS if lo <= share < hi)
+
+
+def by_size(results):
+    """J&F (0..1) and object count per size bucket over the per-object results of evaluate_semi."""
+    out = {}
+    for name, _, _ in SIZE_BUCKETS:
+        objs = [o for r in results for o in r['objects'] if o.get('size_bucket') == name]
+        if objs:
+            j = float(np.nanmean([o['J']['mean'] for o in objs]))
+            f = float(np.nanmean([o['F']['mean'] for o in objs]))
+            out[name] = {'J&F': (j + f) / 2, 'J': j, 'F': f, 'objects': len(objs)}
+    return out
 
 
 def _networks(prop_net, fusion=None):
@@ -46,7 +99,7 @@ def _networks(prop_net, fusion=None):
     return Networks('bundled', prop_net, fusion, None, None, torch.device('cpu'))
 
 
-def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, top_k=20):
+def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, top_k=20, zoom=True):
     """Semi-supervised propagation of `first_labels` (H,W uint8) through frames (T,H,W,3): a
     Session, the labels set on frame 0, propagated forward. Returns predicted labels (T,H,W)
     uint8."""
@@ -54,7 +107,7 @@ def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, 
     with Session.from_frames(np.ascontiguousarray(frames), storage='memory',
                              num_objects=int(first_labels.max()),
                              networks=_networks(prop_net, fusion), mem_freq=mem_freq,
-                             top_k=top_k, amp=False, history_bytes=0) as s:
+                             top_k=top_k, amp=False, history_bytes=0, zoom_small_objects=zoom) as s:
         s.set_labels(0, first_labels)
         s.propagate(0, direction='forward')
         return np.stack([s.get_mask(t) for t in range(s.num_frames)])
@@ -79,24 +132,25 @@ def propagate_flipped(prop_net, frames, first_labels, fusion=None, adapt=0, seed
 
 
 def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None,
-                  adapt=0, seed=0, flip=False, training_free=False):
+                  adapt=0, seed=0, flip=False, training_free=False, zoom=True):
     """Semi-supervised J&F (util.metrics.summarize dict, values in 0..1) plus 'fps' and per-sequence results.
     adapt > 0: first adapt the network to each sequence's first mask for that many steps
     (inference_core/adaptation.py, with `seed`); 'adapt_s' is the mean time it took.
     flip: average with a run on the mirrored video (test-time augmentation; 'fps' then includes
     the adaptation). training_free: the reference row instead of the network
-    (scripts/training_free_baseline.py: frozen ImageNet features, no training)."""
+    (scripts/training_free_baseline.py: frozen ImageNet features, no training). zoom: the
+    engine's zoomed pass for small objects (inference_core/small_object_zoom.py)."""
     from inference_core.adaptation import adapt_propagation
-    from scripts.train.data import load_sequence
+    from scripts.train.data import load_labels
     from util.metrics import evaluate_sequence, summarize
     results, n_frames, t_total, t_adapt = [], 0, 0.0, []
-    sequences = available_sequences(root, sequences)
+    items = available_sequences(root, sequences)
     with torch.inference_mode():
-        for i, seq in enumerate(sequences):
-            frames, masks = load_sequence(root, seq)
+        for i, (folder, seq) in enumerate(items):
+            frames, gt = load_labels(folder, seq)
             if max_frames:
-                frames, masks = frames[:max_frames], masks[:max_frames]
-            gt = masks.astype(np.uint8)
+                frames, gt = frames[:max_frames], gt[:max_frames]
+            ids = [int(v) for v in np.unique(gt[0]) if v]
             t0 = time.time()
             if training_free:
                 from scripts.training_free_baseline import propagate as training_free_propagate
@@ -109,17 +163,28 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
                     net = adapt_propagation(prop_net, [(frames[0], gt[0])], iters=adapt, seed=seed)
                     t_adapt.append(time.time() - t0)
                     t0 = time.time()
-                pred = propagate_sequence(net, frames, gt[0])
+                pred = propagate_sequence(net, frames, gt[0], zoom=zoom)
             t_total += time.time() - t0
             n_frames += len(frames) - 1
-            results.append(evaluate_sequence(list(gt), list(pred), object_ids=[1], name=seq))
+            res = evaluate_sequence(list(gt), list(pred), object_ids=ids or [1], name=seq)
+            sizes = object_sizes(gt, ids)
+            for o in res['objects']:
+                o['size'] = sizes.get(o['id'], 0.0)
+                o['size_bucket'] = size_bucket(o['size'])
+            results.append(res)
             if progress:
-                progress(i + 1, len(sequences))
+                progress(i + 1, len(items))
     out = summarize(results)
     out['fps'] = n_frames / max(t_total, 1e-9)
     if t_adapt:
         out['adapt_s'] = float(np.mean(t_adapt))
-    out['per_sequence'] = {r['name']: {'J': r['J'], 'F': r['F'], 'J&F': r['J&F']} for r in results}
+    out['per_sequence'] = {r['name']: {'J': r['J'], 'F': r['F'], 'J&F': r['J&F'],
+                                       'objects': {str(o['id']): {
+                                           'J&F': (o['J']['mean'] + o['F']['mean']) / 2,
+                                           'size': o['size'], 'size_bucket': o['size_bucket']}
+                                           for o in r['objects']}}
+                           for r in results}
+    out['by_size'] = by_size(results)
     return out
 
 
@@ -189,9 +254,9 @@ def evaluate_corrections(inter_net, prop_net, root=DEFAULT_ROOT, sequences=VAL_S
     rng = np.random.default_rng(seed)
     before, after, per = [], [], {}
     with torch.inference_mode():
-        for seq in available_sequences(root, sequences):
-            video, masks = load_sequence(root, seq)
-            key = (id(prop_net), str(root), seq)
+        for folder, seq in available_sequences(root, sequences):
+            video, masks = load_sequence(folder, seq)
+            key = (id(prop_net), str(folder), seq)
             if key not in _PROPAGATED:
                 _PROPAGATED[key] = propagate_sequence(prop_net, video, masks[0].astype(np.uint8)) > 0
             pred = _PROPAGATED[key]
@@ -232,8 +297,8 @@ def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCE
     js, times = {}, []
     sequences = available_sequences(root, sequences)
     with torch.inference_mode():
-        for seq in sequences:
-            video, masks = load_sequence(root, seq)
+        for folder, seq in sequences:
+            video, masks = load_sequence(folder, seq)
             for t in frames:
                 if t >= len(video):
                     continue
@@ -265,6 +330,22 @@ def networks_that_saw(weights, sequences):
     return sorted(name for name, entry in files.items() if trained_on_report(entry))
 
 
+def print_by_size(buckets):
+    print('  by object size (mean share of the frame where visible: small < 1%, medium < 4%): ' + ', '.join(
+        f'{k} {v["J&F"]*100:.2f} ({v["objects"]} objects)' for k, v in buckets.items()))
+
+
+def print_semi(res):
+    """Per-sequence (and, for several objects, per-object) lines and the size buckets."""
+    for s, r in res['per_sequence'].items():
+        objs = r.get('objects', {})
+        detail = ''
+        if len(objs) > 1:
+            detail = '   objects ' + ' '.join(f'{k}:{o["J&F"]*100:.1f}' for k, o in objs.items())
+        print(f'  {s:18s} J&F {r["J&F"]*100:6.2f}{detail}')
+    print_by_size(res['by_size'])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description='Held-out evaluation of the bundled networks')
     ap.add_argument('--data', default=str(DEFAULT_ROOT))
@@ -287,10 +368,14 @@ def main(argv=None):
     ap.add_argument('--training-free', action='store_true',
                     help='also score the training-free reference propagation on the same frames '
                          '(scripts/training_free_baseline.py; about 0.5 frames/s)')
-    ap.add_argument('--split', choices=('selection', 'report'), default='selection',
+    ap.add_argument('--split', choices=('selection', 'report', 'unseen'), default='selection',
                     help='held-out sequences to score (util.davis_split): selection (chooses '
-                         'checkpoints and settings; default) or report (never used to decide '
-                         'anything: final numbers only)')
+                         'checkpoints and settings; default), report (DAVIS 2016 videos never used '
+                         'to decide anything) or unseen (video-extra videos no network trained on '
+                         'or decided with: final numbers only)')
+    ap.add_argument('--extra-data', default=str(EXTRA_ROOT),
+                    help='the video-extra folder (object-id masks): the unseen split and the '
+                         'selection split\'s multi-object videos')
     ap.add_argument('--sequences', nargs='+', default=None,
                     help='score these sequences instead of a split')
     ap.add_argument('--proc-short', type=int, default=None, metavar='PIXELS',
@@ -302,6 +387,8 @@ def main(argv=None):
                          'frames of each sequence after semi-supervised propagation get the DAVIS '
                          'robot\'s corrective scribbles (this project\'s simulator without '
                          'davisinteractive); J before and after the interaction net')
+    ap.add_argument('--no-zoom', action='store_true',
+                    help='without the zoomed pass for small objects (to measure what it gives)')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--output', default=None, help='also write the results (JSON) here')
     args = ap.parse_args(argv)
@@ -315,11 +402,12 @@ def main(argv=None):
         from inference_core.networks import load_official
         nets = load_official(args.saves, 'cpu')
         prop, inter = nets.propagation, nets.interaction
-    from util.davis_split import SPLITS
-    sequences = tuple(args.sequences or SPLITS[args.split])
-    out = {'sequences': list(sequences), 'split': None if args.sequences else args.split}
+    sequences = tuple(args.sequences) if args.sequences else tuple(
+        split_items(args.split, args.data, args.extra_data))
+    names = [s[1] if isinstance(s, tuple) else s for s in sequences]
+    out = {'sequences': names, 'split': None if args.sequences else args.split, 'zoom': not args.no_zoom}
     if args.kind == 'bundled':
-        seen = networks_that_saw(args.weights, sequences)
+        seen = networks_that_saw(args.weights, names)
         if seen:
             out['trained_on_these_videos'] = seen
             print(f'note: {", ".join(seen)} trained on report videos scored here: not held-out numbers',
@@ -341,15 +429,14 @@ def main(argv=None):
             label = f'semi (adapt {args.adapt} steps, seed {seed})' if args.adapt else 'semi'
             label += ' + flip' if args.flip else ''
             res = evaluate_semi(prop, args.data, sequences, max_frames=args.max_frames, adapt=args.adapt,
-                                seed=seed, flip=args.flip,
+                                seed=seed, flip=args.flip, zoom=not args.no_zoom,
                                 progress=lambda d, t: print(f'\r{label} {d}/{t}', end='', file=sys.stderr))
             print(file=sys.stderr)
             runs.append(res)
             extra = f', adaptation {res["adapt_s"]:.1f} s per sequence' if 'adapt_s' in res else ''
             print(f'{label}: J&F {res["J&F-Mean"]*100:.2f}  J {res["J-Mean"]*100:.2f}  '
                   f'F {res["F-Mean"]*100:.2f}  ({res["fps"]:.1f} frames/s{extra})')
-            for s, r in res['per_sequence'].items():
-                print(f'  {s:14s} J&F {r["J&F"]*100:6.2f}')
+            print_semi(res)
         out['semi'] = runs[0] if len(runs) == 1 else runs
         if args.training_free:
             res = evaluate_semi(None, args.data, sequences, max_frames=args.max_frames, training_free=True,
@@ -360,7 +447,8 @@ def main(argv=None):
                   f'F {res["F-Mean"]*100:.2f}  ({res["fps"]:.2f} frames/s)')
             for s, r in res['per_sequence'].items():
                 net = runs[0]['per_sequence'][s]['J&F'] * 100
-                print(f'  {s:14s} J&F {r["J&F"]*100:6.2f}   (network {net:6.2f}, {net - r["J&F"]*100:+.2f})')
+                print(f'  {s:18s} J&F {r["J&F"]*100:6.2f}   (network {net:6.2f}, {net - r["J&F"]*100:+.2f})')
+            print_by_size(res['by_size'])
         if len(runs) > 1:
             jf = [r['J&F-Mean'] * 100 for r in runs]
             print(f'semi-supervised over {len(runs)} adaptation seeds: J&F mean {np.mean(jf):.2f} '

@@ -290,13 +290,22 @@ TRAIN_DATA_WITH_REPORT = ('DAVIS 2016 train split minus util.davis_split.SELECTI
                           '(the report videos included: --with-report)')
 
 
-def training_data(with_report):
+def training_data(with_report, extra_video=None, photos=None):
     """The manifest fields that say what a network trained on; a --with-report network is
     marked trained_on_report (its numbers on the report split are not held-out numbers, and
-    ship_weights then decides on the selection split)."""
+    ship_weights then decides on the selection split). `extra_video`: a video-extra folder it
+    also trained on; `photos`: the photo folders (static-fg, static-sal), named with their terms."""
+    data = TRAIN_DATA_WITH_REPORT if with_report else TRAIN_DATA
+    if extra_video:
+        data += ('; video-extra minus util.davis_split EXTRA_UNSEEN and EXTRA_SELECTION (and the '
+                 '-mo twins of held-out DAVIS videos)')
+    if photos:
+        names = [Path(p).name for p in ([photos] if isinstance(photos, (str, os.PathLike)) else photos)]
+        data += '; photos: ' + ', '.join(names) + ' (research-use terms: see their READMEs)'
+    out = {'data': data}
     if with_report:
-        return {'data': TRAIN_DATA_WITH_REPORT, 'trained_on_report': True}
-    return {'data': TRAIN_DATA}
+        out['trained_on_report'] = True
+    return out
 
 
 def trained_on_report(entry):
@@ -315,7 +324,8 @@ def export_if_better(kind, net, args, it, score_name, score, info):
     if args.no_export:
         return False
     entry = {'iterations': it + getattr(args, 'iterations_before', 0),
-             **training_data(getattr(args, 'with_report', False)), **info}
+             **training_data(getattr(args, 'with_report', False), getattr(args, 'extra_video', None),
+                             getattr(args, 'static_fg', None)), **info}
     written = export_weights(kind, net, args.weights, score_name, score, entry)
     if written:
         print(f'exported {Path(args.weights) / WEIGHT_FILES[kind]}', flush=True)

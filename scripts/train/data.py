@@ -2,7 +2,9 @@
 clip / sample synthesis.
 
 Folder layout (../shared/data/davis2016-train): `videos/<seq>.mp4` and `masks/<seq>/%05d.png`
-(0/255). Only the training split (`util.davis_split.train_sequences`) is ever read for training.
+(0/255). ../shared/data/video-extra has the same layout with object-id masks (0 background,
+1..N objects) at other resolutions (`load_labels` reads both kinds and fits them to one size).
+Only the training split (`util.davis_split.train_sequences`) is ever read for training.
 
 CPU strategy: the EfficientNet-Lite backbone is frozen, so its maps of every training frame at
 the processing size are computed once and kept in `<cache>/` as fp16 memory-mapped arrays
@@ -19,21 +21,23 @@ import cv2
 import numpy as np
 import torch
 
-from util.davis_split import held_out, train_sequences
+from util.davis_split import TWIN_SUFFIX, is_held_out, train_sequences
 from util.errors import UserError
 from model.lite_propagation import backbone_maps, proc_size
 from util.augment import random_affine, warp, warped_clip
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'davis2016-train'
+EXTRA_ROOT = DEFAULT_ROOT.parent / 'video-extra'
 PROC_SIZE = proc_size(480, 854, 240)   # (240, 432): the processing size of a DAVIS 480p frame
 
 
-def cache_folder(runs, short=240, with_report=False):
+def cache_folder(runs, short=240, with_report=False, extra=False):
     """Default feature cache of a processing size (short side of a 480p frame): runs/cache_lite0
     at 240, runs/cache_lite0_<short> otherwise; `_with_report` appended for runs that also train
-    on the report videos (a cache of other sequences would be rebuilt over the usual one)."""
+    on the report videos and `_extra` for runs with the video-extra sequences (a cache of other
+    sequences would be rebuilt over the usual one)."""
     name = 'cache_lite0' if short == 240 else f'cache_lite0_{short}'
-    return Path(runs) / (name + ('_with_report' if with_report else ''))
+    return Path(runs) / (name + ('_with_report' if with_report else '') + ('_extra' if extra else ''))
 
 
 def short_side(text):
@@ -73,25 +77,67 @@ def read_video(path):
     return np.stack(frames)
 
 
-def load_sequence(root, seq, size=None):
-    """Frames (T,H,W,3) uint8 and masks (T,H,W) bool of one sequence; resized to size=(h, w) if given."""
+def read_labels(mask_files):
+    """Object-id labels (T,H,W) uint8 of a sequence's mask PNGs: 0/255 masks (davis2016-train)
+    become 0/1, object-id masks (video-extra) are kept as they are."""
+    masks = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in mask_files])
+    values = np.unique(masks)
+    if values.max() == 255 and set(values.tolist()) <= {0, 255}:
+        return (masks > 127).astype(np.uint8)
+    return masks
+
+
+def fit_clip(frames, labels, size):
+    """Resize frames (T,H,W,3) and labels (T,H,W) to size=(h, w) keeping the aspect ratio: scaled
+    to cover it, the middle kept (sources come at 854x480, 720x480, 432x240, 320x180, ...)."""
+    h, w = size
+    H, W = frames.shape[1:3]
+    if (H, W) == (h, w):
+        return frames, labels
+    s = max(h / H, w / W)
+    nh, nw = max(h, int(round(H * s))), max(w, int(round(W * s)))
+    y0, x0 = (nh - h) // 2, (nw - w) // 2
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    frames = np.stack([cv2.resize(f, (nw, nh), interpolation=interp)[y0:y0 + h, x0:x0 + w] for f in frames])
+    if labels.max() <= 1:       # one object: area-averaged and thresholded, as before ids existed
+        labels = np.stack([cv2.resize(m * 255, (nw, nh), interpolation=cv2.INTER_AREA)[y0:y0 + h, x0:x0 + w]
+                           for m in labels.astype(np.uint8)]) > 127
+    else:
+        labels = np.stack([cv2.resize(m, (nw, nh), interpolation=cv2.INTER_NEAREST)[y0:y0 + h, x0:x0 + w]
+                           for m in labels])
+    return frames, labels.astype(np.uint8)
+
+
+def load_labels(root, seq, size=None):
+    """Frames (T,H,W,3) uint8 and object-id labels (T,H,W) uint8 of one sequence of a
+    davis2016-train-style folder (binary or object-id masks); fitted to size=(h, w) if given."""
     root = Path(root)
     frames = read_video(root / 'videos' / f'{seq}.mp4')
     mask_files = sorted((root / 'masks' / seq).glob('*.png'))
     n = min(len(frames), len(mask_files))
+    if n == 0:
+        raise UserError(f'{root / "masks" / seq}: no mask PNGs')
+    labels = read_labels(mask_files[:n])
     frames = frames[:n]
-    masks = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in mask_files[:n]])
-    if size is not None and frames.shape[1:3] != tuple(size):
-        h, w = size
-        frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
-        masks = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) for m in masks])
-    return frames, masks > 127
+    if labels.shape[1:] != frames.shape[1:3]:
+        raise UserError(f'{root / "masks" / seq}: masks are {labels.shape[2]}x{labels.shape[1]}, '
+                        f'frames {frames.shape[2]}x{frames.shape[1]}')
+    if size is not None:
+        frames, labels = fit_clip(frames, labels, size)
+    return frames, labels
+
+
+def load_sequence(root, seq, size=None):
+    """Frames (T,H,W,3) uint8 and masks (T,H,W) bool (any object) of one sequence; fitted to
+    size=(h, w) if given."""
+    frames, labels = load_labels(root, seq, size)
+    return frames, labels > 0
 
 
 class FeatureCache:
     """Memory-mapped frames, masks and frozen-backbone maps of the training sequences."""
 
-    FILES = ('frames', 'masks', 'f2', 'f4', 'f8', 'f16')
+    FILES = ('frames', 'masks', 'f2', 'f4', 'f8', 'f16')   # masks: object ids (0 background)
     # caches without this mark were computed with the backbone's BatchNorm in training mode
     # (batch statistics; see model.lite_propagation.LiteBackbone.train) and are rebuilt
     NORMALISATION = 'imagenet-running-statistics'
@@ -118,12 +164,23 @@ class FeatureCache:
 
     @classmethod
     def build(cls, root, cache_dir, backbone, sequences=None, size=PROC_SIZE, progress=None,
-              with_report=False):
+              with_report=False, extra_root=None):
         """Compute the cache (skipped when it exists for the same sequences, size and
-        normalisation). `with_report`: the report videos are training videos too."""
+        normalisation). `with_report`: the report videos are training videos too. `extra_root`
+        (../shared/data/video-extra): also its training sequences, object ids kept; a davis
+        video whose `-mo` twin is cached is left out (the same frames; the twin's objects are
+        its object)."""
         cache_dir = Path(cache_dir)
-        seqs = sequences if sequences is not None else train_sequences(list_sequences(root), with_report)
-        leak = sorted(set(seqs) & set(held_out(with_report)))
+        items = [(Path(root), s) for s in (sequences if sequences is not None
+                                             else train_sequences(list_sequences(root), with_report))]
+        if extra_root is not None:
+            items += [(Path(extra_root), s) for s in train_sequences(list_sequences(extra_root), with_report)]
+            twins = {s[:-len(TWIN_SUFFIX)] for _, s in items if s.endswith(TWIN_SUFFIX)}
+            items = [(r, s) for r, s in items if s not in twins]
+        seqs = [s for _, s in items]
+        if len(set(seqs)) != len(seqs):
+            raise UserError(f'a sequence name is in both folders: {sorted(s for s in seqs if seqs.count(s) > 1)}')
+        leak = sorted(s for s in seqs if is_held_out(s, with_report))
         if leak:
             raise UserError(f'held-out sequences must not be cached for training: {leak}')
         index = cache_dir / 'index.json'
@@ -138,8 +195,8 @@ class FeatureCache:
         cache_dir.mkdir(parents=True, exist_ok=True)
         index.unlink(missing_ok=True)        # a rebuild cut short leaves no valid-looking cache
         data, starts, total = [], {}, 0
-        for i, seq in enumerate(seqs):
-            fr, mk = load_sequence(root, seq, size)
+        for src, seq in items:
+            fr, mk = load_labels(src, seq, size)
             data.append((fr, mk))
             starts[seq] = [total, len(fr)]
             total += len(fr)
@@ -246,10 +303,25 @@ class ClipSampler:
         for k in ('f2', 'f4', 'f8', 'f16'):
             t = torch.from_numpy(d[k].astype(np.float32))
             out[k] = t.flip(-1) if flip else t
-        lab = torch.from_numpy(d['masks'].astype(np.int64))
+        labels, k = self.pick_objects(d['masks'])
+        lab = torch.from_numpy(labels)
         out['labels'] = lab.flip(-1) if flip else lab
-        out['num_objects'] = 1
+        out['num_objects'] = k
         return out
+
+    def pick_objects(self, ids, max_objects=3, p_union=0.2):
+        """Labels (3,h,w) int64 of 1..k and k for a real clip's object ids: up to `max_objects`
+        of the objects visible in its first frame, in random order (the others are background,
+        as objects nobody annotated are at run time), or with chance `p_union` all of them as
+        one object (as a single-object annotation of the same video would have it)."""
+        ids = np.asarray(ids)
+        present = [int(v) for v in np.unique(ids[0]) if v]
+        if len(present) <= 1 or self.rng.random() < p_union:
+            return (ids > 0).astype(np.int64), 1
+        chosen = self.rng.permutation(present)[:max_objects]
+        remap = np.zeros(max(256, int(ids.max()) + 1), np.int64)
+        remap[chosen] = np.arange(1, len(chosen) + 1)
+        return remap[ids], len(chosen)
 
     def _frames_masks(self, seq, idx_local):
         s, _ = self.cache.seq_range(seq)
@@ -262,7 +334,7 @@ class ClipSampler:
         seq = self.cache.names[self.rng.integers(len(self.cache.names))]
         _, n = self.cache.seq_range(seq)
         fr, mk = self._frames_masks(seq, [self.rng.integers(n)])
-        frames, labels = warped_clip(fr[0], mk[0], self.rng)
+        frames, labels = warped_clip(fr[0], (mk[0] > 0).astype(np.uint8), self.rng)
         return frames, labels.astype(np.int64), 1
 
     def paste_clip(self, it):

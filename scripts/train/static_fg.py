@@ -35,21 +35,33 @@ def is_validation_photo(name):
     return zlib.crc32(str(name).encode()) % VALIDATION_EVERY == 0
 
 
+def photo_roots(roots):
+    """A static-fg-style folder or several of them (a path or a list) as a list of Paths."""
+    return [Path(r) for r in ([roots] if isinstance(roots, (str, os.PathLike)) else roots)]
+
+
 class StaticFG:
-    """The photos and masks of a static-fg folder (images/<id>.jpg + masks/<id>.png; a photo may
-    also be .webp or .png, as in the compact copy scripts.train.device_pack writes).
-    part: 'train' (the photos training may use), 'validation' (the others: synthetic
-    validation clips, scripts.train.static_fg.validation_clips) or 'all'."""
+    """The photos and masks of one or several static-fg-style folders (images/<id>.jpg +
+    masks/<id>.png; a photo may also be .webp or .png, as in the compact copy
+    scripts.train.device_pack writes): ../shared/data/static-fg and ../shared/data/static-sal
+    share this layout. part: 'train' (the photos training may use), 'validation' (the others:
+    synthetic validation clips, scripts.train.static_fg.validation_clips) or 'all'."""
 
     def __init__(self, root=DEFAULT_ROOT, part='train'):
-        self.root = Path(root)
-        if not self.available(self.root):
-            raise FileNotFoundError(f'{self.root}: not a static-fg folder (needs images/ and masks/)')
+        self.roots = photo_roots(root)
+        self.root = self.roots[0]
+        for r in self.roots:
+            if not self.available(r):
+                raise FileNotFoundError(f'{r}: not a static-fg folder (needs images/ and masks/)')
         if part not in ('train', 'validation', 'all'):
             raise ValueError(f'part must be train, validation or all, not {part!r}')
-        masks = {p.stem for p in (self.root / 'masks').glob('*.png')}
-        self._images = {p.stem: p for p in (self.root / 'images').iterdir()
-                        if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks}
+        self._images, self._masks = {}, {}
+        for r in self.roots:
+            masks = {p.stem: p for p in (r / 'masks').glob('*.png')}
+            for p in (r / 'images').iterdir():
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks and p.stem not in self._images:
+                    self._images[p.stem] = p
+                    self._masks[p.stem] = masks[p.stem]
         ids = sorted(self._images)
         if part != 'all':
             ids = [i for i in ids if is_validation_photo(i) == (part == 'validation')]
@@ -59,10 +71,12 @@ class StaticFG:
     def image_path(self, name):
         return self._images.get(name, self.root / 'images' / f'{name}.jpg')
 
+    def mask_path(self, name):
+        return self._masks.get(name, self.root / 'masks' / f'{name}.png')
+
     @staticmethod
     def available(root=DEFAULT_ROOT):
-        root = Path(root)
-        return (root / 'images').is_dir() and (root / 'masks').is_dir()
+        return all((r / 'images').is_dir() and (r / 'masks').is_dir() for r in photo_roots(root))
 
     def __len__(self):
         return len(self.ids)
@@ -71,7 +85,7 @@ class StaticFG:
         """(rgb uint8 (h,w,3), object bool (h,w), ignore bool (h,w)) of photo i (index or id)."""
         name = self.ids[i] if isinstance(i, (int, np.integer)) else str(i)
         bgr = cv2.imread(os.fspath(self.image_path(name)), cv2.IMREAD_COLOR)
-        m = cv2.imread(os.fspath(self.root / 'masks' / f'{name}.png'), cv2.IMREAD_GRAYSCALE)
+        m = cv2.imread(os.fspath(self.mask_path(name)), cv2.IMREAD_GRAYSCALE)
         if bgr is None or m is None or bgr.shape[:2] != m.shape:
             raise ValueError(f'static-fg {name}: unreadable image or mask')
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), m > 191, (m > 63) & (m <= 191)

@@ -157,7 +157,7 @@ def main(argv=None):
     val_data = []
     if not args.no_val:
         from scripts.eval_semi_davis import available_sequences
-        for seq in available_sequences(args.data, VAL_SEQUENCES)[:args.val_sequences]:
+        for _, seq in available_sequences(args.data, VAL_SEQUENCES)[:args.val_sequences]:
             fr, mk = load_sequence(args.data, seq, cache.size)
             with torch.no_grad():
                 val_data.append((seq_maps(prop, fr), fr, mk))

@@ -48,17 +48,18 @@ def clip_feats(net, clip, device, tune_tail=False):
     return (f2, f4, net.backbone.tail(fx) if tune_tail else fx), labels
 
 
-def validate(net, root, quick=False, clips=None, composites_weight=1.0):
-    """Semi-supervised J&F on the selection sequences; with `clips` (synthetic validation
+def validate(net, root, quick=False, clips=None, composites_weight=1.0, extra_root=None):
+    """Semi-supervised J&F on the selection sequences (with `extra_root`, video-extra's
+    multi-object selection videos too: eval_semi_davis.split_items); with `clips` (synthetic validation
     clips) also theirs ('composites') and 'score', their weighted mean (the composites count
     `composites_weight` times the real selection videos: 1, the plain mean). Runs on the CPU, as
     the product does (a network training on a GPU is validated through a CPU copy)."""
-    from scripts.eval_semi_davis import evaluate_clips, evaluate_semi
+    from scripts.eval_semi_davis import evaluate_clips, evaluate_semi, split_items
     if next(net.parameters()).device.type != 'cpu':
         import copy
         net = copy.deepcopy(net).cpu()
     net.eval()
-    res = evaluate_semi(net, root, max_frames=40 if quick else None)
+    res = evaluate_semi(net, root, split_items('selection', root, extra_root), max_frames=40 if quick else None)
     res['score'] = res['J&F-Mean']
     if clips:
         res['composites'] = evaluate_clips(net, clips)
@@ -125,9 +126,14 @@ def main(argv=None):
                     help='training crop (h w), /16 (default 192x320 at 240, scaled with --proc-short)')
     ap.add_argument('--p-static', type=float, default=0.15, help='share of warped single-frame clips')
     ap.add_argument('--p-paste', type=float, default=0.2, help='share of two-object pasted clips')
-    ap.add_argument('--static-fg', default=None, metavar='DIR',
-                    help='static-image data (../shared/data/static-fg): warped photos and '
-                         'multi-object composites (scripts/train/static_fg.py)')
+    ap.add_argument('--static-fg', default=None, nargs='+', metavar='DIR',
+                    help='static-image data, one or several folders (../shared/data/static-fg, '
+                         '../shared/data/static-sal): warped photos and multi-object composites '
+                         '(scripts/train/static_fg.py)')
+    ap.add_argument('--extra-video', default=None, metavar='DIR',
+                    help='also train on the training videos of a video-extra folder '
+                         '(../shared/data/video-extra: object-id masks, multi-object clips) and '
+                         'validate on its selection videos (util.davis_split)')
     ap.add_argument('--p-static-fg', type=float, default=0.3,
                     help='with --static-fg: share of static-image clips')
     ap.add_argument('--ema', type=float, default=0.998,
@@ -177,11 +183,11 @@ def main(argv=None):
     if args.backbone_weights:
         common.load_backbone_weights(net.backbone, args.backbone_weights)
     net.to(device)
-    cache_dir = args.cache or cache_folder(args.runs, args.proc_short, args.with_report)
+    cache_dir = args.cache or cache_folder(args.runs, args.proc_short, args.with_report, bool(args.extra_video))
     size = cache_size(args.proc_short)
     print(f'feature cache: {cache_dir} ({size[0]}x{size[1]})', flush=True)
     cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences, size=size,
-                               with_report=args.with_report,
+                               with_report=args.with_report, extra_root=args.extra_video,
                                progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
     print(f'\n{len(cache.names)} sequences, {len(cache)} frames', flush=True)
 
@@ -281,7 +287,8 @@ def main(argv=None):
             if loop.validation_due(it):
                 save()
                 final_net = avg.net if avg is not None else net
-                res = validate(final_net, args.data, args.val_quick, val_clips, args.composites_weight)
+                res = validate(final_net, args.data, args.val_quick, val_clips, args.composites_weight,
+                               args.extra_video)
                 score = res['score'] * 100
                 log.write(iteration=it, val=res)
                 print(f'\niteration {it}: val J&F {res["J&F-Mean"]*100:.2f} (J {res["J-Mean"]*100:.2f} '
