@@ -13,7 +13,7 @@ previous ones and small differences snowball, both variants here see identical i
 difference is the zoom's alone. With `--propagate`, each correction is also propagated through
 the whole video (both directions, combined with the first pass as in the GUI) and the video's
 J&F before and after is recorded, then undone: what one correction round does to the video,
-the quantity issue #14's "no round lowers J&F by more than a point" is about. Needs the
+the quantity behind the goal that no round lowers J&F by more than a point. Needs the
 optional davisinteractive package.
 """
 import argparse

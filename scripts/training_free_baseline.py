@@ -3,7 +3,7 @@ row every trained propagation network is compared against (scripts.eval_semi_dav
 --training-free). Not a product model: it is slow (0.5 frames/s at 480p on a 2-core CPU, most of
 it in the memory read).
 
-Recipe (as measured on the reserved DAVIS 2016 val split in issue #13):
+Recipe (as measured on the reserved DAVIS 2016 val split):
   * features: input (x - 127) / 128 at 480p; the block-4 output (stride 8, 40 channels)
     concatenated with the block-10 output (112 channels; blocks 5-10 run with stride 1 and
     dilation 2 so they stay at stride 8), each L2-normalised per position;

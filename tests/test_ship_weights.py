@@ -123,3 +123,28 @@ def test_the_fusion_file_can_be_retired_with_its_reason(folders):
         ship_main(['fusion', '--retire', '--note', 'again', '--weights', str(shipped)])
     with pytest.raises(SystemExit):          # shipping still needs its three inputs
         ship_main(['fusion', '--weights', str(shipped)])
+
+
+def test_the_unseen_split_decides_with_a_margin_and_the_manifest_records_both_splits(folders, tmp_path):
+    import torch
+    from model.lite_fusion import LiteFusionNet
+    from scripts.train.common import TRAIN_DATA_WITH_REPORT
+    from util.davis_split import EXTRA_UNSEEN
+    torch.manual_seed(3)
+    # trained on the report videos: on the unseen videos (nobody trained there) it is compared all the same
+    export_weights('fusion', LiteFusionNet(), tmp_path / 'v3', 'fused_iou', 85.0,
+                   {'iterations': 9, 'data': TRAIN_DATA_WITH_REPORT, 'trained_on_report': True})
+    args = ['fusion', '--from', str(tmp_path / 'v3'), '--weights', str(folders / 'shipped'), '--margin', '3',
+            '--version', 'v3']
+    with pytest.raises(UserError, match='by more than 3'):
+        ship_main(args + ['--report', _eval_json(folders / 'u1.json', 0.72, EXTRA_UNSEEN),
+                          '--against', _eval_json(folders / 'u2.json', 0.70, EXTRA_UNSEEN)])
+    assert ship_main(args + ['--report', _eval_json(folders / 'u3.json', 0.76, EXTRA_UNSEEN),
+                             '--against', str(folders / 'u2.json'),
+                             '--selection', _eval_json(folders / 's1.json', 0.80, SELECTION_SEQUENCES),
+                             _eval_json(folders / 's2.json', 0.79, SELECTION_SEQUENCES)]) == 0
+    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['fusion_lite.pth']
+    assert entry['report']['split'] == 'unseen' and entry['version'] == 'v3'
+    assert entry['unseen_report']['videos'] == sorted(EXTRA_UNSEEN)
+    assert entry['unseen_report']['JF'] == 76.0 and entry['unseen_report']['v1_JF'] == 70.0
+    assert entry['selection_report']['JF'] == 80.0 and entry['selection_report']['v1_JF'] == 79.0

@@ -1,4 +1,4 @@
-"""Issue #15 "never lose an annotator's work": what --overwrite may touch, grey mask reading,
+"""Never lose an annotator's work: what --overwrite may touch, grey mask reading,
 unwritable outputs, bounds on --resolution, unreadable folders, Session argument checks,
 one-line weight errors, sequence names in dataset errors, progress bars on errors.
 

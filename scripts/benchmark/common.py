@@ -81,9 +81,10 @@ def det_state_dict(name):
             for k, v in mod.det_state_dict(MIVOS_REF / 'keys' / f'{name}.txt').items()}
 
 
-def make_clip(num_frames, height, width, num_objects, seed=0):
+def make_clip(num_frames, height, width, num_objects, seed=0, object_scale=1.0):
     """Frames (T,H,W,3) uint8 of `num_objects` textured ellipses moving over a textured
-    background, and their labels (T,H,W)."""
+    background, and their labels (T,H,W). object_scale shrinks the ellipses (1: each ~3% of the
+    frame; 0.5: ~0.75%, small enough for the engine's zoomed pass)."""
     import cv2
     import numpy as np
     rng = np.random.default_rng(seed)
@@ -91,7 +92,8 @@ def make_clip(num_frames, height, width, num_objects, seed=0):
                     (width, height), interpolation=cv2.INTER_CUBIC)
     bg = np.clip(bg * 150 + 40, 0, 255).astype(np.uint8)
     yy, xx = np.mgrid[0:height, 0:width]
-    objs = [(width * (0.2 + 0.25 * k), height * (0.35 + 0.15 * k), width * 0.08, height * 0.12,
+    objs = [(width * (0.2 + 0.25 * k), height * (0.35 + 0.15 * k), width * 0.08 * object_scale,
+             height * 0.12 * object_scale,
              width * 0.004 * (1 + k), height * 0.002) for k in range(num_objects)]
     colours = rng.integers(60, 255, (num_objects, 3))
     frames = np.empty((num_frames, height, width, 3), np.uint8)

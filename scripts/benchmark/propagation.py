@@ -51,6 +51,9 @@ def add_arguments(p):
                    help='bundled weights folder (default weights/): e.g. a candidate set in runs/, '
                         'whose propagation file may run at another processing size')
     common.add_output(p)
+    p.add_argument('--object-scale', type=float, default=1.0, metavar='S',
+                   help='shrink the objects (1: ~3%% of the frame each; 0.5: ~0.75%%, which the '
+                        'bundled networks track with their zoomed small-object pass)')
     p.add_argument('--child', type=int, default=None, metavar='OBJECTS',
                    help=argparse.SUPPRESS)
 
@@ -106,7 +109,8 @@ def run_child(args):
     device = pick_device(args.device)
     nets, weights = load_bench_networks(args.model, str(device), args.saves, args.weights,
                                         args.bundled_weights)
-    frames, labels = common.make_clip(args.frames + 1, args.height, args.width, k)
+    frames, labels = common.make_clip(args.frames + 1, args.height, args.width, k,
+                                      object_scale=args.object_scale)
     s = Session.from_frames(frames, storage='memory', num_objects=k, networks=nets,
                             mem_freq=args.mem_freq, top_k=args.top_k,
                             max_memory_frames=args.max_memory_frames, amp=args.amp,
@@ -135,7 +139,8 @@ def run_child(args):
         'proc_short': getattr(nets.propagation, 'proc_short', None),    # bundled: its matching size
         'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
         'amp': amp, 'threads': torch.get_num_threads(), 'objects': k,
-        'height': args.height, 'width': args.width, 'frames': n,
+        'height': args.height, 'width': args.width, 'frames': n, 'object_scale': args.object_scale,
+        'object_share': round(float((labels[0] > 0).mean()) / k, 5),
         'mem_freq': args.mem_freq, 'top_k': args.top_k,
         'max_memory_frames': args.max_memory_frames,
         'peak_memory_frames': s.peak_memory_frames,

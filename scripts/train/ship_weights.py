@@ -1,5 +1,15 @@
 """Ship a trained network into the bundled weights folder, only when it beats the shipped one on
-the report split (util.davis_split.REPORT_SEQUENCES: never trained on, never used to decide).
+a split neither trained on nor decided with: video-extra's unseen videos (util.davis_split
+EXTRA_UNSEEN; `--margin 3` for the propagation network), or the report split.
+
+    python -m scripts.eval_semi_davis --skip-scribble --split unseen --output shipped.json
+    python -m scripts.eval_semi_davis --skip-scribble --split unseen --weights runs/v3set \
+        --output new.json
+    python -m scripts.train.ship_weights propagation --from runs/v3_weights --report new.json \
+        --against shipped.json --margin 3 --selection new_sel.json shipped_sel.json --version v3
+
+(the manifest entry then gets an `unseen_report` block: videos, J&F, the replaced network's,
+per video and per object size). The report split of davis2016-train:
 
     python -m scripts.eval_semi_davis --skip-scribble --split report --output shipped.json
     python -m scripts.eval_semi_davis --skip-scribble --split report --weights runs/v2_weights \
@@ -65,16 +75,28 @@ def report_score(data, kind, path):
     return 100 * float(res[field]), per
 
 
-def deciding_split(new_entry, shipped_entry):
-    """'report' when neither network trained on the report videos, else 'selection' (see above)."""
+def deciding_split(new_entry, shipped_entry, evaluated=None):
+    """'unseen' when the evaluations are on video-extra's unseen videos (no network trains on
+    them), else 'report' when neither network trained on the report videos, else 'selection'."""
+    if evaluated == 'unseen':
+        return 'unseen'
     seen = trained_on_report(new_entry) or (bool(shipped_entry) and trained_on_report(shipped_entry))
     return 'selection' if seen else 'report'
 
 
-def ship(kind, source, report, against, weights=REPO / 'weights', force=False, note=None):
-    """Copy `source`/<kind>_lite.pth into `weights` when its report score beats `against`'s;
-    returns the new manifest entry."""
-    from util.davis_split import SPLITS
+def _split_of(data):
+    from util.davis_split import EXTRA_UNSEEN
+    return 'unseen' if sorted(data['sequences']) == sorted(EXTRA_UNSEEN) else data.get('split')
+
+
+def ship(kind, source, report, against, weights=REPO / 'weights', force=False, note=None, margin=0.0,
+         selection=None, version=None):
+    """Copy `source`/<kind>_lite.pth into `weights` when its score on the deciding split beats
+    `against`'s by more than `margin` points; `selection`: (new, shipped) evaluations on the
+    selection split, recorded beside; `version`: a name for the new network (the manifest's
+    `<version>_JF` keys name the replaced one). Returns the new manifest entry."""
+    from util.davis_split import EXTRA_UNSEEN, SPLITS
+    SPLITS = {**SPLITS, 'unseen': EXTRA_UNSEEN}
     fname = WEIGHT_FILES[kind]
     source, weights = Path(source), Path(weights)
     if not (source / fname).is_file():
@@ -85,8 +107,8 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
     files = manifest.setdefault('files', {})
     previous = files.get(fname, {})
     entry = dict(src_manifest.get('files', {}).get(fname, {}))
-    split = deciding_split(entry, previous)
     new, old = _read_eval(report), _read_eval(against)
+    split = deciding_split(entry, previous, _split_of(new))
     if sorted(new['sequences']) != sorted(old['sequences']):
         raise UserError('the two evaluations are not on the same sequences')
     if sorted(new['sequences']) != sorted(SPLITS[split]) and not force:
@@ -97,11 +119,33 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
     s_old, per_old = report_score(old, kind, against)
     label = METRICS[kind][2]
     print(f'{split} split, {label}: new {s_new:.2f}, shipped {s_old:.2f}')
-    if s_new <= s_old and not force:
-        raise UserError(f'not shipped: {s_new:.2f} does not beat the shipped network\'s {s_old:.2f}')
+    if s_new <= s_old + margin and not force:
+        by = f' by more than {margin:g}' if margin else ''
+        raise UserError(f'not shipped: {s_new:.2f} does not beat the shipped network\'s {s_old:.2f}{by}')
     entry['report'] = {'split': split, 'sequences': sorted(new['sequences']), 'metric': label,
                        'score': round(s_new, 2), 'per_sequence': per_new,
                        'replaced_network_score': round(s_old, 2), 'replaced_per_sequence': per_old}
+    old_name = previous.get('version', 'v1')
+    if version:
+        entry['version'] = version
+    if split == 'unseen':
+        key = METRICS[kind][0]
+        entry['unseen_report'] = {'videos': sorted(new['sequences']), 'JF': round(s_new, 2),
+                                  f'{old_name}_JF': round(s_old, 2), 'per_video': per_new,
+                                  f'{old_name}_per_video': per_old,
+                                  'by_size': _by_size(new.get(key)), f'{old_name}_by_size': _by_size(old.get(key))}
+        tf = new.get('semi_training_free') or old.get('semi_training_free')
+        if tf:
+            entry['unseen_report']['training_free_JF'] = round(100 * tf['J&F-Mean'], 2)
+    if selection:
+        sel_new, sel_old = (_read_eval(p) for p in selection)
+        if sorted(sel_new['sequences']) != sorted(sel_old['sequences']):
+            raise UserError('the two selection evaluations are not on the same sequences')
+        (a_new, p_new), (a_old, p_old) = report_score(sel_new, kind, selection[0]), report_score(sel_old, kind, selection[1])
+        entry['selection_report'] = {'videos': sorted(sel_new['sequences']), 'JF': round(a_new, 2),
+                                     f'{old_name}_JF': round(a_old, 2), 'per_video': p_new,
+                                     f'{old_name}_per_video': p_old,
+                                     'note': 'chose the checkpoint: decision data, not held-out'}
     if previous:
         entry['replaces'] = {k: previous[k] for k in ('sha256', 'exported', 'iterations') if k in previous}
     if note:
@@ -121,6 +165,13 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
     _write_manifest(man_path, manifest)
     print(f'shipped {weights / fname} ({entry["bytes"] / 1e6:.1f} MB)')
     return entry
+
+
+def _by_size(res):
+    """{'small'|'medium'|'large': {'JF', 'objects'}} of an evaluation's per-size buckets."""
+    if not isinstance(res, dict) or 'by_size' not in res:
+        return None
+    return {k: {'JF': round(100 * v['J&F'], 2), 'objects': v['objects']} for k, v in res['by_size'].items()}
 
 
 def _write_manifest(path, manifest):
@@ -169,13 +220,19 @@ def main(argv=None):
     ap.add_argument('--weights', default=str(REPO / 'weights'), help='bundled weights folder')
     ap.add_argument('--note', default=None, help='a line for the manifest (history, data)')
     ap.add_argument('--force', action='store_true', help='ship even when not better (or not on the deciding split)')
+    ap.add_argument('--margin', type=float, default=0.0, metavar='POINTS',
+                    help='ship only when better by more than this (e.g. 3 J&F on the unseen split)')
+    ap.add_argument('--selection', nargs=2, metavar=('NEW', 'SHIPPED'), default=None,
+                    help='the two networks\' evaluations on the selection split, recorded beside')
+    ap.add_argument('--version', default=None, help='a name for the new network (e.g. v3)')
     args = ap.parse_args(argv)
     if args.retire:
         retire(args.kind, args.weights, args.note)
         return 0
     if not (args.source and args.report and args.against):
         ap.error('--from, --report and --against are needed to ship')
-    ship(args.kind, args.source, args.report, args.against, args.weights, args.force, args.note)
+    ship(args.kind, args.source, args.report, args.against, args.weights, args.force, args.note,
+         args.margin, args.selection, args.version)
     return 0
 
 
