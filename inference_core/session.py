@@ -30,6 +30,8 @@ import threading
 import numpy as np
 import torch
 
+from inference_core.box_prompt import box_probability, check_box
+from inference_core.cpu_threads import check_policy, interaction_threads
 from inference_core.engine import (DEFAULT_FEATURE_CACHE_BYTES, DEFAULT_PROB_CACHE_BYTES,
                                    DIRECTIONS, PropagationEngine, amp_dtype)
 from inference_core.history import Action, History
@@ -63,6 +65,9 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
     result it is less sure of (PropagationEngine; False = MiVOS: the newest pass always wins).
     zoom_small_objects: small objects also get an object-centred zoomed pass
     (inference_core/small_object_zoom.py; bundled networks only).
+    interaction_threads: intra-op threads of clicks, strokes and boxes on a CPU: 'auto' (no
+    more than the cores the rest of the machine leaves free), an int, or None (torch's setting);
+    see inference_core/cpu_threads.py. Propagation keeps torch's setting.
     """
 
     def __init__(self, store, networks=None, device='auto', mem_freq=5, top_k=20,
@@ -70,8 +75,13 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
                  prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, history_bytes=256 << 20,
                  working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
-                 keep_confident=True, zoom_corrections=True, zoom_small_objects=True):
+                 keep_confident=True, zoom_corrections=True, zoom_small_objects=True,
+                 interaction_threads='auto'):
         self._closed = False
+        try:
+            self.interaction_threads = check_policy(interaction_threads)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         # corrective scribbles on small objects are segmented on an enlarged crop
         # (inference_core/scribble_zoom.py)
         self.zoom_corrections = bool(zoom_corrections)
@@ -223,7 +233,7 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
         neg = as_region(h, w, negative, brush)
         if not pos.any() and not neg.any():
             raise UserError('empty scribble: draw at least one stroke inside the frame')
-        with self._exclusive('scribble'):
+        with self._exclusive('scribble'), self._interaction_threads():
             cur = self.store.get_mask(t)
             k = self.store.num_objects
             st = self._scr
@@ -265,7 +275,7 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
         box = region_box(region, self.store.height, self.store.width)
         if not positive and not negative:
             raise UserError('empty scribble: draw at least one stroke inside the region')
-        with self._exclusive('scribble'):
+        with self._exclusive('scribble'), self._interaction_threads():
             labels = self._local.scribble(self.store.frame(t), self.store.get_mask(t),
                                           self.store.revision(t), box, obj_id,
                                           self.store.num_objects, positive or [], negative or [],
@@ -284,8 +294,9 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
         if not self._run_lock.acquire(blocking=False):
             return False
         try:            # no busy/idle events: nothing the person asked for is happening
-            image, _ = self._image(t)
-            self.scribbler.prepare(image)
+            with self._interaction_threads():
+                image, _ = self._image(t)
+                self.scribbler.prepare(image)
             return True
         finally:
             self._run_lock.release()
@@ -300,7 +311,7 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
         if not (0 <= x < self.store.width and 0 <= y < self.store.height):
             raise UserError(f'click ({x}, {y}) is outside the {self.store.width}x'
                             f'{self.store.height} frame')
-        with self._exclusive('click'):
+        with self._exclusive('click'), self._interaction_threads():
             ctrl = self._click_controller()
             cur = self.store.get_mask(t)
             k = self.store.num_objects
@@ -326,6 +337,27 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
             self._click_state = st
             self._apply(t, labels, 'click', soft=prob, keep_click=True, state=before)
             st.revision = self.store.revision(t)
+            return labels
+
+    def add_box(self, frame, obj_id, box):
+        """A box prompt: the mask of the object inside `box` = (x0, y0, x1, y1) (frame
+        coordinates, corners in any order) replaces obj_id's mask on the frame; nothing of the
+        object is left outside the box (inference_core/box_prompt.py: the box becomes strokes
+        for the interaction network on a zoomed crop). Other objects keep their pixels except in
+        the part of the new mask at the box's centre. One undo step; clicks and strokes after
+        it refine the mask. Returns the new label map."""
+        t = self._check_frame(frame)
+        obj_id = self._check_object(obj_id)
+        box = check_box(box, self.store.height, self.store.width)
+        with self._exclusive('box'), self._interaction_threads():
+            from inference_core.click import compose_click_probs
+            base = self.store.get_mask(t)
+            base[base == obj_id] = 0
+            obj_prob, seeds = box_probability(self.scribbler, self.store.frame(t), box)
+            prob = compose_click_probs(base, obj_id, obj_prob, self.store.num_objects,
+                                       seeds=seeds)
+            labels = argmax0(prob)[0].to(torch.uint8).numpy()
+            self._apply(t, labels, 'box', soft=prob)
             return labels
 
     def paint(self, frame, obj_id, mask, erase=False, brush=3):
@@ -542,6 +574,10 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
             self._run_lock.release()
             self._listeners.send(SessionEvent('idle', what=what))
 
+    def _interaction_threads(self):
+        """The intra-op threads of an interactive call (inference_core/cpu_threads.py)."""
+        return interaction_threads(self.interaction_threads, self.device)
+
     def _check_frame(self, t):
         self._check_open()
         if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
@@ -610,7 +646,8 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
         person chose the region, so no further zoom inside it)."""
         return Session.from_frames(frames, storage='memory', num_objects=num_objects,
                                    networks=self.networks, amp=self.amp, history_bytes=16 << 20,
-                                   zoom_corrections=False)
+                                   zoom_corrections=False,
+                                   interaction_threads=self.interaction_threads)
 
     def _image(self, t):
         """Normalised padded frame (1, 3, Hp, Wp) on the device, and the pad tuple."""
