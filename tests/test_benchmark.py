@@ -22,3 +22,47 @@ def test_a_candidate_weights_folder_runs_at_its_own_processing_size(tmp_path):
     assert nets.propagation.proc_short == 288 and str(tmp_path) in desc
     with pytest.raises(UserError, match='does not exist'):
         load_bench_networks('bundled', 'cpu', tmp_path / 'no-saves', 'auto', tmp_path / 'missing')
+
+
+def test_busy_neighbour_runs_while_measuring_and_is_gone_afterwards():
+    import os
+    from scripts.benchmark import common
+    with common.busy_neighbour(2) as pids:
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, 0)                      # alive
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):  # killed and reaped
+            os.kill(pid, 0)
+    with common.busy_neighbour(0) as pids:
+        assert pids == []
+
+
+def test_interaction_benchmark_with_a_busy_neighbour(tmp_path, capsys):
+    """The interaction command's clicks, next to a CPU-burning child, under the thread policy
+    (a tiny generated clip: the point is the bookkeeping, not the numbers)."""
+    import json
+    import sys
+    from tests.conftest import REPO
+    from tests.test_engine import bundled_networks_or_skip
+    bundled_networks_or_skip()
+    sys.path.insert(0, str(REPO / 'example'))
+    from make_example import make_example
+    make_example(num_frames=1, height=120, width=214, out=str(tmp_path))
+    from scripts.benchmark import main
+    threads = torch.get_num_threads()
+    try:
+        main(['interaction', '--clip', str(tmp_path / 'clip'), '--mask',
+              str(tmp_path / 'masks' / '00000.png'), '--resolution', '120', '--repeats', '1',
+              '--clicks-only', '--busy-neighbour', '--interaction-threads', '1', '--threads', '2',
+              '--device', 'cpu', '--output', str(tmp_path / 'r.json')])
+    finally:
+        torch.set_num_threads(threads)
+    rep = json.loads((tmp_path / 'r.json').read_text())
+    assert rep['busy_neighbours'] == 1 and rep['interaction_threads'] == 1
+    assert rep['interaction_threads_policy'] == 1 and rep['threads'] == 2
+    for res in rep['objects'].values():
+        assert set(res) == {'click', 'click_same_frame'}
+        assert res['click']['wall_s'] > 0
+    with pytest.raises(UserError, match='interaction-threads'):
+        main(['interaction', '--clip', str(tmp_path / 'clip'), '--interaction-threads', 'x'])

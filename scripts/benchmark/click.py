@@ -13,6 +13,9 @@ The frame is DAVIS 2016 'bear' frame 0 when ../shared is present, else a synthet
 Each click of a sequence (positive, negative, positive, ...) is timed end to end
 (`ClickController.click`: padding, network(s), L-BFGS, unpadding): wall seconds, and the
 process CPU seconds per click (`cpu_s`, all threads together) for a load-independent figure.
+The controller alone runs with torch's threads (--threads); the Session's thread policy for
+interactions is measured by the `interaction` command. `--busy-neighbour [N]` measures while N
+child processes each burn a core.
 """
 import os
 import platform
@@ -40,6 +43,7 @@ def add_arguments(p):
     p.add_argument('--weights', default=str(common.REPO / 'weights'),
                    help='bundled weights folder')
     p.add_argument('--seq', default='bear', help='DAVIS sequence for the frame (default bear)')
+    common.add_busy_neighbour(p)
     common.add_output(p, quiet=False)
 
 
@@ -123,6 +127,11 @@ def bench(ctrl, image, labels, clicks, repeats, device):
 def run(args):
     if args.clicks < 1 or args.repeats < 1:
         raise UserError('--clicks and --repeats must be >= 1')
+    with common.busy_neighbour(args.busy_neighbour):
+        return _run(args)
+
+
+def _run(args):
     import torch
 
     from inference_core.click import ClickController
@@ -142,7 +151,8 @@ def run(args):
     clicks = click_points(w, h, args.clicks)
     result = {'frame': frame_desc, 'size': [w, h], 'device': str(device),
               'cpu': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(),
-              'torch_threads': torch.get_num_threads(), 'torch': torch.__version__, 'paths': {}}
+              'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
+              'busy_neighbours': args.busy_neighbour, 'paths': {}}
     if device.type == 'cuda':
         result['gpu'] = torch.cuda.get_device_name(device)
     for name in dict.fromkeys(args.paths):

@@ -1,5 +1,6 @@
 """What the benchmark commands share: options, child processes, memory readings, JSON output."""
 import codecs
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,30 @@ def add_device(p, threads=True):
     if threads:
         p.add_argument('--threads', type=int, default=None,
                        help='torch CPU threads (default: torch default)')
+
+
+def add_busy_neighbour(p):
+    p.add_argument('--busy-neighbour', type=int, nargs='?', const=1, default=0, metavar='N',
+                   help='measure while N child processes (default 1) each burn one core, as '
+                        'another CPU-heavy program would')
+
+
+@contextlib.contextmanager
+def busy_neighbour(n=1):
+    """Run the body while `n` child processes each burn one core (a plain Python busy loop);
+    they are killed afterwards. Yields their pids."""
+    if n < 0:
+        from util.errors import UserError
+        raise UserError(f'--busy-neighbour must be >= 0, got {n}')
+    procs = [subprocess.Popen([sys.executable, '-c', 'while True: pass'],
+                              stdin=subprocess.DEVNULL) for _ in range(n)]
+    try:
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
 
 
 def add_output(p, quiet=True):

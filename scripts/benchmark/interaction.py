@@ -15,6 +15,12 @@ when a person draws several strokes on one frame), the click likewise (`click`,
 CPU seconds (all threads together), which stay meaningful on a loaded machine where the wall time
 does not. (The default command measures the same calls on a synthetic clip together with
 propagation; the `click` command times the click controller alone.)
+
+`--busy-neighbour [N]` measures while N child processes (default 1) each burn a core, as another
+CPU-heavy program would; `--interaction-threads auto|off|N` is the Session's thread policy for
+interactions (inference_core/cpu_threads.py; default auto, `off` = torch's setting, as before
+the policy). To compare, run e.g. `--threads 2 --busy-neighbour --interaction-threads off` and
+`... auto`; `--clicks-only` times only the click calls (a short measurement).
 """
 import os
 import platform
@@ -39,7 +45,27 @@ def add_arguments(p):
     common.add_amp(p)
     p.add_argument('--resolution', type=int, default=480)
     p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--interaction-threads', default='auto', metavar='auto|off|N',
+                   help="the Session's intra-op threads for interactions (default auto)")
+    p.add_argument('--clicks-only', action='store_true', help='time only the click calls')
+    common.add_busy_neighbour(p)
     common.add_output(p, quiet=False)
+
+
+def interaction_policy(value):
+    """--interaction-threads as a Session `interaction_threads` value."""
+    v = str(value).strip().lower()
+    if v == 'auto':
+        return 'auto'
+    if v in ('off', 'none'):
+        return None
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UserError(f'--interaction-threads must be auto, off or an int >= 1, got {value!r}')
+    return n
 
 
 def object_stroke(mask):
@@ -82,11 +108,18 @@ def _timed(fn, repeats, before=None):
 def run(args):
     if args.repeats < 1:
         raise UserError(f'--repeats must be >= 1, got {args.repeats}')
+    policy = interaction_policy(args.interaction_threads)
+    with common.busy_neighbour(args.busy_neighbour):
+        return _run(args, policy)
+
+
+def _run(args, policy):
     if not os.path.isdir(args.clip):
         raise UserError(f'clip not found: {args.clip} (run python example/make_example.py)')
     common.check_engine(args)
     import torch
 
+    from inference_core.cpu_threads import threads_for_interaction
     from inference_core.networks import load_networks
     from inference_core.session import Session
     from util.labels import resize_labels
@@ -94,7 +127,7 @@ def run(args):
 
     nets = load_networks(args.model, device=args.device)
     s = Session.open(args.clip, resolution=args.resolution, networks=nets, history_bytes=0,
-                     amp=args.amp)
+                     amp=args.amp, interaction_threads=policy)
     with s:
         gt = resize_labels(read_label_png(args.mask), s.height, s.width)
         ids = [int(k) for k in np.unique(gt) if k]
@@ -116,17 +149,20 @@ def run(args):
                   'threads': torch.get_num_threads(), 'cpus': os.cpu_count(),
                   'loadavg_1min': os.getloadavg()[0] if hasattr(os, 'getloadavg') else None,
                   'platform': platform.platform(), 'size': [s.width, s.height],
-                  'amp': args.amp, 'repeats': args.repeats, 'objects': {}}
+                  'amp': args.amp, 'repeats': args.repeats, 'busy_neighbours': args.busy_neighbour,
+                  'interaction_threads_policy': 'off' if policy is None else policy,
+                  'interaction_threads': threads_for_interaction(policy), 'objects': {}}
         for k in ids:
             obj = gt == k
             stroke = object_stroke(obj)
             x, y = deepest_point(obj)
             res = {}
             scribble = lambda: s.scribble(0, k, positive=[stroke])      # noqa: E731
-            for name, fn, before in (('scribble', scribble, first_on_frame),
-                                     ('scribble_same_frame', scribble, fresh),
-                                     ('click', lambda: s.click(0, k, x, y), first_on_frame),
-                                     ('click_same_frame', lambda: s.click(0, k, x, y), fresh)):
+            calls = (('scribble', scribble, first_on_frame),
+                     ('scribble_same_frame', scribble, fresh),
+                     ('click', lambda: s.click(0, k, x, y), first_on_frame),
+                     ('click_same_frame', lambda: s.click(0, k, x, y), fresh))
+            for name, fn, before in calls[2:] if args.clicks_only else calls:
                 wall, cpu, runs = _timed(fn, args.repeats, before)
                 m = s.get_mask(0) == k
                 res[name] = {'wall_s': round(wall, 4), 'cpu_s': round(cpu, 4),
