@@ -75,7 +75,8 @@ def setup_actions(self):
     self.act_brush_larger = A('Larger brush', lambda: self.canvas.set_brush(self.canvas.brush + max(1, self.canvas.brush // 6)), ']')
     self.mode_actions = {}
     group = QActionGroup(self)
-    for m, key, ic in (('scribble', 'S', 'scribble'), ('click', 'C', 'click'), ('free', 'F', 'brush')):
+    for m, key, ic in (('scribble', 'S', 'scribble'), ('click', 'C', 'click'), ('free', 'F', 'brush'),
+                       ('box', 'B', 'box')):
         a = A(f'{MODE_NAMES[m]} mode', lambda m=m: self.set_mode(m), key, ic, checkable=True)
         group.addAction(a)
         self.mode_actions[m] = a

@@ -3,7 +3,7 @@
 All coordinates handed out are IMAGE coordinates (processing resolution, float, x right, y down).
 Mouse: left = positive, right = negative, middle drag = pan, wheel = brush size,
 ctrl+wheel = zoom about the cursor. In 'region' state a left drag picks a rectangle to zoom into
-(local refinement).
+(local refinement); in 'box' mode a left drag draws a box around an object (boxDrawn).
 """
 import numpy as np
 from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
@@ -28,6 +28,7 @@ class Canvas(QWidget):
     strokeFinished = pyqtSignal(list, bool)      # [(x, y), ...] image coords, positive
     clicked = pyqtSignal(float, float, bool)     # x, y, positive
     regionSelected = pyqtSignal(QRectF)          # image rect picked in 'region' state
+    boxDrawn = pyqtSignal(float, float, float, float)   # x0, y0, x1, y1 image coords ('box' mode)
     brushChanged = pyqtSignal(int)
     viewChanged = pyqtSignal()
     hovered = pyqtSignal(int, int)               # image pixel under the cursor (-1 when outside)
@@ -41,12 +42,13 @@ class Canvas(QWidget):
         self.setAttribute(Qt.WA_OpaquePaintEvent)
         self._image = None               # QImage of the composed frame
         self._img_w = self._img_h = 0
-        self.mode = 'scribble'           # 'scribble' | 'click' | 'free'
+        self.mode = 'scribble'           # 'scribble' | 'click' | 'free' | 'box'
         self.brush = 1                   # radius in image pixels (diameter 2r+1)
         self.editable = True
         self.region_select = False       # next left drag picks a zoom region
         self.paint_color = QColor(255, 255, 255)   # current object's colour (free-mode preview)
-        self.marks = []                  # [('stroke', pts, positive) | ('click', (x, y), positive)]
+        self.marks = []                  # [('stroke', pts, positive) | ('click', (x, y), positive)
+                                         #  | ('box', (x0, y0, x1, y1), True)]
         self._stroke = None              # points of the stroke being drawn
         self._stroke_positive = True
         self._drag_button = None
@@ -183,14 +185,20 @@ class Canvas(QWidget):
         for kind, data, positive in self.marks:
             if kind == 'stroke':
                 self._draw_stroke(p, data, positive, False)
+            elif kind == 'box':
+                p.setPen(QPen(POSITIVE_COLOR, 2.0 / s))
+                p.setBrush(Qt.NoBrush)
+                p.drawRect(QRectF(QPointF(*data[:2]), QPointF(*data[2:])))
             else:
                 self._draw_click(p, data, positive, s)
         if self._stroke:
             self._draw_stroke(p, self._stroke, self._stroke_positive, self.mode == 'free')
         p.restore()
         if self._region_start is not None and self._region_end is not None:
-            p.setPen(QPen(QColor(255, 213, 79), 1.5, Qt.DashLine))
-            p.setBrush(QColor(255, 213, 79, 40))
+            box = self.mode == 'box' and not self.region_select
+            color = POSITIVE_COLOR if box else QColor(255, 213, 79)
+            p.setPen(QPen(color, 1.5, Qt.SolidLine if box else Qt.DashLine))
+            p.setBrush(QColor(color.red(), color.green(), color.blue(), 40))
             p.drawRect(QRectF(self._region_start, self._region_end).normalized())
         if self._mouse is not None and self.editable and self.mode in ('scribble', 'free') \
                 and not self.region_select:
@@ -253,6 +261,11 @@ class Canvas(QWidget):
         if not self._inside(x, y):
             return
         positive = e.button() == Qt.LeftButton
+        if self.mode == 'box':
+            if positive:
+                self._drag_button = e.button()
+                self._region_start = self._region_end = QPointF(e.pos())
+            return
         if self.mode == 'click':
             self.clicked.emit(float(x), float(y), positive)
             return
@@ -300,7 +313,10 @@ class Canvas(QWidget):
             rect = QRectF(QPointF(*a), QPointF(*b)).intersected(
                 QRectF(0, 0, self._img_w, self._img_h))
             self.update()
-            if rect.width() >= 4 and rect.height() >= 4:
+            if self.mode == 'box' and not self.region_select:
+                if rect.width() >= 2 and rect.height() >= 2:
+                    self.boxDrawn.emit(rect.left(), rect.top(), rect.right(), rect.bottom())
+            elif rect.width() >= 4 and rect.height() >= 4:
                 self.regionSelected.emit(rect)
             return
         if self._stroke is None:
@@ -320,6 +336,10 @@ class Canvas(QWidget):
 
     def add_click_mark(self, x, y, positive):
         self.marks.append(('click', (x, y), positive))
+        self.update()
+
+    def add_box_mark(self, x0, y0, x1, y1):
+        self.marks = [m for m in self.marks if m[0] != 'box'] + [('box', (x0, y0, x1, y1), True)]
         self.update()
 
     def leaveEvent(self, e):

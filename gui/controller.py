@@ -9,9 +9,9 @@ import time
 
 from util.errors import UserError
 
-MODES = ('scribble', 'click', 'free')
-MODE_NAMES = {'scribble': 'Scribble', 'click': 'Click', 'free': 'Free'}
-DEFAULT_BRUSH = {'scribble': 1, 'click': 1, 'free': 8}
+MODES = ('scribble', 'click', 'free', 'box')
+MODE_NAMES = {'scribble': 'Scribble', 'click': 'Click', 'free': 'Free', 'box': 'Box'}
+DEFAULT_BRUSH = {'scribble': 1, 'click': 1, 'free': 8, 'box': 1}
 
 
 def session_points(points):
@@ -95,7 +95,7 @@ class Controller:
     def set_local_region(self, x0, y0, x1, y1):
         """The region local scribbles refine (the zoomed view), in canvas coordinates."""
         self.local_region = (x0, y0, x1, y1)
-        if self.mode == 'click':
+        if self.mode in ('click', 'box'):
             self.mode = 'scribble'
 
     def end_interaction(self):
@@ -130,6 +130,14 @@ class Controller:
         (px, py), = session_points([(x, y)])
         s.click(self.cursor, self.obj, px, py, positive=positive)
         return self._done('Click' if positive else 'Negative click', t0)
+
+    def box(self, x0, y0, x1, y1):
+        """A box dragged around the current object (canvas coordinates: the pixels it covers):
+        the object's mask on this frame becomes what the box holds (Session.add_box)."""
+        s = self._need_object()
+        t0 = time.perf_counter()
+        s.add_box(self.cursor, self.obj, (x0, y0, x1, y1))
+        return self._done('Box', t0)
 
     def _done(self, what, t0):
         self.last_interaction_ms = (time.perf_counter() - t0) * 1000

@@ -18,6 +18,7 @@ SHORTCUTS = [
         ('S', 'Scribble mode (scribble-to-mask)'),
         ('C', 'Click mode (click-to-mask)'),
         ('F', 'Free mode (brush paints the mask directly)'),
+        ('B', 'Box mode: drag a rectangle around the object (then refine with clicks)'),
         ('L', 'Local refinement: drag a box to zoom in, scribbles refine that region'),
         ('[  /  ]', 'smaller / larger brush'),
     ]),

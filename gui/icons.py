@@ -48,6 +48,12 @@ def _draw(name, p):
         path.cubicTo(QPointF(9, 21), QPointF(13, 18), QPointF(12, 14))
         path.closeSubpath()
         p.drawPath(path)
+    elif name == 'box':
+        p.setPen(QPen(GOOD, 2.0, Qt.DashLine, Qt.SquareCap, Qt.MiterJoin))
+        p.drawRect(QRectF(3, 4, 18, 16))
+        p.setPen(Qt.NoPen)
+        p.setBrush(ACCENT)
+        p.drawEllipse(QPointF(12, 12), 4.5, 3.5)
     elif name == 'propagate':
         p.drawLine(QPointF(12, 6), QPointF(12, 18))
         p.setBrush(FG)

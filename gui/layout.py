@@ -23,6 +23,7 @@ def setup_ui(self):
     self.canvas.strokeFinished.connect(self.stroke)
     self.canvas.clicked.connect(self.click)
     self.canvas.regionSelected.connect(self.on_region_selected)
+    self.canvas.boxDrawn.connect(self.box)
     self.canvas.brushChanged.connect(self.on_brush_changed)
     self.canvas.viewChanged.connect(self.on_view_changed)
     self.canvas.hovered.connect(self.on_hover)
@@ -79,7 +80,9 @@ def setup_ui(self):
     for m, ic, tip in (
             ('scribble', 'scribble', 'Scribble: draw on the object (left) or background (right) (S)'),
             ('click', 'click', 'Click: click on the object (left) or background (right) (C)'),
-            ('free', 'brush', 'Free: paint the mask directly, right button erases (F)')):
+            ('free', 'brush', 'Free: paint the mask directly, right button erases (F)'),
+            ('box', 'box', 'Box: drag a rectangle around the object; clicks or scribbles then '
+                           'refine it (B)')):
         b = QToolButton()
         b.setIcon(icon(ic))
         b.setText(MODE_NAMES[m])

@@ -347,6 +347,15 @@ class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
             self.canvas.add_click_mark(x, y, positive)
             self._after_edit(msg)
 
+    def box(self, x0, y0, x1, y1):
+        """A box dragged on the canvas in Box mode (image coordinates)."""
+        if not self._can_edit():
+            return
+        msg = self._try(self.controller.box, x0, y0, x1, y1)
+        if msg is not None:
+            self.canvas.add_box_mark(x0, y0, x1, y1)
+            self._after_edit(msg)
+
     def set_local_mode(self, on):
         self.controller.set_local(on)
         if self.act_local.isChecked() != bool(on):
