@@ -1,6 +1,6 @@
 """NoC (number of clicks) with the standard click robot, on held-out photos, through the Session.
 
-    python -m scripts.eval_noc [--first N] [--box] [--max-clicks 20] [--weights DIR]
+    python -m scripts.eval_noc [--first N | --spread N] [--box] [--max-clicks 20] [--weights DIR]
                                [--roots ../shared/data/static-sal ../shared/data/static-fg]
                                [--threads N] [--output noc.json]
 
@@ -8,7 +8,8 @@ The photos: every photo of the folders (images/<id>.jpg + masks/<id>.png) whose 
 `scripts.train.static_fg.is_validation_photo` (a crc32 of the name mod 20: about 1 in 20, ~490
 photos over static-sal and static-fg). The trainers' photo loader (StaticFG, its training part)
 never returns these, and no setting was chosen on them. `--first N` takes the first N of them
-(sorted by name) for a quick run. Mask pixels 64..191 (the pet trimaps' uncertain band) are
+(sorted by name) for a quick run; `--spread N` takes N spread evenly over the sorted list (the
+names group by source: the first ones are all DUTS photos, the last ones pets). Mask pixels 64..191 (the pet trimaps' uncertain band) are
 ignored: they count in no IoU and get no click.
 
 The robot (RITM's protocol, as in the papers' NoC tables): each photo is a fresh one-frame
@@ -69,6 +70,15 @@ def load_photo(image_path, mask_path):
     if bgr is None or m is None or bgr.shape[:2] != m.shape:
         raise UserError(f'{image_path}: unreadable image or mask (or their sizes differ)')
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), m > 191, (m > 63) & (m <= 191)
+
+
+def spread_indices(total, n):
+    """n indices spread evenly over range(total) (the first and the last included)."""
+    if n >= total:
+        return list(range(total))
+    if n == 1:
+        return [0]
+    return sorted({int(round(i * (total - 1) / (n - 1))) for i in range(n)})
 
 
 # ---------------------------------------------------------------------------------- the robot
@@ -211,6 +221,8 @@ def main(argv=None, networks=None):
                     help='photo folders (images/ + masks/); default static-sal and static-fg')
     ap.add_argument('--first', type=int, default=None,
                     help='only the first N held-out photos (sorted by name)')
+    ap.add_argument('--spread', type=int, default=None,
+                    help='only N held-out photos spread evenly over the sorted list')
     ap.add_argument('--max-clicks', type=int, default=MAX_CLICKS)
     ap.add_argument('--box', action='store_true',
                     help='also the IoU from one box (Session.add_box) and the clicks after it')
@@ -220,8 +232,11 @@ def main(argv=None, networks=None):
     ap.add_argument('--output', help='write the JSON report here')
     ap.add_argument('--quiet', action='store_true', help='no per-photo lines')
     args = ap.parse_args(argv)
-    if args.first is not None and args.first < 1:
-        raise UserError(f'--first must be >= 1, got {args.first}')
+    for opt in ('first', 'spread'):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            raise UserError(f'--{opt} must be >= 1, got {getattr(args, opt)}')
+    if args.first and args.spread:
+        raise UserError('--first and --spread exclude each other')
     if args.max_clicks < max(REPORT_AFTER):
         raise UserError(f'--max-clicks must be >= {max(REPORT_AFTER)}, got {args.max_clicks}')
     if args.threads is not None:
@@ -233,6 +248,8 @@ def main(argv=None, networks=None):
     total = len(photos)
     if args.first:
         photos = photos[:args.first]
+    elif args.spread and args.spread < total:
+        photos = [photos[i] for i in spread_indices(total, args.spread)]
     if not photos:
         raise UserError(f'no held-out photos in {", ".join(args.roots)}')
     if networks is None:
@@ -256,7 +273,7 @@ def main(argv=None, networks=None):
         write_json(args.output, {
             'summary': summary, 'photos': rows, 'roots': [str(r) for r in args.roots],
             'rule': 'scripts.train.static_fg.is_validation_photo(name): crc32(name) % 20 == 0',
-            'first': args.first, 'weights': args.weights or 'weights', 'model': networks.kind},
+            'first': args.first, 'spread': args.spread, 'weights': args.weights or 'weights', 'model': networks.kind},
             indent=1)
     return 0
 

@@ -172,6 +172,13 @@ def test_evaluator_end_to_end_on_generated_photos(tmp_path, lite, scenes, capsys
     rep = json.loads(out.read_text())
     assert [p['name'] for p in rep['photos']] == sorted(names)[:1]
     assert 'box_IoU' not in rep['summary'] and rep['summary']['held_out_photos'] == 3
+    # --spread N: N names spread over the sorted list, the first and the last included
+    assert eval_noc.spread_indices(10, 3) == [0, 4, 9]
+    assert eval_noc.spread_indices(3, 5) == [0, 1, 2] and eval_noc.spread_indices(7, 1) == [0]
+    eval_noc.main(['--roots', str(tmp_path / 'photos'), '--spread', '2', '--quiet',
+                   '--max-clicks', '5', '--output', str(out)], networks=lite)
+    rep = json.loads(out.read_text())
+    assert [p['name'] for p in rep['photos']] == [sorted(names)[0], sorted(names)[2]]
 
 
 def test_evaluator_bad_input_is_a_user_error(tmp_path):
@@ -184,3 +191,5 @@ def test_evaluator_bad_input_is_a_user_error(tmp_path):
         eval_noc.main(['--roots', str(tmp_path / 'p')])
     with pytest.raises(UserError, match='--first'):
         eval_noc.main(['--roots', str(tmp_path / 'p'), '--first', '0'])
+    with pytest.raises(UserError, match='exclude'):
+        eval_noc.main(['--roots', str(tmp_path / 'p'), '--first', '2', '--spread', '2'])
