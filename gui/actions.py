@@ -38,6 +38,8 @@ def setup_actions(self):
     self.act_load_annotations = A('Load &annotations (COCO / YouTube-VIS)\u2026',
                                   self.load_annotations_dialog)
     self.act_export = A('&Export masks\u2026', self.export_dialog, ['Ctrl+E', 'Ctrl+S'], 'export')
+    self.act_save_as = A('Save &workspace as\u2026', self.save_workspace_as, None, None,
+                         'Save the whole work into another folder; autosave goes on there')
     self.act_quit = A('&Quit', self.close, 'Ctrl+Q')
     self.act_undo = A('&Undo', self.undo, 'Ctrl+Z', 'undo')
     self.act_redo = A('&Redo', self.redo, ['Ctrl+Shift+Z', 'Ctrl+Y'], 'redo')
@@ -88,7 +90,8 @@ def setup_actions(self):
     mb = self.menuBar()
     m = mb.addMenu('&File')
     for a in (self.act_open_video, self.act_open_images, self.act_load_masks,
-              self.act_load_annotations, None, self.act_export, None, self.act_quit):
+              self.act_load_annotations, None, self.act_export, self.act_save_as, None,
+              self.act_quit):
         m.addSeparator() if a is None else m.addAction(a)
     m = mb.addMenu('&Edit')
     for a in (self.act_undo, self.act_redo, None, self.act_commit, self.act_propagate, self.act_check_next,

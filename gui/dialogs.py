@@ -225,3 +225,62 @@ def confirm_replace(parent, out_dir, existing):
 def show_error(parent, title, message):
     """The one place GUI errors are shown (tests monkeypatch QMessageBox.critical)."""
     QMessageBox.critical(parent, title, message)
+
+
+def ask_locked(parent, ws_path, message, beside):
+    """Another window holds the workspace: 'readonly' | 'fresh' (a new workspace at `beside`)
+    | 'cancel'."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Warning)
+    box.setWindowTitle('This video is open in another window')
+    box.setText('Another window is working on this video and saves into its workspace. Two '
+                'windows saving into one workspace would overwrite each other\u2019s work.')
+    box.setInformativeText(f'{message}\n\nRead-only shows the saved work and saves nothing '
+                           f'(File \u25b8 Save workspace as\u2026 can keep it). A fresh workspace '
+                           f'is created beside it:\n{beside}')
+    ro = box.addButton('Open read-only', QMessageBox.AcceptRole)
+    fresh = box.addButton('Open with a fresh workspace', QMessageBox.ActionRole)
+    box.addButton('Quit', QMessageBox.RejectRole)
+    box.setDefaultButton(ro)
+    box.exec_()
+    clicked = box.clickedButton()
+    return 'readonly' if clicked is ro else 'fresh' if clicked is fresh else 'cancel'
+
+
+def ask_autosave_failed(parent, message):
+    """Autosave stopped working: 'elsewhere' (save the workspace in another folder now) |
+    'continue' (keep working; autosave retries and the status bar keeps warning)."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Critical)
+    box.setWindowTitle('Your work is not being saved')
+    box.setText('Autosave cannot write the workspace. What you do from now on is lost if the '
+                'window closes, unless it can be saved.')
+    box.setInformativeText(f'{message}\n\nFree some space (autosave retries every second) or '
+                           'save the workspace in another folder.')
+    elsewhere = box.addButton('Save the workspace elsewhere\u2026', QMessageBox.AcceptRole)
+    box.addButton('Keep working', QMessageBox.RejectRole)
+    box.setDefaultButton(elsewhere)
+    box.exec_()
+    return 'elsewhere' if box.clickedButton() is elsewhere else 'continue'
+
+
+def ask_unsaved(parent, message, action):
+    """Unsaved work would be lost by `action` ('close the window'): 'elsewhere' | 'discard' |
+    'cancel'."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Warning)
+    box.setWindowTitle('Unsaved work')
+    box.setText(f'Some of your work is not saved. If you {action} now, it is lost.')
+    box.setInformativeText(message)
+    elsewhere = box.addButton('Save the workspace elsewhere\u2026', QMessageBox.AcceptRole)
+    discard = box.addButton('Discard and ' + action, QMessageBox.DestructiveRole)
+    box.addButton(QMessageBox.Cancel)
+    box.setDefaultButton(elsewhere)
+    box.exec_()
+    clicked = box.clickedButton()
+    return 'elsewhere' if clicked is elsewhere else 'discard' if clicked is discard else 'cancel'
+
+
+def choose_folder(parent, title, start=''):
+    """A folder picked by the person ('' when cancelled)."""
+    return QFileDialog.getExistingDirectory(parent, title, start)

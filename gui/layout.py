@@ -171,6 +171,12 @@ def setup_ui(self):
         w.setContentsMargins(6, 0, 6, 0)
         sb.addWidget(w)
     sb.addWidget(self.status_info, 1)
+    # work that is not being saved (autosave fails, read-only workspace): red, until it is
+    self.status_saved = QLabel()
+    self.status_saved.setStyleSheet('QLabel { color: white; background: #b00020; '
+                                    'font-weight: bold; padding: 0 6px; }')
+    self.status_saved.hide()
+    sb.addPermanentWidget(self.status_saved)
     self.progress = QProgressBar()
     self.progress.setMaximumWidth(260)
     self.progress.setTextVisible(True)

@@ -19,12 +19,14 @@ from PyQt5.QtWidgets import QApplication, QFileDialog, QMainWindow
 from gui import overlay as overlay_mod
 from gui.actions import setup_actions
 from gui.controller import MODES, Controller
-from gui.dialogs import ExportDialog, HelpDialog, ask_mismatch, ask_resume, confirm_replace, show_error
+from gui.dialogs import (ExportDialog, HelpDialog, ask_locked, ask_mismatch, ask_resume,
+                         confirm_replace, show_error)
 from gui.document import Document, OpenCancelled, Options  # noqa: F401  (Options: public)
 from gui.jobs import JobRunner
 from gui.layout import setup_ui
 from gui.window_display import DisplayMixin
 from gui.window_objects import ObjectsMixin
+from gui.window_workspace import WorkspaceMixin
 from gui.session_bridge import SessionBridge
 from util.errors import UserError
 
@@ -33,7 +35,7 @@ AUTOSAVE_MS = 1000
 PREPARE_MS = 250      # a frame shown this long without moving on gets prepared for interaction
 
 
-class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
+class MainWindow(DisplayMixin, ObjectsMixin, WorkspaceMixin, QMainWindow):
     jobFinished = pyqtSignal(str, bool)      # job title, completed (tests wait on this)
 
     def __init__(self, options=None, networks=None):
@@ -42,7 +44,8 @@ class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
         self.controller = Controller()
         self.document = Document(self.opts, networks, log=self.log,
                                  ask_resume=lambda p, d: ask_resume(self, p, d),
-                                 ask_mismatch=lambda p, r, a: ask_mismatch(self, p, r, a))
+                                 ask_mismatch=lambda p, r, a: ask_mismatch(self, p, r, a),
+                                 ask_locked=lambda p, m, b: ask_locked(self, p, m, b))
         self.overlay_mode = 'davis'
         self.layer_image = None
         self._confidence_stale = True
@@ -130,6 +133,7 @@ class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
         self.act_adapt.setEnabled(can_adapt)
         self.act_unadapt.setEnabled(can_adapt and bool(self.session.adapted_frames))
         self.act_export.setEnabled(has and not self.busy())
+        self.act_save_as.setEnabled(has and not self.busy())
         for a in (self.act_open_video, self.act_open_images):
             a.setEnabled(not self.busy())
         for b in (self.btn_obj_add, self.btn_obj_rename, self.btn_obj_color, self.btn_obj_del):
@@ -167,6 +171,8 @@ class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
         if self.busy():
             self.error('Wait for the running job to finish (or cancel it) first.')
             return
+        if not self.confirm_unsaved('open another video'):
+            return
         self.log(f'Opening {path} \u2026')
 
         def done(session):
@@ -181,13 +187,13 @@ class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
             except UserError as e:
                 session.close()
                 self.error(str(e), 'Cannot open')
-        self.run_job(self.document.open_job(path),
+        self.run_job(self.document.open_job(path, resume),
                      f'Loading {os.path.basename(path.rstrip(os.sep)) or path}', done,
                      title='Cannot open')
 
     def open_now(self, path, masks=None, resume=None):
         """Open synchronously (command line, tests); raises UserError."""
-        session = self.document.open_job(path)(None, None)
+        session = self.document.open_job(path, resume)(None, None)
         try:
             self.install(session, masks=masks, resume=resume)
         except BaseException:
@@ -478,28 +484,15 @@ class MainWindow(DisplayMixin, ObjectsMixin, QMainWindow):
         return self.run_job(self.document.export_job(out_dir, formats, alpha, bool(overwrite)),
                             'Exporting', done, title='Cannot export')
 
-    # ================================================================== workspace
-    def workspace_settings(self):
-        """Everything the workspace saves about this window (restored on resume)."""
-        c = self.controller
-        brushes = dict(c.brushes, **{c.mode: self.canvas.brush})
-        nets = self.networks
-        opened = self.document.open_settings
-        return {'current_frame': c.cursor,
-                'resolution': opened.get('resolution', self.opts.resolution),
-                'mem_freq': opened.get('mem_freq', self.opts.mem_freq),
-                'model': getattr(nets, 'kind', self.opts.model), 'overlay': self.overlay_mode,
-                'mode': c.mode, 'brushes': brushes, 'object': c.obj}
-
-    def flush_workspace(self):
-        self.document.flush(self.workspace_settings())
-
     # ================================================================== misc
     def show_help(self):
         HelpDialog(self).exec_()
 
     def closeEvent(self, e):
         self.jobs.stop()
+        if not self.confirm_unsaved('close the window'):
+            e.ignore()
+            return
         self.play_timer.stop()
         self.prepare_timer.stop()
         self.autosave_timer.stop()

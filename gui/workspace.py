@@ -14,6 +14,14 @@ new one is started. To go back to it, close the tool and rename it back to `<vid
 workspace.json carries a `version`; older versions are migrated when read (the next save
 writes the current one), a newer version is refused with a message and left untouched.
 Only frames that changed since the last save are written, so a stroke costs one PNG.
+
+One window at a time: the window that opens a workspace holds its lock (workspace_lock.py).
+A workspace.json with entries of the wrong type is treated like one made for another video
+(the person is asked, the file is kept). A mask PNG the tool cannot read (edited by hand into
+an unknown format, corrupt) is kept as it is, named in a warning, and never deleted: when that
+frame is saved again, the unreadable file is kept beside it as `NNNNN.unreadable.png`. Hand
+edits it can read are read like imported masks (util/mask_io.py: RGB by DAVIS colour, grey
+levels), and ids above the object count get objects of their own.
 """
 import hashlib
 import json
@@ -24,10 +32,12 @@ import time
 import numpy as np
 from PIL import Image
 
+from gui.workspace_lock import LOCK_FILE, WorkspaceLock
 from util.labels import resize_labels
 from util.atomic import write_bytes, write_json
-from util.errors import UserError
+from util.errors import UserError, os_reason
 from util.export import indexed_png_bytes
+from util.palette import davis_palette
 
 VERSION = 2          # 2: frame_names (an image folder whose files changed no longer matches)
 META = 'workspace.json'
@@ -72,6 +82,48 @@ def migrate(meta):
     return meta
 
 
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int_list(v):
+    return isinstance(v, list) and all(_is_int(x) for x in v)
+
+
+def invalid_entry(meta):
+    """The first entry of a workspace.json (migrated) with a value of the wrong type, as
+    'name (what it is)', or None when every entry the tool reads has the type it writes.
+    A file that fails this was not written by this tool as it is (edited by hand, damaged)."""
+    def bad(name):
+        return f'{name} ({type(meta.get(name)).__name__} {str(meta.get(name))[:30]!r})'
+    if not _is_int(meta.get('num_frames')) or meta['num_frames'] < 1:
+        return bad('num_frames')
+    size = meta.get('orig_size')
+    if not (_int_list(size) and len(size) == 2 and min(size) > 0):
+        return bad('orig_size')
+    names = meta.get('frame_names')
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        return bad('frame_names')
+    objects = meta.get('objects', [])
+    if not isinstance(objects, list) or len(objects) > 255 or not all(
+            isinstance(o, dict) and isinstance(o.get('name', ''), (str, type(None)))
+            and (o.get('color') is None or (_int_list(o['color']) and len(o['color']) == 3
+                                            and all(0 <= c <= 255 for c in o['color'])))
+            for o in objects):
+        return bad('objects')
+    if not _int_list(meta.get('edited_frames', [])):
+        return bad('edited_frames')
+    for key in ('propagation', 'settings'):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            return bad(key)
+    if meta.get('current_frame') is not None and not _is_int(meta['current_frame']):
+        return bad('current_frame')
+    if meta.get('mask_inputs') is not None and not (
+            isinstance(meta['mask_inputs'], list) and all(isinstance(p, str) for p in meta['mask_inputs'])):
+        return bad('mask_inputs')
+    return None
+
+
 def archive_name(path):
     """`<path>.<YYYYmmdd-HHMMSS>` (with -2, -3 ... when taken): where an old workspace is kept."""
     base = f'{path}.{time.strftime("%Y%m%d-%H%M%S")}'
@@ -89,9 +141,13 @@ class Workspace:
         self.path = os.path.abspath(os.fspath(path))
         self.masks_dir = os.path.join(self.path, 'masks')
         self._dirty = set()
-        self._meta_dirty = False      # objects or settings changed: workspace.json to rewrite
+        self._meta_dirty = False      # objects changed: workspace.json to rewrite
+        self._settings_dirty = False  # only the window's settings changed (not work)
         self._lock = threading.Lock()
         self.last_save = None
+        self.lock = None              # WorkspaceLock while this window holds the workspace
+        self.unreadable = {}          # frame -> why its mask PNG could not be read (kept)
+        self.notes = []               # what load_into had to say (the window shows them)
 
     @classmethod
     def for_source(cls, source, explicit=None):
@@ -112,6 +168,19 @@ class Workspace:
         if not _can_create(ws.path):
             raise UserError(f'cannot create a workspace folder (tried next to the video and {ws.path})')
         return ws
+
+    # ------------------------------------------------------------------ lock
+    def acquire_lock(self):
+        """Hold the workspace for this window (raises WorkspaceLocked when another live
+        window holds it, UserError when the folder cannot be written)."""
+        if self.lock is None or not self.lock.held:
+            self.lock = WorkspaceLock(self.path).acquire()
+        return self.lock
+
+    def release_lock(self):
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     # ------------------------------------------------------------------ reading
     def exists(self):
@@ -134,9 +203,14 @@ class Workspace:
         return migrate(meta)
 
     def check_matches(self, session, meta=None):
-        """Raise UserError when the workspace was made for a different video."""
+        """Raise UserError when the workspace was made for a different video (or its
+        workspace.json holds entries of the wrong type: it cannot be resumed either)."""
         meta = meta or self.read_meta()
-        if int(meta.get('num_frames', -1)) != session.num_frames:
+        wrong = invalid_entry(meta)
+        if wrong is not None:
+            raise UserError(f'workspace file {os.path.join(self.path, META)} has an entry of '
+                            f'the wrong type: {wrong}')
+        if meta['num_frames'] != session.num_frames:
             raise UserError(f'workspace {self.path} is for a video of {meta.get("num_frames")} '
                             f'frames, this one has {session.num_frames}')
         if tuple(meta.get('orig_size', ())) != (session.orig_height, session.orig_width):
@@ -157,10 +231,12 @@ class Workspace:
                 f'{n_mask} frame(s) with masks, saved {stamp}')
 
     def mask_frames(self):
-        if not os.path.isdir(self.masks_dir):
+        try:
+            names = os.listdir(self.masks_dir)
+        except OSError:
             return {}
         out = {}
-        for n in os.listdir(self.masks_dir):
+        for n in names:
             stem, ext = os.path.splitext(n)
             if ext == '.png' and stem.isdigit():
                 out[int(stem)] = os.path.join(self.masks_dir, n)
@@ -169,7 +245,10 @@ class Workspace:
     def load_into(self, session):
         """Restore objects, masks and edited marks into a freshly opened `session`
         (Session.restore_work). Returns the metadata dict. Masks saved at another processing
-        size are resized."""
+        size are resized; masks edited by hand are read like imported masks (palette index,
+        DAVIS colours, grey levels), ids above the saved objects get new objects, and a file
+        that cannot be read is kept untouched and named in `notes`."""
+        from util.mask_io import read_label_png
         meta = self.check_matches(session)
         objects = []
         for i, o in enumerate(meta.get('objects', [])):
@@ -178,17 +257,32 @@ class Workspace:
                 color = session.colors()[i + 1] if i + 1 <= session.num_objects else (255, 255, 255)
             objects.append((o.get('name') or f'object {i + 1}', tuple(int(c) for c in color),
                             bool(o.get('visible', True))))
-        masks = {}
+        masks, self.unreadable, self.notes = {}, {}, []
         for t, path in sorted(self.mask_frames().items()):
             if not 0 <= t < session.num_frames:
                 continue
             try:
-                with Image.open(path) as im:
-                    labels = np.array(im, dtype=np.uint8)
-            except Exception:
-                continue          # an unreadable file loses one frame, not the workspace
-            if labels.ndim == 2:
-                masks[t] = resize_labels(labels, session.height, session.width)
+                labels = read_label_png(path)
+            except UserError as e:
+                # an unreadable file loses one frame for now, never the file or the workspace
+                self.unreadable[t] = str(e)
+                continue
+            masks[t] = resize_labels(labels, session.height, session.width)
+        top = max((int(m.max()) for m in masks.values()), default=0)
+        if top > len(objects):
+            added = range(len(objects) + 1, top + 1)
+            pal = davis_palette()
+            objects += [(f'object {k}', tuple(int(c) for c in pal[k]), True) for k in added]
+            self.notes.append(f'the workspace masks hold object id(s) up to {top} but the '
+                              f'workspace lists {top - len(added)} object(s): object(s) '
+                              f'{added[0]}..{top} were added for them')
+        if self.unreadable:
+            frames = sorted(self.unreadable)
+            self.notes.append(
+                f'could not read the workspace mask of frame(s) {", ".join(map(str, frames))} '
+                f'({self.unreadable[frames[0]]}); the file(s) are kept untouched in '
+                f'{self.masks_dir} (a new mask for such a frame is saved beside it, the old '
+                f'file kept as NNNNN.unreadable.png)')
         # An edited frame whose PNG is missing was cleared to background by the person.
         record = meta.get('propagation')
         session.restore_work(objects, masks, edited=meta.get('edited_frames', []),
@@ -200,26 +294,35 @@ class Workspace:
         """Keep the whole previous workspace under a dated name beside it and start empty.
         Returns the folder the old work was moved to (None when there was nothing to keep)."""
         kept = None
-        if os.path.isdir(self.path) and os.listdir(self.path):
+        if os.path.isdir(self.path) and set(os.listdir(self.path)) - {LOCK_FILE}:
             kept = archive_name(self.path)
             try:
                 os.rename(self.path, kept)
             except OSError as e:
                 raise UserError(f'cannot keep the old workspace {self.path} as {kept}: '
                                 f'{e.strerror or e}; nothing was changed') from None
+            if self.lock is not None and self.lock.held:
+                self.lock.move_to(kept)          # the lock stays with this window
         os.makedirs(self.masks_dir, exist_ok=True)
         with self._lock:
             self._dirty.clear()
+        self.unreadable = {}
         return kept
 
-    def mark_dirty(self, frames, meta=False):
-        """Frames (and with meta=True the objects / settings) to save: may be called from
-        the propagation thread."""
+    def mark_dirty(self, frames, meta=False, settings=False):
+        """Frames (with meta=True the objects, with settings=True only the window's settings)
+        to save: may be called from the propagation thread."""
         with self._lock:
             self._dirty.update(int(t) for t in frames)
             self._meta_dirty = self._meta_dirty or bool(meta)
+            self._settings_dirty = self._settings_dirty or bool(settings)
 
     def has_dirty(self):
+        with self._lock:
+            return bool(self._dirty) or self._meta_dirty or self._settings_dirty
+
+    def has_unsaved_work(self):
+        """Masks or objects changed since the last successful save (settings aside)."""
         with self._lock:
             return bool(self._dirty) or self._meta_dirty
 
@@ -228,28 +331,41 @@ class Workspace:
         and the metadata. Returns the number of frames written."""
         with self._lock:
             dirty, self._dirty = sorted(self._dirty), set()
-            self._meta_dirty = False
+            meta_dirty, settings_dirty = self._meta_dirty, self._settings_dirty
+            self._meta_dirty = self._settings_dirty = False
+        done = set()
         try:
             os.makedirs(self.masks_dir, exist_ok=True)
             for t in dirty:
                 if not 0 <= t < session.num_frames:
+                    done.add(t)
                     continue
                 labels = session.get_mask(t)
                 path = os.path.join(self.masks_dir, f'{t:05d}.png')
+                if t in self.unreadable and os.path.lexists(path):
+                    # never overwrite or delete a file the tool could not read
+                    os.rename(path, _free_name(os.path.join(self.masks_dir, f'{t:05d}.unreadable'),
+                                               '.png'))
                 if labels.any():
                     write_bytes(path, indexed_png_bytes(labels))
                 elif os.path.exists(path):
                     os.remove(path)
+                self.unreadable.pop(t, None)
+                done.add(t)
             self.save_meta(session, meta_extra)
         except OSError as e:
             with self._lock:     # try again next time
-                self._dirty.update(dirty)
-                self._meta_dirty = True
-            raise UserError(f'cannot write the workspace {self.path}: {e.strerror or e}') from None
+                self._dirty.update(set(dirty) - done)
+                self._meta_dirty = self._meta_dirty or meta_dirty or bool(dirty)
+                self._settings_dirty = self._settings_dirty or settings_dirty
+            raise UserError(f'cannot write the workspace {self.path}: '
+                            f'{os_reason(e)}') from None
         self.last_save = time.time()
         return len(dirty)
 
     def save_meta(self, session, extra=None):
+        """Write workspace.json (objects, edited frames, propagation record; `extra`: the
+        window's settings, the mask inputs)."""
         meta = {
             'version': VERSION,
             'source': os.path.abspath(session.source) if session.source else '',
@@ -269,3 +385,12 @@ class Workspace:
         if extra:
             meta.update(extra)
         write_json(os.path.join(self.path, META), meta, indent=1)
+
+
+def _free_name(base, ext):
+    """`base + ext`, or `base-2 + ext` ... when taken."""
+    name, i = base + ext, 1
+    while os.path.lexists(name):
+        i += 1
+        name = f'{base}-{i}{ext}'
+    return name

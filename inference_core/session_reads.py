@@ -1,6 +1,8 @@
 """Session mixin: read-only views of the open video (sizes, objects, masks, probabilities,
 confidence) and exports. Reads are snapshots taken under the store's lock: safe while a
 propagation writes."""
+import os
+
 import numpy as np
 
 from inference_core.padding import unpad
@@ -213,7 +215,13 @@ class ReadsMixin:
         from util.export import output_paths
         return output_paths(self.store, out_dir, formats, coco_images)
 
-    def existing_outputs(self, out_dir, formats=('png',)):
-        """The files an `export` to out_dir would replace (ask the person before replacing)."""
-        from util.export import existing_outputs
+    def existing_outputs(self, out_dir, formats=('png',), inputs=()):
+        """The files an `export` to out_dir would replace (ask the person before replacing).
+        Raises UserError first, creating nothing, when the export would write into or over
+        the video's frames or one of `inputs` (as `export` would)."""
+        from util.export import check_not_input, existing_outputs, output_paths
+        self._check_open()
+        out_dir = os.path.abspath(os.fspath(out_dir))
+        check_not_input(out_dir, output_paths(self.store, out_dir, formats),
+                        [self.store.source, *inputs])
         return existing_outputs(self.store, out_dir, formats)

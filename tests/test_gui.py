@@ -485,7 +485,7 @@ def test_export_errors_show_a_message(qtbot, win, clip, tmp_path, errors):
     shutil.copytree(clip / 'masks', masks)
     originals = {p.name: p.read_bytes() for p in masks.iterdir()}
     win.load_masks(str(masks))
-    run_job(qtbot, win, lambda: win.export(str(tmp_path / 'project'), ['png'], overwrite=True))
+    assert win.export(str(tmp_path / 'project'), ['png'], overwrite=True) is None
     assert 'would write into the input folder' in errors[-1][1]
     assert {p.name: p.read_bytes() for p in masks.iterdir()} == originals
 
@@ -814,7 +814,11 @@ def test_cli_bad_demo_script(tmp_path, clip):
     assert r.returncode == 2 and 'must be a JSON list' in r.stderr and 'Traceback' not in r.stderr
 
 
-def test_autosave_failure_is_reported_once_and_retried(qtbot, win, tmp_path):
+def test_autosave_failure_is_reported_once_and_retried(qtbot, win, tmp_path, monkeypatch):
+    from gui import window_workspace
+    warned = []
+    monkeypatch.setattr(window_workspace, 'ask_autosave_failed',
+                        lambda parent, msg: warned.append(msg) or 'continue')
     ws = win.workspace
     good = ws.masks_dir
     blocker = tmp_path / 'blocker'
@@ -825,10 +829,11 @@ def test_autosave_failure_is_reported_once_and_retried(qtbot, win, tmp_path):
     drag(win.canvas, [(20, 40), (60, 40)])
     win.flush_workspace()
     assert win.session.get_mask(0)[40, 30] == 1         # editing goes on
-    assert win.console.messages().count('autosave will retry') == 1
+    assert win.console.messages().count('autosave will retry') == 1 and len(warned) == 1
     ws.masks_dir = good
     win.flush_workspace()
     assert 'Autosave works again' in win.console.messages()
+    assert win.status_saved.isHidden() and not win.document.unsaved_work()
     assert os.path.isfile(os.path.join(good, '00000.png'))
 
 
@@ -887,3 +892,124 @@ def test_object_edits_are_undone_in_the_window(qtbot, win, clip):
     assert 'Undo: objects' in win.console.messages()
     qtbot.keyClick(win, Qt.Key_Z, Qt.ShiftModifier | Qt.ControlModifier)
     assert win.object_list.item(1).text().endswith('cup')
+
+
+# ---------------------------------------------------------------------------- never lose work
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in Path(folder).rglob('*')
+            if p.is_file() and p.name != 'workspace.lock'}
+
+
+def test_second_instance_lock_never_loses_the_first_windows_work(qtbot, make_window, tmp_path,
+                                                                 monkeypatch):
+    """Two windows on one video used to both autosave into its workspace: the last
+    workspace.json written won and window A's object and frames were gone at the next resume."""
+    from gui import main_window, window_workspace
+    a = make_window('--no-resume')
+    a.set_mode('free')
+    drag(a.canvas, [(20, 30), (60, 30)])
+    a.add_object()
+    a.rename_object('from A')
+    a.goto(2)
+    drag(a.canvas, [(80, 60), (120, 60)])
+    ws = tmp_path / 'ws'
+    saved_a = _files(ws)
+    expected = [a.session.get_mask(t) for t in range(N_FRAMES)]
+    asked = []
+
+    def answer(choice):
+        monkeypatch.setattr(main_window, 'ask_locked', lambda parent, path, msg, beside:
+                            asked.append((msg, beside)) or choice)
+    # Quit: the second window does not open the video; nothing of A's changes (not even with
+    # --no-resume, which would otherwise move A's workspace away under it).
+    answer('cancel')
+    with pytest.raises(main_window.OpenCancelled):
+        make_window('--no-resume')
+    assert asked and 'in use by another window' in asked[0][0] and str(os.getpid()) in asked[0][0]
+    assert _files(ws) == saved_a
+    # Read-only: the second window shows A's work and never writes; closing it with changes asks.
+    answer('readonly')
+    b = make_window()
+    assert [o.name for o in b.session.objects] == ['object 1', 'object 2', 'from A']
+    assert all(np.array_equal(b.session.get_mask(t), expected[t]) for t in range(N_FRAMES))
+    assert 'Read-only' in b.status_saved.text() and not b.status_saved.isHidden()
+    b.set_mode('free')
+    b.goto(4)
+    drag(b.canvas, [(20, 80), (60, 80)])
+    b.flush_workspace()
+    assert _files(ws) == saved_a
+    closing = []
+    monkeypatch.setattr(window_workspace, 'ask_unsaved',
+                        lambda parent, msg, action: closing.append(msg) or 'discard')
+    b.close()
+    assert closing and 'read-only' in closing[0]
+    # A fresh workspace beside it: both windows save, each into its own folder.
+    answer('fresh')
+    c = make_window()
+    beside = asked[-1][1]
+    assert c.workspace.path == beside and os.path.dirname(beside) == str(tmp_path)
+    c.set_mode('free')
+    drag(c.canvas, [(20, 50), (60, 50)])
+    c.close()
+    assert json.loads((Path(beside) / 'workspace.json').read_text())['edited_frames'] == [0]
+    # A goes on saving into its workspace, and all of it comes back after it closes.
+    a.goto(3)
+    drag(a.canvas, [(80, 40), (120, 40)])
+    expected = [a.session.get_mask(t) for t in range(N_FRAMES)]
+    a.close()
+    assert not (ws / 'workspace.lock').exists()
+    monkeypatch.setattr(main_window, 'ask_resume', lambda *a: 'resume')
+    d = make_window()
+    assert [o.name for o in d.session.objects] == ['object 1', 'object 2', 'from A']
+    assert all(np.array_equal(d.session.get_mask(t), expected[t]) for t in range(N_FRAMES))
+    d.close()
+
+
+@pytest.mark.parametrize('kind', ['full', 'readonly'])
+def test_autosave_fail_warns_offers_to_save_elsewhere_and_asks_before_closing(
+        qtbot, make_window, tmp_path, monkeypatch, kind):
+    """The disk fills up (or the file system turns read-only) while the window is open: the
+    propagation and a later stroke used to be lost on close with only a console line."""
+    from gui import main_window, window_workspace
+    from tests.fs_faults import failing_fs
+    with failing_fs(tmp_path / 'disk', kind) as fs:
+        win = make_window('--no-resume', '--workspace', str(tmp_path / 'disk' / 'ws'))
+        win.set_mode('free')
+        drag(win.canvas, [(20, 30), (60, 30)])
+        assert run_job(qtbot, win, win.propagate)[1] is True
+        assert win.session.frames_with_masks()[2:].any()      # the propagation wrote frames
+        assert os.path.isfile(tmp_path / 'disk' / 'ws' / 'workspace.json')
+        fs.break_()
+        warned = []
+        monkeypatch.setattr(window_workspace, 'ask_autosave_failed',
+                            lambda parent, msg: warned.append(msg) or 'continue')
+        win.goto(3)
+        drag(win.canvas, [(80, 60), (120, 60)])
+        assert len(warned) == 1, fs
+        reason = 'no space left' if kind == 'full' else 'read-only file system'
+        assert reason in warned[0]
+        assert 'NOT SAVED' in win.status_saved.text() and not win.status_saved.isHidden()
+        assert 'NOT being saved' in win.console.messages()
+        win.goto(1)
+        drag(win.canvas, [(20, 70), (60, 70)])
+        win.flush_workspace()
+        assert len(warned) == 1                      # the dialog once, the status bar stays
+        assert 'NOT SAVED' in win.status_saved.text()
+        expected = [win.session.get_mask(t) for t in range(N_FRAMES)]
+        # Closing asks first; Cancel keeps the window (and the work) open.
+        answers = ['cancel']
+        asked = []
+        monkeypatch.setattr(window_workspace, 'ask_unsaved', lambda parent, msg, action:
+                            asked.append(msg) or answers.pop(0))
+        assert win.close() is False and win.session is not None
+        assert asked and reason in asked[0]
+        # Save elsewhere: everything, the propagation included, lands in the new folder.
+        answers.append('elsewhere')
+        elsewhere = tmp_path / 'elsewhere'
+        monkeypatch.setattr(window_workspace, 'choose_folder', lambda *a: str(elsewhere))
+        assert win.close() is True
+    monkeypatch.setattr(main_window, 'ask_resume', lambda *a: 'resume')
+    w2 = make_window('--workspace', str(elsewhere))
+    assert all(np.array_equal(w2.session.get_mask(t), expected[t]) for t in range(N_FRAMES))
+    assert w2.session.edited_frames == [0, 1, 3]
+    w2.close()

@@ -82,6 +82,24 @@ def write_json(path, obj, fsync=False, **dump_kwargs):
     write_text(path, json.dumps(obj, **dump_kwargs), fsync=fsync)
 
 
+def check_creatable_dir(path):
+    """Raise UserError unless `path` is a writable folder or could be created as one (nothing
+    is created). Returns the path."""
+    path = os.fspath(path)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise UserError(f'output path exists and is not a folder: {path}')
+    probe = os.path.abspath(path)
+    while not os.path.isdir(probe):
+        parent = os.path.dirname(probe)
+        if os.path.lexists(probe) or parent == probe:
+            raise UserError(f'output folder is not writable: {path} ({probe} is a file, not a '
+                            'folder)')
+        probe = parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f'output folder is not writable: {path} (permission denied in {probe})')
+    return path
+
+
 def ensure_writable_dir(path):
     """Create `path` (and parents) if needed and check a file can be written there.
     Raises UserError with a one-line message otherwise. Returns the path."""

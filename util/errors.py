@@ -35,12 +35,17 @@ _WRITE_REASONS = {'EACCES': 'permission denied', 'EPERM': 'permission denied',
                   'ENAMETOOLONG': 'file name too long'}
 
 
+def os_reason(e):
+    """The reason of an OSError in words ('no space left on device', 'permission denied')."""
+    import errno
+    name = errno.errorcode.get(e.errno, '') if getattr(e, 'errno', None) is not None else ''
+    return _WRITE_REASONS.get(name) or getattr(e, 'strerror', None) or str(e) or type(e).__name__
+
+
 def write_error(e, path=None):
     """A one-line UserError for an OSError `e` raised while writing output: it names `path`
     (default: the file the error names) and the reason in words."""
-    import errno
-    name = errno.errorcode.get(e.errno, '') if e.errno is not None else ''
-    reason = _WRITE_REASONS.get(name) or e.strerror or str(e) or type(e).__name__
+    reason = os_reason(e)
     where = path if path is not None else e.filename
     return UserError(f'cannot write output {where}: {reason}' if where is not None
                      else f'cannot write output: {reason}')
