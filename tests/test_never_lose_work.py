@@ -1,0 +1,210 @@
+"""Never lose work, without a window: the workspace lock across processes, workspaces edited or
+damaged by hand, settings a workspace saved that cannot be used, and inputs that are never
+export targets. (The window's dialogs and the failing-disk cases are in tests/test_gui.py.)"""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from gui.document import Document, OpenCancelled, Options
+from gui.workspace_lock import LOCK_FILE, WorkspaceLock, WorkspaceLocked
+from tests.conftest import REPO
+from tests.test_engine import make_clip
+from util.errors import UserError
+from util.export import indexed_png_bytes
+from util.owner import current_owner
+from util.palette import davis_palette
+
+T = 4
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A 4-frame image folder; its default workspace is <folder>.ivos."""
+    frames, gt = make_clip(num_frames=T)
+    d = tmp_path / 'clip'
+    d.mkdir()
+    for t, f in enumerate(frames):
+        cv2.imwrite(str(d / f'{t:05d}.png'), f[..., ::-1])
+    gt = gt.copy()
+    gt[:, 2:12, 2:12] = 2                   # a second object in a corner
+    return d, gt
+
+
+def open_doc(folder, nets, logs=None, resume=True, **kw):
+    opts = Options(resolution=kw.pop('resolution', -1), num_objects=2, resume=resume)
+    doc = Document(opts, nets, log=(lambda text, level='info': logs.append((level, text)))
+                   if logs is not None else None, **kw)
+    s = doc.open_job(str(folder))(None, None)
+    try:
+        doc.install(s)
+    except BaseException:
+        s.close()
+        raise
+    return doc
+
+
+def saved_work(folder, nets, gt):
+    doc = open_doc(folder, nets, resume=False)
+    for t in range(T):
+        doc.session.set_labels(t, gt[t])
+    doc.close()
+    return folder.parent / (folder.name + '.ivos')
+
+
+# ---------------------------------------------------------------------------- lock
+def test_second_instance_lock_across_processes_and_kill_9(tmp_path):
+    """A lock held by another live process refuses; after that process is killed with -9
+    its lock is recognised as stale and taken over."""
+    ws = tmp_path / 'v.ivos'
+    code = ('import sys; sys.path.insert(0, sys.argv[2]); from gui.workspace_lock import '
+            'WorkspaceLock; WorkspaceLock(sys.argv[1]).acquire(); print("held", flush=True); '
+            'sys.stdin.read()')
+    p = subprocess.Popen([sys.executable, '-c', code, str(ws), str(REPO)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == 'held'
+        with pytest.raises(WorkspaceLocked, match=f'process {p.pid} on '):
+            WorkspaceLock(ws).acquire()
+    finally:
+        p.kill()
+        p.wait()
+    lock = WorkspaceLock(ws).acquire()
+    assert lock.taken_over['pid'] == p.pid
+    assert json.loads((ws / LOCK_FILE).read_text())['pid'] == os.getpid()
+    lock.release()
+    assert not (ws / LOCK_FILE).exists()
+
+
+def test_lock_of_another_host_is_kept_and_a_reused_pid_is_stale(tmp_path):
+    ws = tmp_path / 'v.ivos'
+    ws.mkdir()
+    (ws / LOCK_FILE).write_text(json.dumps({'pid': 1, 'host': 'elsewhere.example', 'token': 'x'}))
+    with pytest.raises(WorkspaceLocked, match='elsewhere.example'):
+        WorkspaceLock(ws).acquire()
+    # pid 1 runs, but it is not the process that wrote the lock (another start time)
+    me = current_owner()
+    (ws / LOCK_FILE).write_text(json.dumps({'pid': 1, 'host': me['host'], 'start': -5,
+                                            'token': 'x'}))
+    if me['start'] is None:
+        pytest.skip('no /proc: process start times unknown')
+    lock = WorkspaceLock(ws).acquire()
+    assert lock.taken_over['pid'] == 1
+    lock.release()
+    assert ws.is_dir()                         # not made for the lock: stays
+
+
+def test_second_instance_headless_is_one_line_and_changes_nothing(folder, lite):
+    d, gt = folder
+    a = open_doc(d, lite, resume=False)
+    a.session.set_labels(1, gt[1])
+    a.flush()
+    ws = d.parent / 'clip.ivos'
+    before = (ws / 'workspace.json').read_bytes()
+    with pytest.raises(WorkspaceLocked) as e:
+        open_doc(d, lite, resume=False)            # --no-resume would have moved A's work away
+    assert '\n' not in str(e.value) and 'in use by another window' in str(e.value)
+    assert (ws / 'workspace.json').read_bytes() == before
+    a.close()
+    b = open_doc(d, lite)
+    assert np.array_equal(b.session.get_mask(1), gt[1])
+    b.close()
+
+
+# ---------------------------------------------------------------------------- hand-edited masks
+def test_hand_edited_workspace_masks_are_read_or_kept(folder, lite):
+    d, gt = folder
+    ws = saved_work(d, lite, gt)
+    masks = ws / 'masks'
+    # frame 0 re-saved by an image editor as RGB, frame 1 damaged, frame 2 with an object 3
+    Image.fromarray(davis_palette()[gt[0]]).convert('RGB').save(masks / '00000.png')
+    broken = b'\x89PNG\r\n\x1a\n' + b'not really a png'
+    (masks / '00001.png').write_bytes(broken)
+    three = gt[2].copy()
+    three[-10:, -10:] = 3
+    (masks / '00002.png').write_bytes(indexed_png_bytes(three))
+    logs = []
+    doc = open_doc(d, lite, logs)
+    s = doc.session
+    assert np.array_equal(s.get_mask(0), gt[0])
+    assert np.array_equal(s.get_mask(2), three) and s.num_objects == 3
+    text = '\n'.join(t for _l, t in logs)
+    assert 'frame(s) 1 ' in text and 'kept untouched' in text and 'object(s) 3..3 were added' in text
+    doc.close()
+    assert (masks / '00001.png').read_bytes() == broken           # never deleted
+    # A new mask for that frame is saved; the file the tool could not read is kept beside it.
+    doc = open_doc(d, lite, [])
+    doc.session.set_labels(1, gt[1])
+    doc.close()
+    assert (masks / '00001.unreadable.png').read_bytes() == broken
+    assert np.array_equal(np.array(Image.open(masks / '00001.png')), gt[1])
+
+
+# ---------------------------------------------------------------------------- wrong types
+@pytest.mark.parametrize('entry', [{'objects': 'x'}, {'num_frames': 'abc'}, {'orig_size': 5},
+                                   {'edited_frames': {'a': 1}}, {'objects': [{'color': 'red'}]},
+                                   {'settings': 'x'}, {'propagation': [1]}])
+def test_workspace_json_with_wrong_types_is_a_mismatch(folder, lite, entry):
+    d, gt = folder
+    ws = saved_work(d, lite, gt)
+    meta = json.loads((ws / 'workspace.json').read_text())
+    meta.update(entry)
+    (ws / 'workspace.json').write_text(json.dumps(meta))
+    damaged = (ws / 'workspace.json').read_bytes()
+    asked = []
+
+    def ask(choice):
+        return lambda path, reason, keep: asked.append((reason, keep)) or choice
+    with pytest.raises(OpenCancelled):
+        open_doc(d, lite, resume=None, ask_mismatch=ask('cancel'))
+    assert asked and 'wrong type' in asked[0][0] and next(iter(entry)) in asked[0][0]
+    assert (ws / 'workspace.json').read_bytes() == damaged
+    doc = open_doc(d, lite, resume=None, ask_mismatch=ask('fresh'))
+    assert (open(os.path.join(asked[-1][1], 'workspace.json'), 'rb').read() == damaged)
+    doc.close()
+
+
+# ---------------------------------------------------------------------------- saved settings
+def test_unusable_saved_resolution_never_blocks_opening(folder, lite):
+    d, gt = folder
+    ws = saved_work(d, lite, gt)
+    meta = json.loads((ws / 'workspace.json').read_text())
+    meta['settings'] = {'resolution': 8, 'mem_freq': 0}
+    (ws / 'workspace.json').write_text(json.dumps(meta))
+    # --no-resume --resolution 32: the saved settings are not used at all
+    doc = open_doc(d, lite, resume=False, resolution=32)
+    assert min(doc.session.height, doc.session.width) == 32
+    doc.close()
+    (ws / 'workspace.json').write_text(json.dumps(meta))
+    # resuming: the unusable values are dropped with a warning that names the workspace
+    logs = []
+    doc = open_doc(d, lite, logs, resume=True, resolution=48)
+    assert min(doc.session.height, doc.session.width) == 48
+    warn = [t for lvl, t in logs if lvl == 'warning' and 'resolution 8' in t]
+    assert warn and str(ws) in warn[0]
+    doc.close()
+
+
+# ---------------------------------------------------------------------------- export targets
+def test_mask_folder_stays_off_limits_for_exports_across_runs(folder, lite, tmp_path):
+    d, gt = folder
+    project = tmp_path / 'project'
+    (project / 'masks').mkdir(parents=True)
+    for t in range(T):
+        (project / 'masks' / f'{t:05d}.png').write_bytes(indexed_png_bytes(gt[t]))
+    doc = open_doc(d, lite, resume=False)
+    doc.load_masks(str(project / 'masks'))
+    doc.close()
+    doc = open_doc(d, lite)                        # a later run of the same workspace
+    for target in (project / 'masks' / 'sub', project):
+        with pytest.raises(UserError, match='input folder'):
+            doc.existing_outputs(str(target), ['png'])
+    assert not (project / 'masks' / 'sub').exists()
+    assert doc.existing_outputs(str(tmp_path / 'elsewhere'), ['png']) == []
+    assert not (tmp_path / 'elsewhere').exists()   # asking creates nothing
+    doc.close()
