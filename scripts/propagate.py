@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from inference_core.adaptation import DEFAULT_ITERS as DEFAULT_ADAPT_STEPS
 from inference_core.session import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
-from util.atomic import write_bytes, write_json
+from util.atomic import make_temp_dir, write_bytes, write_json
 from util.cli_options import add_amp_option, check_engine_options
 from util.errors import UserError, run_cli, write_error, writing_output
 from util.frames_io import read_folder
@@ -475,6 +475,34 @@ def _inside(path, folder):
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def check_not_inputs(paths, inputs):
+    """Refuse, before anything is written, when an output path is an input file or lies inside
+    an input folder (both after resolving links): the frames and masks a run reads are never
+    written over, with or without --overwrite."""
+    srcs = [(p, os.path.realpath(p), os.path.isdir(p)) for p in dict.fromkeys(inputs)
+            if p and os.path.lexists(p)]
+    for path in paths:
+        real = os.path.realpath(path)
+        for shown, src, is_dir in srcs:
+            if real == src or (is_dir and real.startswith(src.rstrip(os.sep) + os.sep)):
+                what = 'into the input folder' if is_dir and real != src else 'over the input'
+                raise UserError(f'the output {path} would be written {what} {shown}; inputs '
+                                f'are never replaced, not even with --overwrite: choose another '
+                                f'output folder (nothing was written)')
+
+
+def _not_inputs(folder, names, inputs):
+    """`names` (under `folder`) without those that are inputs (never removed as old outputs)."""
+    keep = set()
+    for n in names:
+        try:
+            check_not_inputs([os.path.join(folder, n)], inputs)
+            keep.add(n)
+        except UserError:
+            pass
+    return keep
+
+
 def _read_marker(out):
     try:
         with open(os.path.join(out, MARKER), encoding='utf-8') as f:
@@ -500,6 +528,10 @@ def check_output(out, kind, inputs, overwrite):
     if overwrite:
         return marker if marker and marker.get('kind') == kind else None
     if marker is None:
+        held = [src for src in inputs if src and os.path.lexists(src) and _inside(src, out)]
+        if held:
+            raise UserError(f'output folder {out} holds the input {held[0]}; choose another '
+                            f'output folder (inputs are never written over)')
         raise UserError(f'output folder {out} is not empty and was not written by this tool '
                         f'(use --overwrite to write into it anyway)')
     if marker.get('kind') != kind:
@@ -792,7 +824,8 @@ def main(argv=None, networks=None):
             files = [mask_inputs[0]]          # a COCO / YouTube-VIS JSON
         else:
             files = list_mask_files(mask_inputs[0] if len(mask_inputs) == 1 else mask_inputs)
-        inputs = [args.input] + [m for m in mask_inputs if os.path.isdir(m)]
+        # every input, file or folder, is off limits to every output path
+        inputs = [args.input] + mask_inputs + list(files)
         marker = check_output(out, kind, inputs, args.overwrite)
         mode = args.use_masks or 'all'
         cfg = settings(args, mode)
@@ -846,31 +879,37 @@ def main(argv=None, networks=None):
     runner = Runner(networks, args)
 
     if kind == 'single':
-        return _run_single(args, out, files, mode, cfg, source, networks, runner)
+        return _run_single(args, out, files, mode, cfg, source, networks, runner, inputs)
     return _run_dataset(args, out, layout, jobs, mode, cfg, source, networks, runner, marker)
 
 
-def _run_single(args, out, files, mode, cfg, source, networks, runner):
+def _run_single(args, out, files, mode, cfg, source, networks, runner, inputs=()):
     """Propagate one video into `out`: a new folder is renamed into place when complete; an
     existing one gets the new files merged in (marker last; a crash in between leaves an
     incomplete marker listing every file that may be ours, so a rerun resumes)."""
     kind = 'single'
     parent, base = os.path.dirname(out), os.path.basename(out)
-    with writing_output():
+    inputs = [args.input, *inputs]
+    with writing_output(out):          # errors name the output folder, not the temp folder
         os.makedirs(parent, exist_ok=True)
         _clean_partials(parent, f'.{base}{PARTIAL}')
-        tmp = tempfile.mkdtemp(prefix=f'.{base}{PARTIAL}', dir=parent)
+        tmp = make_temp_dir(f'.{base}{PARTIAL}', parent)
     old = _read_marker(out) if os.path.isdir(out) else None
     owned = _plain_names(old.get('files')) if old and old.get('kind') == kind else set()
+    owned = _not_inputs(out, owned, inputs)
+
+    def check(names):
+        check_not_inputs([os.path.join(out, n) for n in [*names, MARKER]], inputs)
+        _check_clashes(out, names, owned, args.overwrite)
     try:
         info = process_sequence(
             args.input, files, mode, tmp, runner, args.resolution,
             label=os.path.basename(os.path.normpath(args.input)), quiet=args.quiet,
-            check=lambda names: _check_clashes(out, names, owned, args.overwrite), shown_dir=out,
+            check=check, shown_dir=out,
             exports=args.exports, coco_images=args.coco_images)
         new = info.pop('files')
         head = {'kind': kind, 'complete': True, 'source': source, 'settings': cfg}
-        with writing_output():
+        with writing_output(out):
             write_json(os.path.join(tmp, MARKER), {**head, 'networks': networks.kind,
                                                    'run': info, 'files': new}, indent=1)
             if os.path.isdir(out) and os.listdir(out):
@@ -894,7 +933,7 @@ def _run_dataset(args, out, layout, jobs, mode, cfg, source, networks, runner, m
     ('sequences', each with its 'files') and, under 'writing', the files this tool wrote or
     may have written in sequence folders not finished with these settings."""
     kind = 'dataset'
-    with writing_output():
+    with writing_output(out):
         os.makedirs(out, exist_ok=True)
         _clean_partials(out, PARTIAL)
     old = marker or {}
@@ -930,14 +969,20 @@ def _run_dataset(args, out, layout, jobs, mode, cfg, source, networks, runner, m
             del finished[n]                  # being redone: not finished, its files still ours
             writing[n] = sorted(owned)
             save()
-        with writing_output():
-            tmp = tempfile.mkdtemp(prefix=f'{PARTIAL}{n}-', dir=out)
+        with writing_output(out):
+            tmp = make_temp_dir(f'{PARTIAL}{n}-', out)
+        seq_inputs = [args.dataset, frames_path, *mfiles]
+        owned = _not_inputs(dst, owned, seq_inputs)
+
+        def check(names, dst=dst, owned=owned, seq_inputs=seq_inputs):
+            check_not_inputs([os.path.join(dst, x) for x in names], seq_inputs)
+            _check_clashes(dst, names, owned, args.overwrite)
         try:
             try:
                 info = process_sequence(
                     frames_path, mfiles, mode, tmp, runner, args.resolution,
                     label=f'[{i + 1}/{len(todo)}] {n}', quiet=args.quiet,
-                    check=lambda names: _check_clashes(dst, names, owned, args.overwrite),
+                    check=check,
                     shown_dir=dst, exports=args.exports, coco_images=args.coco_images)
             except UserError as e:
                 raise UserError(f'sequence {n!r}: {e}') from None
@@ -962,8 +1007,8 @@ def _run_dataset_ray(args, out, todo, mode, finished, writing, save, skipped):
     owned, tmps, done, failed = {}, {}, [], []
     for n, _f, _m in todo:
         owned[n] = _plain_names((finished.get(n) or {}).get('files')) | _plain_names(writing.get(n))
-        with writing_output():
-            tmps[n] = tempfile.mkdtemp(prefix=f'{PARTIAL}{n}-', dir=out)
+        with writing_output(out):
+            tmps[n] = make_temp_dir(f'{PARTIAL}{n}-', out)
 
     def begin(n):
         if n in finished:
@@ -974,6 +1019,7 @@ def _run_dataset_ray(args, out, todo, mode, finished, writing, save, skipped):
     def finish(n, info):
         dst = os.path.join(out, n)
         try:
+            check_not_inputs([os.path.join(dst, x) for x in info['files']], [args.dataset])
             _check_clashes(dst, info['files'], owned[n], args.overwrite)
             writing[n] = sorted(owned[n] | set(info['files']))
             save()

@@ -208,3 +208,57 @@ def test_mask_folder_stays_off_limits_for_exports_across_runs(folder, lite, tmp_
     assert doc.existing_outputs(str(tmp_path / 'elsewhere'), ['png']) == []
     assert not (tmp_path / 'elsewhere').exists()   # asking creates nothing
     doc.close()
+
+
+# ---------------------------------------------------------------------------- propagate inputs
+def _propagate(lite, *args):
+    from scripts import propagate
+    return propagate.main([str(a) for a in args] + ['--quiet'], networks=lite)
+
+
+@pytest.mark.parametrize('overwrite', [True, False])
+def test_propagate_never_writes_over_an_input_mask(folder, lite, tmp_path, overwrite):
+    """--masks proj/ann/00000.png --output proj/ann --overwrite turned the user's mask into
+    the tool's palette PNG."""
+    d, gt = folder
+    ann = tmp_path / 'proj' / 'ann'
+    ann.mkdir(parents=True)
+    cv2.imwrite(str(ann / '00000.png'), (gt[0] == 1).astype(np.uint8) * 255)   # grey 0/255
+    (tmp_path / 'link.png').symlink_to(ann / '00000.png')
+    before = (ann / '00000.png').read_bytes()
+    for masks in (ann / '00000.png', tmp_path / 'link.png', ann):
+        with pytest.raises(UserError) as e:
+            _propagate(lite, '--input', d, '--masks', masks, '--output', ann,
+                       *(['--overwrite'] if overwrite else []))
+        assert '\n' not in str(e.value)
+        assert (ann / '00000.png').read_bytes() == before
+        assert os.listdir(ann) == ['00000.png']
+        assert not [n for n in os.listdir(tmp_path / 'proj') if n != 'ann']   # no temp left
+
+
+@pytest.mark.parametrize('overwrite', [True, False])
+def test_propagate_never_writes_over_the_input_photo(folder, lite, tmp_path, overwrite):
+    """--input photo/photo.png --masks m.png --output photo --overwrite wrote the mask over
+    the photo."""
+    d, gt = folder
+    photo = tmp_path / 'photo'
+    photo.mkdir()
+    cv2.imwrite(str(photo / 'photo.png'), cv2.imread(str(d / '00000.png')))
+    before = (photo / 'photo.png').read_bytes()
+    (tmp_path / 'm.png').write_bytes(indexed_png_bytes(gt[0]))
+    with pytest.raises(UserError, match='photo.png') as e:
+        _propagate(lite, '--input', photo / 'photo.png', '--masks', tmp_path / 'm.png',
+                   '--output', photo, *(['--overwrite'] if overwrite else []))
+    assert '\n' not in str(e.value)
+    assert (photo / 'photo.png').read_bytes() == before and os.listdir(photo) == ['photo.png']
+
+
+def test_propagate_output_folders_follow_the_umask(folder, lite, tmp_path):
+    from util.atomic import _UMASK
+    d, gt = folder
+    (tmp_path / '00000.png').write_bytes(indexed_png_bytes(gt[0]))
+    out = tmp_path / 'out'
+    assert _propagate(lite, '--input', d, '--masks', tmp_path / '00000.png', '--output', out,
+                      '--resolution', -1) == 0
+    assert sorted(os.listdir(out))[:2] == ['00000.png', '00001.png']
+    assert os.stat(out).st_mode & 0o777 == 0o777 & ~_UMASK

@@ -82,6 +82,18 @@ def write_json(path, obj, fsync=False, **dump_kwargs):
     write_text(path, json.dumps(obj, **dump_kwargs), fsync=fsync)
 
 
+def make_temp_dir(prefix, parent):
+    """tempfile.mkdtemp(prefix=, dir=parent) with the permissions a plain os.mkdir would give
+    (mkdtemp makes 0700): a temp folder renamed into place as an output folder follows the
+    umask, as files do."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        os.chmod(path, 0o777 & ~_UMASK)
+    except OSError:
+        pass
+    return path
+
+
 def check_creatable_dir(path):
     """Raise UserError unless `path` is a writable folder or could be created as one (nothing
     is created). Returns the path."""
