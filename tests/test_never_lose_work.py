@@ -1,10 +1,12 @@
 """Never lose work, without a window: the workspace lock across processes, workspaces edited or
 damaged by hand, settings a workspace saved that cannot be used, and inputs that are never
 export targets. (The window's dialogs and the failing-disk cases are in tests/test_gui.py.)"""
+import errno
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -262,3 +264,146 @@ def test_propagate_output_folders_follow_the_umask(folder, lite, tmp_path):
                       '--resolution', -1) == 0
     assert sorted(os.listdir(out))[:2] == ['00000.png', '00001.png']
     assert os.stat(out).st_mode & 0o777 == 0o777 & ~_UMASK
+
+
+# ---------------------------------------------------------------------------- exports
+def _store(t=3, h=24, w=32):
+    from inference_core.store import FrameStore
+    rng = np.random.default_rng(0)
+    s = FrameStore(rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8))
+    s.add_object('cup')
+    for i in range(t):
+        m = np.zeros((h, w), np.uint8)
+        m[4 + i:14 + i, 4:20] = 1
+        s.set_mask(i, m)
+    return s
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob('*'))
+            if p.is_file()}
+
+
+def _staging_left(*folders):
+    return [os.path.join(f, n) for f in folders for n in os.listdir(f) if n.startswith('.ivos-export')]
+
+
+def _second_export(store):
+    for i in range(store.num_frames):
+        m = store.get_mask(i)
+        m[:, :2] = 1
+        store.set_mask(i, m)
+
+
+def test_export_into_a_read_only_masks_folder_changes_nothing(tmp_path):
+    from tests.fs_faults import failing_fs
+    from util.export import export
+    store = _store()
+    out = tmp_path / 'out'
+    (out / 'masks').mkdir(parents=True)
+    with failing_fs(out / 'masks', 'readonly') as fs:
+        assert export(store, out, ['coco', 'png', 'objects'])
+        before = _tree(out)
+        fs.break_()
+        _second_export(store)
+        with pytest.raises(UserError) as e:
+            export(store, out, ['coco', 'png', 'objects'], overwrite=True)
+        assert 'read-only file system' in str(e.value), fs
+        assert 'nothing was written or replaced' in str(e.value)
+        assert '.ivos-export' not in str(e.value)
+        assert _tree(out) == before
+        assert not _staging_left(out, out / 'masks')
+
+
+def test_export_fails_while_moving_and_puts_everything_back(tmp_path, monkeypatch):
+    from util.export import export
+    store = _store()
+    out = tmp_path / 'out'
+    assert export(store, out, ['coco', 'png'])
+    before = _tree(out)
+    _second_export(store)
+    real, calls = os.replace, []
+
+    def replace(src, dst, *a, **k):
+        if os.fspath(dst).startswith(str(out / 'masks')):
+            calls.append(dst)
+            if len(calls) == 2:
+                raise OSError(errno.EIO, 'Input/output error', os.fspath(dst))
+        return real(src, dst, *a, **k)
+    monkeypatch.setattr(os, 'replace', replace)
+    with pytest.raises(UserError, match='were put back: nothing was written or replaced'):
+        export(store, out, ['coco', 'png'], overwrite=True)
+    monkeypatch.undo()
+    assert _tree(out) == before and not _staging_left(out, out / 'masks')
+
+
+def test_export_through_a_link_to_another_file_system(tmp_path, monkeypatch):
+    """out/masks a symlink to another file system: os.replace raised EXDEV half-way."""
+    from tests.fs_faults import _mount_tmpfs
+    from util.export import export
+    other = tmp_path / 'other'
+    other.mkdir()
+    real_fs = _mount_tmpfs(other)
+    try:
+        if not real_fs:                 # the kernel's EXDEV, injected: renames across roots fail
+            def cross(fn):
+                def wrapped(src, dst, *a, **k):
+                    inside = [os.path.realpath(p).startswith(str(other)) for p in (src, dst)]
+                    if inside[0] != inside[1]:
+                        raise OSError(errno.EXDEV, 'Invalid cross-device link', os.fspath(src))
+                    return fn(src, dst, *a, **k)
+                return wrapped
+            for name in ('replace', 'rename', 'link'):
+                monkeypatch.setattr(os, name, cross(getattr(os, name)))
+        (other / 'masks').mkdir()
+        out = tmp_path / 'out'
+        out.mkdir()
+        (out / 'masks').symlink_to(other / 'masks')
+        store = _store()
+        assert export(store, out, ['coco', 'png'])
+        _second_export(store)
+        assert export(store, out, ['coco', 'png'], overwrite=True)
+        for t in range(store.num_frames):
+            got = np.array(Image.open(other / 'masks' / f'{t:05d}.png'))
+            assert np.array_equal(got, store.mask_at_original(t))
+        assert not _staging_left(out, other / 'masks')
+    finally:
+        monkeypatch.undo()
+        if real_fs:
+            subprocess.run(['umount', '-l', str(other)], capture_output=True)
+
+
+def test_export_with_a_file_named_objects_changes_nothing(tmp_path):
+    from util.export import export
+    store = _store()
+    out = tmp_path / 'out'
+    assert export(store, out, ['png', 'coco'])
+    (out / 'objects').write_text('my notes')
+    before = _tree(out)
+    _second_export(store)
+    with pytest.raises(UserError) as e:
+        export(store, out, ['png', 'coco', 'objects'], overwrite=True)
+    assert f'{out / "objects"} is a file, not a folder' in str(e.value)
+    assert 'nothing was written or replaced' in str(e.value)
+    assert _tree(out) == before and not _staging_left(out)
+
+
+def test_staging_folder_of_a_killed_export_is_cleaned(tmp_path):
+    from util.export import export
+    out = tmp_path / 'out'
+    out.mkdir()
+    code = ('import sys, os; sys.path.insert(0, sys.argv[2]); from util.export_move import '
+            'make_staging; d = make_staging(sys.argv[1]); open(os.path.join(d, "x.png"), "wb")'
+            '.write(b"half"); print(d, flush=True); sys.stdin.read()')
+    p = subprocess.Popen([sys.executable, '-c', code, str(out), str(REPO)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        left = p.stdout.readline().strip()
+        assert os.path.isdir(left)
+        assert export(_store(), out, ['png'])
+        assert os.path.isdir(left)               # its process still runs: not touched
+    finally:
+        p.kill()                                 # kill -9 in the middle of its export
+        p.wait()
+    assert export(_store(), out, ['png'], overwrite=True)
+    assert not os.path.exists(left) and not _staging_left(out)

@@ -15,22 +15,26 @@ Formats (names for `export(..., formats=[...])`, with the tools that read them):
 
 An export is all-or-nothing: every file is first written into a hidden staging folder inside
 <out>, the overlay video is re-opened and its frames counted, and only then are the files moved
-into place. A failure (full disk, cancel, anything) leaves the previous export untouched and
-removes the staging folder. Existing files are only replaced with overwrite=True, and an output
+into place (util/export_move.py: every destination folder is prepared and checked first, files
+for a folder on another file system are copied next to it first, and a failure while moving
+puts back what had moved). A failure (full disk, a read-only folder, cancel, anything) leaves
+the previous export untouched, removes the staging folder, and its message says so. Staging
+folders left by an export that was killed are removed by the next export into that folder.
+Existing files are only replaced with overwrite=True, and an output
 inside an input folder (the frames, the masks that were loaded) is refused.
 """
 import io
 import os
 import re
 import shutil
-import tempfile
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from util.atomic import ensure_writable_dir, write_bytes, write_json
-from util.errors import UserError
+from util.errors import UserError, os_reason
+from util.export_move import STAGING_PREFIX, blocked_paths, make_staging, move_into_place  # noqa: F401 (public)
 from util.palette import davis_palette_flat, overlay
 
 FORMATS = ('png', 'objects', 'soft', 'coco', 'ytvis', 'mp4')
@@ -38,7 +42,6 @@ _ALIASES = {'indexed': 'png', 'palette': 'png', 'binary': 'objects', 'per-object
             'video': 'mp4', 'overlay': 'mp4', 'rle': 'coco', 'json': 'coco',
             'youtube-vis': 'ytvis', 'vis': 'ytvis', 'probabilities': 'soft', 'prob': 'soft'}
 COCO_FILE, YTVIS_FILE, MP4_FILE = 'annotations.json', 'ytvis.json', 'overlay.mp4'
-STAGING_PREFIX = '.ivos-export-'
 
 
 def normalize_formats(formats):
@@ -344,22 +347,31 @@ def export(store, out_dir, formats=('png',), frames=None, fps=None, alpha=0.5, p
         if existing:
             raise UserError(f'{len(existing)} files would be replaced in {out_dir} (e.g. '
                             f'{os.path.relpath(existing[0], out_dir)}): allow overwriting')
+    found = blocked_paths(out_dir, rels)         # before the work: a file where a folder goes
+    if found:
+        raise UserError(f'cannot export to {out_dir}: {found[0]} {found[1]} (move it away or '
+                        f'choose another folder); nothing was written or replaced')
     ensure_writable_dir(out_dir)
     images = _image_plan(store, fmts, frames, out_dir, coco_images)
     steps = _Steps(len(frames) * len(fmts) + (len(images.writes) if images else 0),
                    progress, should_cancel)
-    stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir)
+    stage = make_staging(out_dir)
+    keep_stage = False
     try:
         _write_all(store, fmts, frames, stage, fps, alpha, soft, steps, images)
         steps.check()
-        _move_into_place(stage, out_dir)
+        move_into_place(stage, out_dir)       # all or nothing, its message says what is on disk
     except _Cancel:
         return False
+    except UserError as e:
+        keep_stage = getattr(e, 'keep_stage', False)
+        raise
     except OSError as e:      # full disk, I/O error (PyAV's errors are OSErrors too)
         raise UserError(f'export failed, nothing was replaced in {out_dir}: '
-                        f'{e.strerror or e}') from None
+                        f'{e.strerror or os_reason(e)}') from None
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if not keep_stage:
+            shutil.rmtree(stage, ignore_errors=True)
     return True
 
 
@@ -401,14 +413,3 @@ def _write_all(store, fmts, frames, stage, fps, alpha, soft, steps, images=None)
                        _annotation_json(store, frames, builder, steps, images))
         else:
             _write_overlay_mp4(store, frames, staged(MP4_FILE), fps, alpha, steps)
-
-
-def _move_into_place(stage, out_dir):
-    """Move every staged file to the same relative path under out_dir (os.replace: atomic per
-    file; the staging folder is on the same file system, so nothing is copied)."""
-    for root, _dirs, files in os.walk(stage):
-        for name in files:
-            src = os.path.join(root, name)
-            dst = os.path.join(out_dir, os.path.relpath(src, stage))
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            os.replace(src, dst)
