@@ -148,6 +148,9 @@ def _same_image(a, b):
 
 
 # ---------------------------------------------------------------------------------- drawing
+MAX_COORD = 1 << 20      # beyond this a point cannot be drawn (int32 casts overflow): refused
+
+
 def _as_polylines(strokes):
     """Accept one polyline [(x, y), ...] or a list of polylines; return list of int32 arrays."""
     if strokes is None:
@@ -173,6 +176,9 @@ def _as_polylines(strokes):
             raise UserError('a stroke must be a list of (x, y) points')
         if not np.isfinite(a).all():
             raise UserError('stroke coordinates must be finite numbers (got NaN or infinity)')
+        if np.abs(a).max() > MAX_COORD:
+            raise UserError(f'stroke coordinates must be within \u00b1{MAX_COORD} pixels, got '
+                            f'{a[np.unravel_index(np.abs(a).argmax(), a.shape)]:g}')
         out.append(a)
     return out
 
@@ -205,6 +211,17 @@ def brush_disk(height, width, x, y, radius):
     return canvas.astype(bool)
 
 
+def finite_mask(mask):
+    """`mask` (an array) unchanged, or UserError when it holds NaN / infinity (NaN is "true" to
+    astype(bool): a NaN mask would paint the whole frame) or no numbers at all."""
+    mask = np.asarray(mask)
+    if mask.dtype.kind not in 'biuf':
+        raise UserError(f'mask must hold booleans or numbers, got {mask.dtype}')
+    if mask.dtype.kind == 'f' and not np.isfinite(mask).all():
+        raise UserError('mask values must be finite numbers (got NaN or infinity)')
+    return mask
+
+
 def as_region(height, width, region, brush=3):
     """A bool mask from either a bool/0-1 array of the frame size or polylines + brush width."""
     if region is None:
@@ -214,7 +231,7 @@ def as_region(height, width, region, brush=3):
         if region.shape != (height, width):
             raise UserError(f'mask is {region.shape[1]}x{region.shape[0]}, the frame is '
                             f'{width}x{height}')
-        return region.astype(bool)
+        return finite_mask(region).astype(bool)
     return stroke_mask(height, width, region, brush)
 
 

@@ -37,7 +37,8 @@ from inference_core.engine import (DEFAULT_FEATURE_CACHE_BYTES, DEFAULT_PROB_CAC
 from inference_core.history import Action, History
 from inference_core.memory_bank import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
 from inference_core.interaction import (NO_SCRIBBLE, ScribbleController, as_region,
-                                        keep_unscribbled, paint_labels, set_object_region)
+                                        finite_mask, keep_unscribbled, paint_labels,
+                                        set_object_region)
 from inference_core.local_refine import LocalRefiner, region_box
 from inference_core.padding import pad_divide_by, unpad
 from inference_core.scribble_zoom import focus_box, zoomed_predict
@@ -376,7 +377,7 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
         """Replace obj_id's mask on a frame by a bool mask of the frame size."""
         t = self._check_frame(frame)
         obj_id = self._check_object(obj_id)
-        region = as_region(self.store.height, self.store.width, np.asarray(mask).astype(bool))
+        region = as_region(self.store.height, self.store.width, finite_mask(mask).astype(bool))
         with self._exclusive('set a mask'):
             labels = set_object_region(self.store.get_mask(t), obj_id, region)
             self._apply(t, labels, 'set mask')

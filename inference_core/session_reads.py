@@ -201,6 +201,7 @@ class ReadsMixin:
         CLI that computed them at full resolution or averaged several runs).
         Returns True when complete, False when cancelled."""
         from util.export import export
+        self._check_open()            # a closed session: UserError, and no folder is created
         store = self.store
         if labels is not None:
             from util.label_view import LabelView

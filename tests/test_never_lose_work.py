@@ -407,3 +407,32 @@ def test_staging_folder_of_a_killed_export_is_cleaned(tmp_path):
         p.wait()
     assert export(_store(), out, ['png'], overwrite=True)
     assert not os.path.exists(left) and not _staging_left(out)
+
+
+# ---------------------------------------------------------------------------- Session input checks
+def test_session_refuses_export_after_close_and_absurd_strokes(lite, tmp_path):
+    import warnings
+    from inference_core.session import Session
+    frames, gt = make_clip(num_frames=2)
+    s = Session.from_frames(frames, num_objects=1, networks=lite)
+    before = s.get_mask(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')             # no numpy warning on the way either
+        with pytest.raises(UserError, match='within'):
+            s.paint(0, 1, [(1e30, 5), (10, 5)])
+        with pytest.raises(UserError, match='within'):
+            s.scribble(0, 1, positive=[(3, 3), (1e30, 1e30)])
+        nan = np.full((s.height, s.width), np.nan)
+        nan[:5, :5] = 1
+        with pytest.raises(UserError, match='finite'):
+            s.paint(0, 1, nan)
+        with pytest.raises(UserError, match='finite'):
+            s.set_object_mask(0, 1, nan)
+    assert np.array_equal(s.get_mask(0), before) and not s.can_undo
+    s.close()
+    out = tmp_path / 'out'
+    with pytest.raises(UserError, match='^session is closed$'):
+        s.export(str(out), ['png'])
+    with pytest.raises(UserError, match='^session is closed$'):
+        s.existing_outputs(str(out), ['png'])
+    assert not out.exists()
