@@ -426,6 +426,7 @@ def discover_dataset(root):
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise UserError(f'dataset folder not found: {root}')
+    read_folder(root, 'dataset folder')     # unreadable: 'permission denied', not 'not a dataset'
 
     def subdirs(p):
         return sorted(n for n in read_folder(p) if not n.startswith('.')

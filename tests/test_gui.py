@@ -1013,3 +1013,22 @@ def test_autosave_fail_warns_offers_to_save_elsewhere_and_asks_before_closing(
     assert all(np.array_equal(w2.session.get_mask(t), expected[t]) for t in range(N_FRAMES))
     assert w2.session.edited_frames == [0, 1, 3]
     w2.close()
+
+
+def test_grey_mask_notes_and_ambiguity_warnings_reach_the_message_panel(qtbot, win, tmp_path,
+                                                                       capsys):
+    """They went to stderr only: a person in the GUI never saw how a grey mask was read."""
+    from PIL import Image
+    masks = tmp_path / 'grey'
+    masks.mkdir()
+    a = np.zeros((120, 214), np.uint8)
+    a[30:60, 40:90] = 128                                     # two grey levels: a note
+    Image.fromarray(a).save(masks / '00000.png')
+    b = np.zeros((120, 214), np.uint8)
+    b[20:40, 20:60], b[50:70, 20:60], b[80:100, 20:60] = 40, 80, 120   # a label map? ambiguous
+    Image.fromarray(b).save(masks / '00001.png')
+    win.load_masks(str(masks))
+    text = win.console.messages()
+    assert '2 grey levels (0, 128) read as binary' in text
+    assert 'warning: ambiguous mask' in text and 'save it as a palette PNG' in text
+    assert win.session.get_mask(0).any()

@@ -436,3 +436,50 @@ def test_session_refuses_export_after_close_and_absurd_strokes(lite, tmp_path):
     with pytest.raises(UserError, match='^session is closed$'):
         s.existing_outputs(str(out), ['png'])
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------- messages
+def _deny_under(monkeypatch, root):
+    """Reading anything at or under `root` fails with EACCES (what chmod 000 does to a user
+    other than root, who ignores permission bits)."""
+    root = str(root)
+    for name in ('listdir', 'stat', 'scandir'):
+        real = getattr(os, name)
+
+        def denied(p='.', *a, _real=real, name=name, **k):
+            s = os.path.abspath(os.fsdecode(p)) if isinstance(p, (str, bytes, os.PathLike)) else ''
+            if (s == root and name != 'stat') or s.startswith(root + os.sep):
+                raise PermissionError(errno.EACCES, 'Permission denied', s)
+            return _real(p, *a, **k)
+        monkeypatch.setattr(os, name, denied)
+
+
+def test_unreadable_dataset_and_prediction_folders_say_permission_denied(tmp_path, monkeypatch):
+    from scripts.propagate import discover_dataset
+    from util.metrics import evaluate_folders
+    root = tmp_path / 'DAVIS'
+    (root / 'JPEGImages' / '480p' / 'a').mkdir(parents=True)
+    gt, pred = tmp_path / 'gt', tmp_path / 'pred'
+    for folder in (gt / 'a', pred / 'a'):
+        folder.mkdir(parents=True)
+        (folder / '00000.png').write_bytes(indexed_png_bytes(np.ones((4, 4), np.uint8)))
+    _deny_under(monkeypatch, root)
+    _deny_under(monkeypatch, pred / 'a')
+    with pytest.raises(UserError, match='permission denied') as e:
+        discover_dataset(str(root))
+    assert 'not a dataset folder' not in str(e.value)
+    with pytest.raises(UserError, match='permission denied') as e:
+        evaluate_folders(str(pred), str(gt))
+    assert str(pred / 'a') in str(e.value) and 'no predictions' not in str(e.value)
+
+
+def test_propagate_read_only_output_names_the_output_folder(folder, lite, tmp_path):
+    from tests.fs_faults import failing_fs
+    d, gt = folder
+    (tmp_path / '00000.png').write_bytes(indexed_png_bytes(gt[0]))
+    with failing_fs(tmp_path / 'disk', 'readonly') as fs:
+        fs.break_()
+        with pytest.raises(UserError) as e:
+            _propagate(lite, '--input', d, '--masks', tmp_path / '00000.png',
+                       '--output', tmp_path / 'disk' / 'out')
+    assert str(e.value) == f'cannot write output {tmp_path / "disk" / "out"}: read-only file system'

@@ -253,16 +253,19 @@ def mask_sequence_dirs(root):
 
 
 def _pngs(folder):
-    try:
-        names = os.listdir(folder)
-    except OSError:
+    """The mask PNGs in `folder` ([] when it is not there); a folder that cannot be read is a
+    one-line UserError (an unreadable sequence folder used to look like one without masks)."""
+    from util.frames_io import read_folder
+    if not os.path.lexists(folder) or (os.path.exists(folder) and not os.path.isdir(folder)):
         return []
+    names = read_folder(folder)
     return [n for n in names if n.lower().endswith(MASK_EXT) and not n.startswith('.')]
 
 
 def _subdirs_with_pngs(folder):
+    from util.frames_io import read_folder
     out = {}
-    for n in sorted(os.listdir(folder)):
+    for n in sorted(read_folder(folder)):
         p = os.path.join(folder, n)
         if not n.startswith('.') and os.path.isdir(p) and _pngs(p):
             out[n] = p
