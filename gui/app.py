@@ -121,14 +121,15 @@ def create_window(a, networks=None):
 
 
 def _close_on_signals(app, win):
-    """Ctrl+C / SIGTERM in the terminal close the window normally (the workspace is flushed).
+    """Ctrl+C / SIGTERM in the terminal close the window normally (the workspace is flushed;
+    with unsaved work the person is asked first, as when closing the window).
     Python only sees signals when it runs, so a timer wakes it up a few times a second."""
     import signal
     from PyQt5.QtCore import QTimer
 
     def handler(_sig, _frame):
-        win.close()
-        app.quit()
+        if win.close():          # False when the person chose to keep unsaved work open
+            app.quit()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             signal.signal(sig, handler)

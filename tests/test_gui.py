@@ -1032,3 +1032,28 @@ def test_grey_mask_notes_and_ambiguity_warnings_reach_the_message_panel(qtbot, w
     assert '2 grey levels (0, 128) read as binary' in text
     assert 'warning: ambiguous mask' in text and 'save it as a palette PNG' in text
     assert win.session.get_mask(0).any()
+
+
+def test_export_into_the_imported_masks_folder_is_refused_before_asking(qtbot, make_window,
+                                                                       clip, tmp_path,
+                                                                       monkeypatch, errors):
+    """The input guard lasted one run, refused only after the replace question, and left an
+    empty masks/sub behind."""
+    import shutil
+    from gui import main_window
+    masks = tmp_path / 'project' / 'masks'
+    shutil.copytree(clip / 'masks', masks)
+    originals = _files(masks)
+    win = make_window('--no-resume')
+    win.load_masks(str(masks))
+    win.close()
+    monkeypatch.setattr(main_window, 'ask_resume', lambda *a: 'resume')
+    w2 = make_window()                                  # a later run of the same workspace
+    asked = []
+    monkeypatch.setattr(QMessageBox, 'question',
+                        staticmethod(lambda *a, **k: asked.append(a) or QMessageBox.Yes))
+    for target in (masks / 'sub', masks, tmp_path / 'project'):
+        assert w2.export(str(target), ['png']) is None
+        assert 'input folder' in errors[-1][1]
+    assert not asked and not (masks / 'sub').exists() and _files(masks) == originals
+    w2.close()
