@@ -143,6 +143,10 @@ def describe_manifest(manifest):
     manifest['validation_set'] = ('util.davis_split.SELECTION_SEQUENCES (held out: never trained '
                                   'on; used to select the exported checkpoints); '
                                   f'util.davis_split.REPORT_SEQUENCES: {report_use}')
+    if any('video-extra' in f.get('data', '') for f in files.values()):
+        manifest['validation_set'] += ('; video-extra: EXTRA_SELECTION selects with the DAVIS selection '
+                                       'videos, EXTRA_UNSEEN (never trained on, never used for a '
+                                       'decision) decides shipping (unseen_report)')
     manifest['total_bytes'] = sum(f.get('bytes', 0) for f in files.values())
     return manifest
 

@@ -75,7 +75,7 @@ def main(argv=None):
     # snapshots of a --with-report run (e.g. from a device_pack --with-report pack) say so
     info = {'iterations': e['iteration'], **common.training_data(e.get('trained_on_report', False)),
             'validation': val,
-            'model': 'model.lite_propagation.LitePropagationNet(lite0, proc_short=240)',
+            'model': f'model.lite_propagation.LitePropagationNet(lite0, proc_short={net.proc_short})',
             'chosen_from': [{k: x[k] for k in ('file', 'iteration', 'score') if k in x} for x in entries]}
     if args.info:
         info.update(json.loads(args.info))

@@ -303,7 +303,7 @@ def main(argv=None):
                     best = score
                     common.export_if_better('propagation', final_net, args, it, score_label, score, {
                         'validation': val,
-                        'model': 'model.lite_propagation.LitePropagationNet(lite0, proc_short=240)'})
+                        'model': f'model.lite_propagation.LitePropagationNet(lite0, proc_short={args.proc_short})'})
                 save()
     return 0
 
