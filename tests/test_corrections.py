@@ -10,14 +10,18 @@ from inference_core.store import FrameStore
 from tests.test_engine import make_clip
 
 
-def _corrupted_clip(seed, bad=9):
-    """A textured ellipse moving over a smooth background; on frame `bad` the object is
-    replaced by noise (a glitch, a flash, an occluder)."""
+def _corrupted_clip(seed, bad=9, margin=8):
+    """A textured ellipse moving over a smooth background; on frame `bad` a block of noise
+    covers the object and its surroundings (a glitch, a flash, an occluder). Noise inside the
+    object alone is not enough: a network that uses the previous frame's mask segments that
+    frame as well as the others."""
     frames, gt = make_clip(num_frames=16, height=96, width=160, seed=seed, radius=(22, 16),
                            speed=(4.0, 1.0))
     rng = np.random.default_rng(seed)
-    inside = gt[bad] == 1
-    frames[bad][inside] = rng.integers(0, 256, (int(inside.sum()), 3))
+    ys, xs = np.nonzero(gt[bad] == 1)
+    y0, y1 = max(0, ys.min() - margin), ys.max() + margin
+    x0, x1 = max(0, xs.min() - margin), xs.max() + margin
+    frames[bad][y0:y1, x0:x1] = rng.integers(0, 256, (y1 - y0, x1 - x0, 3))
     return frames, gt
 
 
@@ -111,7 +115,9 @@ def test_poor_correction_leaves_far_frames_that_were_right(lite, seed):
                                    for b, a, g in zip(before, again, gt[1:8])]
     for b, a in result[True] + result['again']:
         assert a >= b - 0.05                         # the far frames that were right stay right
-    assert min(a for _, a in result[False]) < 0.3    # MiVOS's overwrite loses some of them
+    # MiVOS's overwrite makes some of them clearly worse (a stronger network recovers more of the
+    # object from the sliver, but not everywhere)
+    assert min(a - b for b, a in result[False]) < -0.25
 
 
 def test_without_a_previous_result_it_is_mivos_fusion(lite):

@@ -114,15 +114,23 @@ def leave_and_return_clip(n=100, h=128, w=224, seed=0):
 
 
 def test_object_that_leaves_longer_than_the_working_memory_is_found_again(lite):
+    """When the object comes back (frame 75), the working memory holds only empty frames and the
+    red frame 0; the long-term memory still summarises the blue frames it was last seen in, and
+    the object is found again. (Whether a network also finds it from the red frame 0 alone is a
+    property of the network: the first bundled one did not, the current one does.)"""
     frames, gt = leave_and_return_clip()
-    iou = {}
-    for lt in (8, 0):
-        store = FrameStore(frames, storage='memory')
-        store.ensure_objects(1)
-        eng = PropagationEngine(lite, store, device='cpu', working_frames=3, long_term_frames=lt)
-        eng.interact(0, gt[0], direction='forward')
-        p = np.stack([store.get_mask(t) == 1 for t in range(75, 100)])
-        g = gt[75:100] == 1
-        iou[lt] = (p & g).sum() / (p | g).sum()
-    assert iou[8] > 0.8          # recovered from the long-term prototypes of the blue frames
-    assert iou[0] < 0.3          # working memory alone only knows the red frame 0 and empty frames
+    store = FrameStore(frames, storage='memory')
+    store.ensure_objects(1)
+    eng = PropagationEngine(lite, store, device='cpu', working_frames=3, long_term_frames=8)
+    at_return = {}
+
+    def progress(done, total):
+        if done == 75:           # frame 75 of the forward pass from frame 0 was just written
+            at_return['long'] = list(eng.memory.long_term_frames_kept)
+            at_return['working'] = [t[0] for t in eng.memory._temp]
+    eng.interact(0, gt[0], direction='forward', progress=progress)
+    p = np.stack([store.get_mask(t) == 1 for t in range(75, 100)])
+    g = gt[75:100] == 1
+    assert (p & g).sum() / (p | g).sum() > 0.8       # found again
+    assert all(t > 35 for t in at_return['working'])  # the working memory saw only empty frames
+    assert any(25 <= t <= 35 for t in at_return['long'])   # the blue frames are summarised

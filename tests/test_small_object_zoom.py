@@ -45,8 +45,8 @@ def test_zoom_size_differs_from_the_frames_processing_size():
 
 
 def small_object_clip(n=24, h=480, w=864, seed=3):
-    """A textured background with a few larger distractor blobs and one small (~0.4% of the
-    frame) textured ellipse moving across it. Labels: 1 = the small object."""
+    """A textured background and one small textured ellipse (~0.13% of the frame, like a car far
+    away) moving across it. Labels: 1 = the small object."""
     rng = np.random.default_rng(seed)
     bg = cv2.resize(rng.random((h // 24, w // 24, 3)).astype(np.float32), (w, h),
                     interpolation=cv2.INTER_CUBIC)
@@ -57,7 +57,7 @@ def small_object_clip(n=24, h=480, w=864, seed=3):
     for t in range(n):
         img = bg.copy()
         cx, cy = 200 + 12 * t, 250 + 3 * np.sin(t / 3) * 10
-        inside = ((xx - cx) / 26) ** 2 + ((yy - cy) / 17) ** 2 <= 1
+        inside = ((xx - cx) / 16) ** 2 + ((yy - cy) / 11) ** 2 <= 1
         colour = np.array([230, 60, 40])
         img[inside] = np.clip(colour + texture, 0, 255)[inside]
         frames.append(img)
@@ -74,7 +74,7 @@ def test_a_small_moving_object_is_tracked():
     torch.manual_seed(0)
     prop, _, _ = load_bundled(WEIGHTS)
     frames, labels = small_object_clip()
-    assert 0.002 < labels[0].mean() < 0.01
+    assert 0.001 < labels[0].mean() < 0.01
     with_zoom = propagate_sequence(prop, frames, labels[0], zoom=True)
     j = [jaccard(labels[t] == 1, with_zoom[t] == 1) for t in range(1, len(frames))]
     assert np.mean(j) > 0.7 and min(j[-5:]) > 0.5, np.round(j, 2)
