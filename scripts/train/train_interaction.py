@@ -303,8 +303,9 @@ def main(argv=None):
     ap.add_argument('--ema', type=float, default=0.0,
                     help='decay of a weight average that is validated and exported instead of the raw '
                          'weights (0: off; 0.998 smooths the checkpoint-to-checkpoint swings)')
-    ap.add_argument('--static-fg', default=None, metavar='DIR',
-                    help='also train on still photos with a foreground mask (../shared/data/static-fg)')
+    ap.add_argument('--static-fg', default=None, nargs='+', metavar='DIR',
+                    help='also train on still photos with a foreground mask, one or several folders '
+                         '(../shared/data/static-fg, ../shared/data/static-sal)')
     ap.add_argument('--p-static-fg', type=float, default=0.3, help='with --static-fg: share of photo samples')
     ap.add_argument('--real-errors', default=None, metavar='WEIGHTS',
                     help='correction rounds on real propagation errors: the propagation network in '
