@@ -68,6 +68,20 @@ class _Track:
         self.window = window
         self.keys, self.values = [key], [value]
         self.last_memory = frame
+        self._memory = None              # (keys, values) concatenated, until the next entry
+
+    def memory(self):
+        if self._memory is None:
+            self._memory = torch.cat(self.keys, 2), torch.cat(self.values, 2)
+        return self._memory
+
+    def add(self, key, value, frame):
+        self.keys.append(key)
+        self.values.append(value)
+        if len(self.keys) > MEMORY_FRAMES:      # keep the first frame's entry
+            del self.keys[1], self.values[1]
+        self.last_memory = frame
+        self._memory = None
 
 
 class SmallObjectZoom:
@@ -115,8 +129,7 @@ class SmallObjectZoom:
             extra = {}
             if prev is not None:
                 extra['prev_mask'] = self._crop(prev[k - 1:k], tr.window, 'area')
-            mk = torch.cat(tr.keys, 2)
-            mv = torch.cat(tr.values, 2)
+            mk, mv = tr.memory()
             out = self.net.segment_with_query(mk, mv, fa, fb, k16, qv16, **extra).float()
             if float(out.max()) < 0.5:         # the zoomed pass lost it: the full frame decides
                 continue
@@ -141,8 +154,4 @@ class SmallObjectZoom:
                 crop = self._crop(image, window)
                 k16, _, f16, _, _ = self.net.encode_key(crop)
                 value = self.net.encode_value(crop, f16, self._crop(result[k:k + 1], window, 'area'))
-                tr.keys.append(k16.unsqueeze(2))
-                tr.values.append(value)
-                if len(tr.keys) > MEMORY_FRAMES:      # keep the first frame's entry
-                    del tr.keys[1], tr.values[1]
-                tr.last_memory = t
+                tr.add(k16.unsqueeze(2), value, t)

@@ -90,13 +90,11 @@ def read_labels(mask_files):
 def fit_clip(frames, labels, size):
     """Resize frames (T,H,W,3) and labels (T,H,W) to size=(h, w) keeping the aspect ratio: scaled
     to cover it, the middle kept (sources come at 854x480, 720x480, 432x240, 320x180, ...)."""
+    from scripts.train.static_fg import cover
     h, w = size
-    H, W = frames.shape[1:3]
-    if (H, W) == (h, w):
+    if frames.shape[1:3] == (h, w):
         return frames, labels
-    s = max(h / H, w / W)
-    nh, nw = max(h, int(round(H * s))), max(w, int(round(W * s)))
-    y0, x0 = (nh - h) // 2, (nw - w) // 2
+    s, (nh, nw), (y0, x0) = cover(frames.shape[1:3], size)
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
     frames = np.stack([cv2.resize(f, (nw, nh), interpolation=interp)[y0:y0 + h, x0:x0 + w] for f in frames])
     if labels.max() <= 1:       # one object: area-averaged and thresholded, as before ids existed

@@ -111,14 +111,21 @@ class StaticFG:
         return rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
 
 
+def cover(src_hw, size):
+    """How an image of src_hw = (H, W) is fitted to size (h, w) keeping its aspect ratio: scaled
+    by s to cover it (to (nh, nw)), the middle kept from (y0, x0). Returns s, (nh, nw), (y0, x0)."""
+    (H, W), (h, w) = src_hw, size
+    s = max(h / H, w / W)
+    nh, nw = max(h, int(round(H * s))), max(w, int(round(W * s)))
+    return s, (nh, nw), ((nh - h) // 2, (nw - w) // 2)
+
+
 def fit(rgb, masks, size):
     """Resize-and-crop a photo and its masks (a tuple of bool maps) to size (h, w), keeping the
     aspect ratio (the middle kept). Returns (rgb, masks)."""
     h, w = size
-    s = max(h / rgb.shape[0], w / rgb.shape[1])
-    nh, nw = max(h, int(round(rgb.shape[0] * s))), max(w, int(round(rgb.shape[1] * s)))
+    s, (nh, nw), (y0, x0) = cover(rgb.shape[:2], size)
     rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    y0, x0 = (nh - h) // 2, (nw - w) // 2
     out = []
     for m in masks:
         m = cv2.resize(m.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(bool)
