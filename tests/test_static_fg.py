@@ -144,6 +144,12 @@ def test_interaction_training_step_on_static_fg_photos(tmp_path):
     assert train_interaction.main(args) == 0
     ck = torch.load(tmp_path / 'runs' / 'i' / 'last.pt', map_location='cpu', weights_only=False)
     assert ck['iteration'] == 2
+    # photo composites, boxes and click sequences on the network's answers, all in one batch
+    args[args.index('i')] = 'j'
+    assert train_interaction.main(args + ['--p-photo-paste', '0.5', '--p-box', '0.4', '--p-clicks', '1.0',
+                                          '--max-clicks', '3']) == 0
+    assert torch.load(tmp_path / 'runs' / 'j' / 'last.pt', map_location='cpu',
+                      weights_only=False)['iteration'] == 2
 
 
 def test_validation_photos_are_kept_out_of_training(tmp_path):

@@ -21,6 +21,7 @@ from model.propagation_loss import soft_iou_loss
 from scripts.train import common
 from scripts.train.loop import TrainLoop
 from scripts.train.data import DEFAULT_ROOT, FeatureCache, cache_folder, crop_maps, crop_window
+from scripts.train.interaction_samples import box_sample, click_sequences, photo_paste_sample
 from scripts.train.scribbles import correction, simulate_round
 from util.errors import UserError, run_cli
 from util.metrics import jaccard
@@ -51,7 +52,7 @@ def paste_sample(cache, rng, seq_of):
 
 def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None, deep='f16',
                  errors=None, p_real=0.0, robot=None, robot_share=0.5, static_fg=None, p_static_fg=0.0,
-                 p_absent=0.0):
+                 p_absent=0.0, p_photo_paste=0.0, p_box=0.0, p_clicks=0.0, max_clicks=8, head=None):
     """A training batch of interaction rounds. Samples are cached frames (backbone maps from the
     cache); with probability p_paste, composites with an object pasted from another sequence;
     with `static_fg` (a StaticFG), a share p_static_fg of still photos with their foreground
@@ -61,7 +62,10 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
     come from the DAVIS robot for `robot_share` of them when `robot` is given, else from the
     simulator); a share p_absent of frames without the object under a false previous mask
     (absent_sample: the marks only remove, the target is empty). Maps of pasted composites,
-    photos and absent samples are computed online. Returns stacked
+    photos and absent samples are computed online. Of the photo samples, a share p_photo_paste
+    are two-photo composites and a share p_box box rounds (interaction_samples); with `head` (the
+    network's head), a share p_clicks of the other first rounds are click sequences of 1 to
+    max_clicks clicks placed on the network's own answers. Returns stacked
     (f2, f4, deep, guide, target) where `deep` is the stride-16 map, or the stride-8 one with
     deep='f8' (to tune the backbone tail)."""
     from model.lite_propagation import backbone_maps
@@ -86,12 +90,19 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
                 continue
         if r < p_real + p_fg or rng.random() < p_paste:
             if r < p_real + p_fg:
-                frame, gt, soft = photo_sample(static_fg, rng, cache.size)
+                sample = photo_paste_sample if rng.random() < p_photo_paste else photo_sample
+                frame, gt, soft = sample(static_fg, rng, cache.size)
             else:
                 frame, gt = paste_sample(cache, rng, seq_of)
                 soft = gt.astype(np.float32)
             if rng.random() < 0.5:
                 frame, gt, soft = frame[:, ::-1], gt[:, ::-1], soft[:, ::-1]
+            boxed = box_sample(frame, gt, soft, rng, crop) if rng.random() < p_box else None
+            if boxed is not None:
+                frame, gt, soft, guide = boxed
+                online.append((len(items), frame))
+                items.append({'gt': gt, 'target': soft, 'guide': guide})
+                continue
             y, x, ch, cw = crop_window(gt, rng, gt.shape, crop)
             online.append((len(items), np.ascontiguousarray(frame[y:y + ch, x:x + cw])))
             items.append({'gt': np.ascontiguousarray(gt[y:y + ch, x:x + cw]),
@@ -107,19 +118,29 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
         f16 = f8 if deep == 'f8' else f16
         for j, (pos_in_batch, _) in enumerate(online):
             items[pos_in_batch]['maps'] = f2[j], f4[j], f16[j]
-    maps, guides, targets = [], [], []
-    for it in items:
+    maps, guides, targets, clicked = [], [], [], []
+    for k, it in enumerate(items):
         gt = it['gt']
         if 'prev' in it:
             prev, pos, neg = real_correction(gt, it['prev'], rng, robot, robot_share)
+        elif 'guide' in it:
+            prev, pos, neg = it['guide']
+        elif head is not None and 'target' in it and rng.random() < p_clicks:
+            clicked.append(k)            # filled in below, once the batch's maps are stacked
+            prev = pos = neg = np.zeros(gt.shape, np.float32)
         else:
             prev, pos, neg = simulate_round(gt, rng, thickness=int(rng.integers(1, 4)))
         maps.append(it['maps'])
         guides.append(torch.from_numpy(np.stack([prev, pos, neg])))
-        targets.append(torch.from_numpy(it.get('target', gt).astype(np.float32)))
-    f2s, f4s, f16s = zip(*maps)
-    return (torch.stack(f2s), torch.stack(f4s), torch.stack(f16s), torch.stack(guides),
-            torch.stack(targets))
+        targets.append(torch.from_numpy(np.ascontiguousarray(it.get('target', gt)).astype(np.float32)))
+    f2s, f4s, f16s = (torch.stack(m) for m in zip(*maps))
+    guides = torch.stack(guides)
+    if clicked:
+        counts = rng.integers(1, max_clicks + 1, len(clicked))
+        idx = torch.tensor(clicked)
+        guides[idx] = click_sequences(head, (f2s[idx], f4s[idx], f16s[idx]),
+                                      [items[k]['gt'] for k in clicked], counts, rng)
+    return f2s, f4s, f16s, guides, torch.stack(targets)
 
 
 def photo_sample(static_fg, rng, size):
@@ -320,6 +341,15 @@ def main(argv=None):
     ap.add_argument('--p-absent', type=float, default=0.0,
                     help='share of samples where the object is out of view under a false previous '
                          'mask and the marks only remove (the target is empty)')
+    ap.add_argument('--p-photo-paste', type=float, default=0.0,
+                    help='with --static-fg: share of photo samples that paste one photo\'s object on '
+                         'another (the target is either object)')
+    ap.add_argument('--p-box', type=float, default=0.0,
+                    help='share of photo and composite samples given as a box (as Session.add_box)')
+    ap.add_argument('--p-clicks', type=float, default=0.0,
+                    help='share of photo and composite samples given as a click sequence placed on '
+                         'the network\'s own answers (iterative training)')
+    ap.add_argument('--max-clicks', type=int, default=8, help='with --p-clicks: the longest sequence')
     common.add_run_args(ap)
     common.add_finetune_args(ap)
     args = ap.parse_args(argv)
@@ -373,7 +403,9 @@ def main(argv=None):
                                  deep='f8' if args.tune_backbone else 'f16', errors=errors,
                                  p_real=args.p_real, robot=robot, robot_share=args.robot_share,
                                  static_fg=static_fg, p_static_fg=args.p_static_fg,
-                                 p_absent=args.p_absent)
+                                 p_absent=args.p_absent, p_photo_paste=args.p_photo_paste,
+                                 p_box=args.p_box, p_clicks=args.p_clicks, max_clicks=args.max_clicks,
+                                 head=None if args.tune_backbone else net.head)
             opt.zero_grad(set_to_none=True)
             loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
