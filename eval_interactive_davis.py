@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from util.cli_options import add_amp_option, check_engine_options
+from util.cli_options import add_amp_option
 from util.errors import UserError, run_cli
 
 ROBOT_BRUSH = 3      # MiVOS's DAVIS path dilates the rasterised robot scribbles with a 3x3 kernel
@@ -304,6 +304,7 @@ def main(argv=None, networks=None):
     if args.first_frame not in ('auto', 'middle') and not args.first_frame.lstrip('-').isdigit():
         raise UserError(f'--first-frame must be auto, middle or a frame number, '
                         f'got {args.first_frame!r}')
+    from inference_core.networks import check_engine_options
     check_engine_options(args)
     robot = scribbles_robot()          # clear error when davisinteractive is missing
     _quiet_robot_logs()

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 
-from util.cli_options import check_engine_options
 from util.errors import UserError
 
 
@@ -57,6 +56,7 @@ def check_args(a):
     """Cheap validation of the command line (before any heavy loading)."""
     if a.num_objects < 1 or a.num_objects > 255:
         raise UserError(f'--num_objects must be in 1..255, got {a.num_objects}')
+    from inference_core.networks import check_engine_options
     check_engine_options(a)
     if a.video and not os.path.isfile(a.video):
         raise UserError(f'video not found: {a.video}' if not os.path.exists(a.video)

@@ -60,8 +60,8 @@ def saved_settings(path, options, log=None):
     if not isinstance(saved, dict) or invalid_entry(meta) == 'settings':
         return {}
     saved = dict(saved)
-    from util.frames_io import _check_resolution
-    checks = {'resolution': _check_resolution,
+    from util.frames_io import check_resolution
+    checks = {'resolution': check_resolution,
               'mem_freq': lambda v: v if isinstance(v, int) and not isinstance(v, bool)
               and v >= 1 else _raise(UserError(f'must be a positive integer, got {v!r}'))}
     for key, check in checks.items():

@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from util.device import pick_device
 from util.errors import UserError
+from util.frames_io import check_resolution
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,21 @@ class Networks:
     def describe(self):
         click = 'f-BRS' if self.click is not None else 'interaction net'
         return f'{self.kind} networks on {self.device} (clicks: {click})'
+
+
+def check_engine_options(args):
+    """Cheap checks, before any heavy loading, of whichever of --model, --resolution, --top_k,
+    --mem_freq and --max_memory_frames the parsed command line has. Raises UserError."""
+    model = getattr(args, 'model', None)
+    if model is not None and model not in KINDS:
+        raise UserError(f'unknown model {model!r} (use official, bundled or auto)')
+    resolution = getattr(args, 'resolution', None)
+    if resolution is not None:
+        check_resolution(resolution, '--resolution')       # the bound the API applies too
+    for name in ('top_k', 'mem_freq', 'max_memory_frames'):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UserError(f'--{name} must be at least 1, got {value}')
 
 
 def official_available(saves_dir='saves'):

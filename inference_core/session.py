@@ -135,7 +135,7 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
         """Load a video file or image folder (shorter side -> `resolution`, -1 = original), with
         optional masks (folder / PNG / list of PNGs, see util.mask_io.load_masks) and at least
         `num_objects` objects. Returns None when cancelled while loading."""
-        from util.frames_io import open_frames
+        from inference_core.store_io import load_masks, open_frames
         store = open_frames(path, resolution=resolution, storage=storage, progress=progress,
                             should_cancel=should_cancel)
         if store is None:
@@ -143,7 +143,6 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
         try:
             store.ensure_objects(num_objects)
             if masks is not None:
-                from util.mask_io import load_masks
                 load_masks(store, masks)
             return cls(store, networks=networks, **kwargs)
         except BaseException:
@@ -403,7 +402,7 @@ class Session(ReadsMixin, ObjectsMixin, HistoryMixin, AdaptationMixin):
         util.mask_io.load_masks) as ONE undo step. Objects up to the largest id are created
         (undo keeps them); the loaded frames become edited and pending. Returns the sorted
         frames loaded, or None when cancelled (nothing changed)."""
-        from util.mask_io import load_masks
+        from inference_core.store_io import load_masks
         with self._exclusive('load masks'):
             store = self.store
             action = Action('load masks', (store.height, store.width))

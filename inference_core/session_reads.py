@@ -204,7 +204,7 @@ class ReadsMixin:
         self._check_open()            # a closed session: UserError, and no folder is created
         store = self.store
         if labels is not None:
-            from util.label_view import LabelView
+            from inference_core.store_io import LabelView
             store = LabelView(self.store, labels)
         return export(store, out_dir, formats=formats, frames=frames, fps=fps, alpha=alpha,
                       progress=progress, should_cancel=should_cancel, overwrite=overwrite,

@@ -46,9 +46,10 @@ import torch
 import torch.nn.functional as F
 
 from inference_core.adaptation import DEFAULT_ITERS as DEFAULT_ADAPT_STEPS
+from inference_core.networks import check_engine_options
 from inference_core.session import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
 from util.atomic import make_temp_dir, write_bytes, write_json
-from util.cli_options import add_amp_option, check_engine_options
+from util.cli_options import add_amp_option
 from util.errors import UserError, run_cli, write_error, writing_output
 from util.frames_io import read_folder
 from util.labels import resize_labels

@@ -89,6 +89,68 @@ def test_the_checker_catches_each_kind_of_violation(tmp_path):
     assert [v.split(':')[0] for v in found] == ['1', '2', '3', '4', '5', '7', '8']
 
 
+# ------------------------------------------------------------------ layers
+PACKAGES = ('gui', 'inference_core', 'model', 'util', 'scripts')
+
+
+def _module_name(path):
+    parts = list(path.relative_to(REPO).with_suffix('').parts)
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+PROJECT = {_module_name(p): p for p in sorted([*(p for pkg in PACKAGES for p in (REPO / pkg).rglob('*.py')),
+                                               *REPO.glob('*.py')])}
+
+
+def _imported(path):
+    """{(line, project module)} that a file imports, top-level or inside functions alike (a lazy
+    import is a dependency too). `from pkg import sub` depends on pkg.sub, not on pkg's
+    __init__; `from mod import name` on mod."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            subs = [f'{node.module}.{a.name}' for a in node.names]
+            names = [m for m in subs if m in PROJECT] or [node.module]
+        for name in names:
+            while name and name not in PROJECT:
+                name = name.rpartition('.')[0]
+            if name:
+                out.add((node.lineno, name))
+    return out
+
+
+def _layer(module):
+    return module.split('.')[0] if module.split('.')[0] in PACKAGES else 'top'
+
+
+# what each layer may import from the project: util is the ground floor
+MAY_IMPORT = {'util': {'util'}, 'model': {'model', 'util'},
+              'inference_core': {'inference_core', 'model', 'util'}}
+
+
+@pytest.mark.parametrize('layer', sorted(MAY_IMPORT))
+def test_each_layer_imports_only_the_layers_below(layer):
+    """util imports only util (+ third-party, stdlib); model nothing of inference_core, gui or
+    scripts; inference_core nothing of gui or scripts."""
+    bad = [f'{PROJECT[m].relative_to(REPO)}:{line}: imports {dep}'
+           for m in PROJECT if _layer(m) == layer
+           for line, dep in sorted(_imported(PROJECT[m]))
+           if _layer(dep) not in MAY_IMPORT[layer]]
+    assert not bad, '\n'.join(bad)
+
+
+def test_the_floor_check_sees_lazy_imports(tmp_path):
+    src = tmp_path / 'mod.py'
+    src.write_text('import os\n'
+                   'def f():\n'
+                   '    from inference_core.store import FrameStore\n'
+                   '    import util.errors\n')
+    assert sorted(_imported(src)) == [(3, 'inference_core.store'), (4, 'util.errors')]
+
+
 def test_gui_files_stay_small():
     """One job per file: no GUI module grows past ~500 lines."""
     big = {p.name: n for p in (REPO / 'gui').glob('*.py')

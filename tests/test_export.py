@@ -13,8 +13,8 @@ from util import atomic, export as export_mod, video_io
 from util.coco_io import read_annotation_file
 from util.errors import UserError
 from util.export import export, soft_labels, soft_maps
-from util.frames_io import encode_image, open_frames
-from util.mask_io import load_masks
+from inference_core.store_io import load_masks, open_frames
+from util.frames_io import encode_image
 from util.palette import davis_palette
 
 ALL = ['png', 'objects', 'soft', 'coco', 'ytvis', 'mp4']

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
+from inference_core.store_io import open_frames
 from util.errors import UserError
-from util.frames_io import (encode_image, list_image_files, natural_key, open_frames,
-                            processing_size, read_image)
+from util.frames_io import encode_image, list_image_files, natural_key, processing_size, read_image
 
 
 def _write_img(path, img, ext=None):
@@ -161,7 +161,7 @@ def test_davis_video_folder(davis16):
 
 def test_make_example_small(tmp_path):
     import importlib.util
-    from util.mask_io import load_masks
+    from inference_core.store_io import load_masks
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     spec = importlib.util.spec_from_file_location('make_example', os.path.join(repo, 'example', 'make_example.py'))
     mod = importlib.util.module_from_spec(spec)

@@ -7,7 +7,8 @@ from PIL import Image
 
 from inference_core.store import FrameStore
 from util.errors import UserError
-from util.mask_io import load_masks, match_masks_to_frames, read_label_png
+from inference_core.store_io import load_masks
+from util.mask_io import match_masks_to_frames, read_label_png
 from util.palette import davis_palette, davis_palette_flat
 
 
@@ -157,7 +158,7 @@ def test_non_ascii_mask_path(tmp_path):
 
 
 def test_davis_binary_masks(davis16):
-    from util.frames_io import open_frames
+    from inference_core.store_io import open_frames
     s = open_frames(davis16 / 'videos' / 'dog-agility.mp4', resolution=240)
     files = sorted((davis16 / 'masks' / 'dog-agility').glob('*.png'))
     assert load_masks(s, files[:3]) == [0, 1, 2]

@@ -431,8 +431,9 @@ def test_metrics_out_permission_denied(tmp_path, capsys):
 def test_resolution_upper_bound(tmp_path, nets, capsys):
     from argparse import Namespace
 
-    from util.cli_options import check_engine_options
-    from util.frames_io import MAX_RESOLUTION, open_frames
+    from inference_core.networks import check_engine_options
+    from inference_core.store_io import open_frames
+    from util.frames_io import MAX_RESOLUTION
     args = single_clip(tmp_path)
     args[args.index('--resolution') + 1] = 100000
     code, err = cli(lambda: run([*args, '--output', tmp_path / 'o'], nets), capsys)
@@ -453,7 +454,8 @@ def test_resolution_upper_bound(tmp_path, nets, capsys):
 
 # ============================================================================ item 8: unreadable
 def test_unreadable_input_folder(tmp_path, nets, capsys, monkeypatch):
-    from util.frames_io import list_image_files, open_frames
+    from inference_core.store_io import open_frames
+    from util.frames_io import list_image_files
     from util.mask_io import list_mask_files
     args = single_clip(tmp_path)
     real = os.listdir
@@ -476,7 +478,7 @@ def test_unreadable_input_folder(tmp_path, nets, capsys, monkeypatch):
 
 @pytest.mark.skipif(AS_ROOT, reason='permission bits are ignored (root)')
 def test_unreadable_input_folder_chmod(tmp_path):
-    from util.frames_io import open_frames
+    from inference_core.store_io import open_frames
     frames, _ = make_clip(n=2)
     save_frames(tmp_path / 'frames', frames)
     (tmp_path / 'frames').chmod(0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from util import video_io
-from util.frames_io import open_frames
+from inference_core.store_io import open_frames
 
 N, SIZE = 60, (96, 128)
 

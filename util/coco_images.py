@@ -94,10 +94,9 @@ def write_images(store, plan, path_of, check=None, step=None):
     """Write the plan's images; path_of(rel) gives the path to write `rel` to (a staging
     folder). check() is called before and step() after each image."""
     from util.atomic import write_bytes
-    from util.export import _source_frames
-    from util.frames_io import encode_image
+    from util.frames_io import encode_image, source_frames
     decoded = [t for t, _rel, src in plan.writes if src is None]
-    frames = _source_frames(store, decoded) if decoded else iter(())
+    frames = source_frames(store, decoded) if decoded else iter(())
     oh, ow = store.orig_height, store.orig_width
     try:
         for t, rel, src in plan.writes:

@@ -172,44 +172,6 @@ def soft_labels(soft, object_ids):
     return np.where(bg >= top, 0, ids[best]).astype(np.uint8)
 
 
-def _source_frames(store, frames):
-    """Original-resolution RGB frames of `frames` (ascending) re-read from store.source, or None
-    per frame where that is not possible (then the processing frame is upscaled)."""
-    from util.frames_io import IMAGE_EXTS, list_image_files, read_image
-    src = store.source
-    oh, ow = store.orig_height, store.orig_width
-    if not src or not os.path.exists(src):
-        return iter([None] * len(frames))
-    if os.path.isdir(src) or os.path.splitext(src)[1].lower() in IMAGE_EXTS:
-        files = list_image_files(src) if os.path.isdir(src) else [src]
-        if [os.path.splitext(os.path.basename(f))[0] for f in files] != store.frame_names:
-            return iter([None] * len(frames))
-        return (img if img.shape[:2] == (oh, ow) else None
-                for img in (read_image(files[t]) for t in frames))
-
-    def gen_video():
-        from util.video_io import read_frames
-        want, it = iter(frames), None
-        nxt = next(want, None)
-        try:
-            it = read_frames(src, warnings=[])
-            for t, fr in enumerate(it):
-                if nxt is None:
-                    break
-                if t == nxt:
-                    yield fr.rgb if fr.rgb.shape[:2] == (oh, ow) else None
-                    nxt = next(want, None)
-        except UserError:
-            pass
-        finally:
-            if it is not None:
-                it.close()
-        while nxt is not None:        # the source changed: upscale the processing frames
-            yield None
-            nxt = next(want, None)
-    return gen_video()
-
-
 # ---------------------------------------------------------------------------- writers
 def _write_pngs(store, frames, steps, path_of, encode):
     for t in frames:
@@ -220,13 +182,14 @@ def _write_pngs(store, frames, steps, path_of, encode):
 
 
 def _write_overlay_mp4(store, frames, path, fps, alpha, steps):
+    from util.frames_io import source_frames
     from util.video_io import H264Writer, count_frames
     oh, ow = store.orig_height, store.orig_width
     fps = float(fps or store.fps or 24.0)
     colors = store.colors()
     visible = [o.id for o in store.objects if o.visible]
     ts = store.timestamps if fps == (store.fps or fps) else None
-    src = _source_frames(store, frames)
+    src = source_frames(store, frames)
     try:
         with H264Writer(path, (oh, ow), fps) as writer:
             t0 = ts[frames[0]] if ts else None

@@ -1,12 +1,12 @@
-"""Load a video file or a folder of images into a FrameStore, plus image read/write helpers
-that work with non-ASCII paths (cv2.imread/imwrite do not on some platforms)."""
+"""Frame files: image folders (natural order), image read/write helpers that work with non-ASCII
+paths (cv2.imread/imwrite do not on some platforms), the processing size and its check.
+Opening a video or a folder into a FrameStore is inference_core/store_io.py."""
 import os
 import re
 
 import cv2
 import numpy as np
 
-from inference_core.store import DEFAULT_MEMORY_BUDGET, FrameStore
 from util.errors import UserError
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
@@ -94,7 +94,7 @@ def resize_frame(frame, h, w):
 MAX_RESOLUTION = 4320     # shorter side in pixels (8K UHD); larger sizes only exhaust memory
 
 
-def _check_resolution(resolution, name='resolution'):
+def check_resolution(resolution, name='resolution'):
     """The processing size as an int: -1 (original size) or MAX_RESOLUTION >= r >= 16 (the
     shorter side in pixels). Shared by the CLIs, the GUI and the API. Raises UserError."""
     if isinstance(resolution, bool):
@@ -109,85 +109,40 @@ def _check_resolution(resolution, name='resolution'):
     return r
 
 
-# ---------------------------------------------------------------------------- loading
-def open_frames(path, resolution=480, storage='auto', progress=None, should_cancel=None,
-                memory_budget=DEFAULT_MEMORY_BUDGET):
-    """Load a video file or an image folder into a FrameStore.
+# ---------------------------------------------------------------------------- re-reading
+def source_frames(store, frames):
+    """Original-resolution RGB frames of `frames` (ascending) re-read from store.source (a
+    FrameStore or anything with its source, orig_height, orig_width and frame_names), or None
+    per frame where that is not possible (exports then upscale the processing frame)."""
+    src = store.source
+    oh, ow = store.orig_height, store.orig_width
+    if not src or not os.path.exists(src):
+        return iter([None] * len(frames))
+    if os.path.isdir(src) or os.path.splitext(src)[1].lower() in IMAGE_EXTS:
+        files = list_image_files(src) if os.path.isdir(src) else [src]
+        if [os.path.splitext(os.path.basename(f))[0] for f in files] != store.frame_names:
+            return iter([None] * len(frames))
+        return (img if img.shape[:2] == (oh, ow) else None
+                for img in (read_image(files[t]) for t in frames))
 
-    Frames are resized so that the SHORTER side equals `resolution` (MiVOS default 480;
-    -1 keeps the original size); the original size is kept in store.orig_height/orig_width.
-    A folder is read in natural order (frame2 before frame10); store.frame_names holds the file
-    stems (00000, 00001 ... for a video). A single image file loads as a one-frame video.
-    Returns None when `should_cancel()` turns True.
-    """
-    resolution = _check_resolution(resolution)
-    if storage not in ('auto', 'memory', 'disk'):
-        raise UserError(f"storage must be 'auto', 'memory' or 'disk', got {storage!r}")
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise UserError(f'path not found: {path}')
-    if os.path.isdir(path):
-        files = list_image_files(path)
-        if not files:
-            raise UserError(f'no images ({", ".join(e[1:] for e in IMAGE_EXTS)}) in folder: {path}')
-        return _open_image_files(files, path, resolution, storage, progress, should_cancel,
-                                 memory_budget)
-    if os.path.splitext(path)[1].lower() in IMAGE_EXTS:
-        return _open_image_files([path], path, resolution, storage, progress, should_cancel,
-                                 memory_budget)
-    return _open_video(path, resolution, storage, progress, should_cancel, memory_budget)
-
-
-def _open_image_files(files, source, resolution, storage, progress, should_cancel, budget):
-    names = [os.path.splitext(os.path.basename(f))[0] for f in files]
-    seen = {}
-    for f, n in zip(files, names):
-        if n in seen:
-            raise UserError(f'two images share the name {n!r} ({os.path.basename(seen[n])}, '
-                            f'{os.path.basename(f)}): exports would overwrite each other')
-        seen[n] = f
-    first = read_image(files[0])
-    oh, ow = first.shape[:2]
-    ph, pw = processing_size(oh, ow, resolution)
-
-    def frames():
-        for i, f in enumerate(files):
-            img = first if i == 0 else read_image(f)
-            if img.shape[:2] != (oh, ow):
-                raise UserError(f'frames have different sizes: {os.path.basename(f)} is '
-                                f'{img.shape[1]}x{img.shape[0]}, {os.path.basename(files[0])} '
-                                f'is {ow}x{oh}')
-            yield resize_frame(img, ph, pw)
-
-    return FrameStore.from_frame_iter(frames(), num_frames=len(files), orig_size=(oh, ow),
-                                      storage=storage, source=source, frame_names=names,
-                                      memory_budget=budget, progress=progress,
-                                      should_cancel=should_cancel)
-
-
-def _open_video(path, resolution, storage, progress, should_cancel, budget):
-    """Decode every frame with PyAV (util.video_io): the frame count is what decodes (a
-    mismatch with the container's count is a load warning), timestamps are kept per frame."""
-    from util.video_io import probe, read_frames
-    if not os.access(path, os.R_OK):
-        raise UserError(f'cannot read video (permission denied): {path}')
-    info = probe(path)
-    ph, pw = processing_size(info.height, info.width, resolution)
-    warnings, timestamps = [], []
-
-    def frames():
-        for fr in read_frames(path, info, warnings=warnings):
-            timestamps.append(fr.timestamp)
-            yield resize_frame(fr.rgb, ph, pw)
-
-    store = FrameStore.from_frame_iter(
-        frames(), num_frames=info.declared_frames or None, orig_size=(info.height, info.width),
-        storage=storage, source=path, frame_names=None, memory_budget=budget,
-        progress=progress, should_cancel=should_cancel)
-    if store is None:
-        return None
-    store.fps = info.fps
-    if len(timestamps) == store.num_frames and all(t is not None for t in timestamps):
-        store.timestamps = timestamps
-    store.load_warnings = warnings
-    return store
+    def gen_video():
+        from util.video_io import read_frames
+        want, it = iter(frames), None
+        nxt = next(want, None)
+        try:
+            it = read_frames(src, warnings=[])
+            for t, fr in enumerate(it):
+                if nxt is None:
+                    break
+                if t == nxt:
+                    yield fr.rgb if fr.rgb.shape[:2] == (oh, ow) else None
+                    nxt = next(want, None)
+        except UserError:
+            pass
+        finally:
+            if it is not None:
+                it.close()
+        while nxt is not None:        # the source changed: upscale the processing frames
+            yield None
+            nxt = next(want, None)
+    return gen_video()

@@ -1,4 +1,5 @@
-"""Read label masks (PNG, or a COCO / YouTube-VIS JSON via util/coco_io.py) into a FrameStore.
+"""Read label masks (PNG, or a COCO / YouTube-VIS JSON via util/coco_io.py); loading them into a
+FrameStore is inference_core/store_io.load_masks.
 
 How a mask PNG becomes a label map (0 = background, 1..N = object ids), in this order:
 
@@ -30,8 +31,6 @@ import os
 import numpy as np
 from PIL import Image
 
-from util.labels import resize_labels
-from util.coco_io import is_annotation_file, read_annotation_file
 from util.errors import UserError
 from util.frames_io import natural_key, read_folder
 from util.palette import davis_palette
@@ -250,90 +249,6 @@ def match_masks_to_frames(files, frame_names):
     return result
 
 
-def _check_size(mh, mw, store, path):
-    oh, ow = store.orig_height, store.orig_width
-    # Same aspect ratio as the original frames, allowing one pixel of rounding.
-    if abs(mh * ow - mw * oh) > max(ow, oh):
-        raise UserError(f'mask {os.path.basename(path)} is {mw}x{mh} but the frames are '
-                        f'{ow}x{oh} (different aspect ratio)')
-
-
-def load_masks(store, folder_or_files, edited=True, progress=None, should_cancel=None,
-               before_write=None):
-    """Load masks into `store` and return the sorted frame indices that got a mask.
-
-    `folder_or_files`: a folder, one PNG, or a list of PNGs (any subset of frames; matching:
-    see match_masks_to_frames; decoding: the rules in the module docstring), or one COCO /
-    YouTube-VIS JSON (util/coco_io.py: its frames holding any object; objects this load creates
-    take the file's category names). Masks must have the aspect ratio of the ORIGINAL
-    frames (any resolution, e.g. original or processing size) and are resized to the
-    processing size with nearest neighbour. Objects up to the largest id seen are created;
-    those frames are marked as person-edited (`edited`). Returns None when cancelled; on
-    cancel or error the store's masks and objects are restored to what they were.
-    `before_write(t)`, when given, is called just before frame t's mask is replaced (undo
-    bookkeeping: capture the frame's current state there).
-    """
-    names, notes = {}, None
-    if is_annotation_file(folder_or_files):
-        # A COCO / YouTube-VIS JSON (util/coco_io.py): its frames with any object, and names.
-        ann = read_annotation_file(folder_or_files)
-        _check_size(*ann.size, store, os.fspath(folder_or_files))
-        keyed = [(annotation_frame(k, store, folder_or_files), lab)
-                 for k, lab in ann.frames.items() if lab.any()]
-        files = [lab for _, lab in sorted(keyed, key=lambda x: x[0])]
-        targets = sorted(t for t, _ in keyed)
-        read = np.asarray
-        names = ann.names
-    else:
-        files = list_mask_files(folder_or_files)
-        targets = match_masks_to_frames(files, store.frame_names)
-        notes = MaskNotes()                 # one log line per grey-mask rule, not per file
-        read = lambda f: read_label_png(f, notes)  # noqa: E731
-        # Check every header before touching the store (cheap: no pixel decoding).
-        for f in files:
-            try:
-                with Image.open(f) as im:
-                    mw, mh = im.size
-            except FileNotFoundError:
-                raise UserError(f'mask file not found: {f}') from None
-            except Exception:
-                raise UserError(f'cannot read mask image (corrupt or unsupported): {f}') from None
-            _check_size(mh, mw, store, f)
-
-    old_n = store.num_objects
-    old_edited = set(store.edited_frames)
-    saved = {}        # frame -> previous mask (None when it was empty), for rollback
-    done = []
-    try:
-        for i, (f, t) in enumerate(zip(files, targets)):
-            if should_cancel is not None and should_cancel():
-                _rollback(store, saved, old_n, old_edited)
-                return None
-            labels = read(f)
-            labels = resize_labels(labels, store.height, store.width)
-            top = int(labels.max()) if labels.size else 0
-            if top > store.num_objects:
-                store.ensure_objects(top)
-            if before_write is not None:
-                before_write(t)
-            prev = store.get_mask(t)
-            saved[t] = prev if prev.any() else None
-            store.set_mask(t, labels, edited=True if edited else None)
-            done.append(t)
-            if progress is not None:
-                progress(i + 1, len(files))
-    except BaseException:
-        _rollback(store, saved, old_n, old_edited)
-        raise
-    finally:
-        if notes is not None:
-            notes.flush()
-    for obj_id, name in names.items():       # objects this load created get the file's names
-        if old_n < obj_id <= store.num_objects and name:
-            store.rename_object(obj_id, name)
-    return sorted(done)
-
-
 def annotation_frame(key, store, path):
     """Frame index of an annotation file's frame key (an index, or a file stem)."""
     if isinstance(key, int):
@@ -345,17 +260,3 @@ def annotation_frame(key, store, path):
         raise UserError(f'{os.path.basename(path)} annotates frame {key!r}, which is not a '
                         'frame of this video')
     return store.frame_names.index(key)
-
-
-def _rollback(store, saved, old_n, old_edited):
-    zero = None
-    for t, prev in saved.items():
-        if prev is None:
-            if zero is None:
-                zero = np.zeros((store.height, store.width), np.uint8)
-            prev = zero
-        store.set_mask(t, prev)
-    if store.num_objects > old_n:
-        store.ensure_objects(old_n, shrink=True)
-    store.edited_frames.clear()
-    store.edited_frames.update(old_edited)

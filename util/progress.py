@@ -1,7 +1,7 @@
 """progressbar2 as a `progress(done, total)` callback for command-line tools.
 
     with cli_progress('loading') as progress:
-        store = open_frames(path, progress=progress)
+        session = Session.open(path, progress=progress)
 """
 import contextlib
 import sys

@@ -70,7 +70,7 @@ def add_engine(p):
 
 
 def check_engine(args):
-    from util.cli_options import check_engine_options
+    from inference_core.networks import check_engine_options
     check_engine_options(args)
 
 

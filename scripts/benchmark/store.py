@@ -85,7 +85,7 @@ def _idle_networks():
 def run(args):
     if args.frames < 1:
         raise UserError('--frames must be >= 1')
-    from util.cli_options import check_engine_options
+    from inference_core.networks import check_engine_options
     check_engine_options(args)
     from inference_core.session import Session
     from util.progress import cli_progress
