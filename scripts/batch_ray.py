@@ -43,7 +43,7 @@ class SequenceWorker:
         import torch
         torch.set_num_threads(threads)
         from inference_core.networks import load_networks
-        from scripts.propagate import Runner
+        from scripts.propagate_runner import Runner
         self.args = argparse.Namespace(**args_dict)
         self.networks = load_networks(self.args.model, saves_dir=self.args.saves,
                                       device=self.args.device)
@@ -54,7 +54,7 @@ class SequenceWorker:
 
     def process(self, name, frames_path, mfiles, mode, tmp):
         """('ok', info) or ('failed', one-line reason)."""
-        from scripts.propagate import process_sequence
+        from scripts.propagate_sequence import process_sequence
         try:
             info = process_sequence(frames_path, mfiles, mode, tmp, self.runner,
                                     self.args.resolution, label=name, quiet=True,

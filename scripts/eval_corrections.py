@@ -8,7 +8,7 @@ or those in --weights). On its `--frames` worst frames by J (J < 0.9) the DAVIS 
 draws one corrective round on the propagated mask, and the Session's scribble turns it into a mask
 twice from the same strokes and the same previous mask: on the whole frame, and with
 `zoom_corrections` (inference_core/scribble_zoom.py). J of that frame before and after each.
-Unlike the 8-round protocol (eval_interactive_davis.py), where one run's rounds depend on the
+Unlike the 8-round protocol (scripts/eval_interactive_davis.py), where one run's rounds depend on the
 previous ones and small differences snowball, both variants here see identical inputs, so the
 difference is the zoom's alone. With `--propagate`, each correction is also propagated through
 the whole video (both directions, combined with the first pass as in the GUI) and the video's
@@ -31,7 +31,7 @@ VARIANTS = (('whole frame', False), ('zoomed', True))
 
 def robot_answer(robot, name, pred, gt, n_obj):
     """The robot's corrective strokes on one frame: {object id: normalised paths}, 0 = background."""
-    from eval_interactive_davis import robot_paths
+    from scripts.eval_interactive_davis import robot_paths
     ans = robot.interact(name, pred[None], gt[None], nb_objects=n_obj, frame=0)
     return robot_paths(ans, 1)[1]
 
@@ -46,7 +46,7 @@ def video_jf(session, gt, obj_ids):
 def evaluate_sequence(name, session, gt, robot, frames=5, propagate=False):
     """Rows {frame, J_before, J per variant, seconds per variant (+ video J&F before and after
     per variant with propagate)} for one sequence."""
-    from eval_interactive_davis import per_frame_j, scribble_robot_round
+    from scripts.eval_interactive_davis import per_frame_j, scribble_robot_round
     from util.metrics import VOID_LABEL
     obj_ids = sorted(set(np.unique(gt).tolist()) - {0, VOID_LABEL})
     n_obj = max(obj_ids)
@@ -139,10 +139,10 @@ def main(argv=None, networks=None):
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    from eval_interactive_davis import _quiet_robot_logs, read_ground_truth
+    from scripts.eval_interactive_davis import _quiet_robot_logs, read_ground_truth
     from inference_core.networks import load_networks
     from inference_core.session import Session
-    from scripts.propagate import discover_dataset
+    from scripts.datasets import discover_dataset
     from util.davis_compat import scribbles_robot
     from util.mask_io import list_mask_files
     from util.progress import CliProgress

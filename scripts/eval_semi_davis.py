@@ -118,7 +118,7 @@ def propagate_flipped(prop_net, frames, first_labels, fusion=None, adapt=0, seed
     the same code as `scripts.propagate --flip [--adapt N]`. Returns labels (T,H,W) uint8."""
     from types import SimpleNamespace
 
-    from scripts.propagate import Runner
+    from scripts.propagate_runner import Runner
     args = SimpleNamespace(mem_freq=5, top_k=20, max_memory_frames=None, amp='off', flip=True,
                            adapt=adapt, adapt_seed=seed)
     runner = Runner(_networks(prop_net, fusion), args)
@@ -206,16 +206,16 @@ def evaluate_clips(prop_net, clips):
 def robot_first_scribbles(gt, robot):
     """The DAVIS interactive robot's first scribble on `gt` (H,W bool) with an empty prediction
     (davisinteractive's InteractiveScribblesRobot: the longest path of the object's skeleton),
-    drawn as eval_interactive_davis.py and MiVOS draw it. Returns (pos, neg) float32 maps."""
+    drawn as scripts/eval_interactive_davis.py and MiVOS draw it. Returns (pos, neg) float32 maps."""
     return robot_scribbles(gt, np.zeros(np.shape(gt), bool), robot)
 
 
 def robot_scribbles(gt, pred, robot, brush=None):
     """The DAVIS interactive robot's scribbles for the prediction `pred` against `gt` (H,W bool):
     positive strokes along the skeleton of missed regions, negative ones on false positives,
-    drawn as eval_interactive_davis.py and MiVOS draw them (`brush`: another stroke width, e.g.
+    drawn as scripts/eval_interactive_davis.py and MiVOS draw them (`brush`: another stroke width, e.g.
     at a smaller frame size). Returns (pos, neg) float32 maps."""
-    from eval_interactive_davis import ROBOT_BRUSH, robot_paths, to_pixels
+    from scripts.eval_interactive_davis import ROBOT_BRUSH, robot_paths, to_pixels
     from inference_core.interaction import stroke_mask
     gt = np.asarray(gt, bool)
     h, w = gt.shape
@@ -463,7 +463,7 @@ def main(argv=None):
             print(f'  {s:14s} J {j*100:6.2f}')
         from util import davis_compat
         if davis_compat.available():
-            from eval_interactive_davis import _quiet_robot_logs
+            from scripts.eval_interactive_davis import _quiet_robot_logs
             robot = davis_compat.scribbles_robot()
             _quiet_robot_logs()
             res = evaluate_first_scribble(inter, args.data, sequences, robot=robot)
@@ -478,7 +478,7 @@ def main(argv=None):
         from util import davis_compat
         robot = davis_compat.scribbles_robot() if davis_compat.available() else None
         if robot is not None:
-            from eval_interactive_davis import _quiet_robot_logs
+            from scripts.eval_interactive_davis import _quiet_robot_logs
             _quiet_robot_logs()
         res = evaluate_corrections(inter, prop, args.data, sequences, robot=robot)
         out['corrections'] = res

@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import REPO
 
 CLIENTS = sorted([*(REPO / 'gui').glob('*.py'), *(REPO / 'scripts').rglob('*.py'),
-                  REPO / 'eval_interactive_davis.py', REPO / 'interactive_gui.py'])
+                  REPO / 'interactive_gui.py'])
 FORBIDDEN_MODULES = ('inference_core.store', 'inference_core.engine', 'inference_core.memory_bank',
                      'inference_core.history')
 FORBIDDEN_NAMES = {'util.frames_io': {'open_frames'}}     # opening goes through Session.open
@@ -149,6 +149,44 @@ def test_the_floor_check_sees_lazy_imports(tmp_path):
                    '    from inference_core.store import FrameStore\n'
                    '    import util.errors\n')
     assert sorted(_imported(src)) == [(3, 'inference_core.store'), (4, 'util.errors')]
+
+
+def _cycles(graph):
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles():
+    """No circle of imports among the project's modules (lazy imports included)."""
+    graph = {m: {dep for _line, dep in _imported(p) if dep != m} for m, p in PROJECT.items()}
+    assert not _cycles(graph)
+    assert _cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
 
 
 def test_gui_files_stay_small():

@@ -1,11 +1,11 @@
-"""eval_interactive_davis.py: the DAVIS scribble-robot protocol on a tiny generated sequence."""
+"""scripts/eval_interactive_davis.py: the DAVIS scribble-robot protocol on a tiny generated sequence."""
 import json
 
 import numpy as np
 import pytest
 import torch
 
-import eval_interactive_davis as ev
+from scripts import eval_interactive_davis as ev
 from tests.test_propagate_cli import make_davis, tiny_networks
 from util.errors import UserError
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from scripts import propagate
+from scripts import propagate, propagate_runner, propagate_sequence
 from util.errors import UserError
 from util.palette import davis_palette_flat
 
@@ -85,14 +85,14 @@ def run(args, nets):
 
 # ---------------------------------------------------------------------------- planning
 def test_plan_steps_and_work():
-    assert propagate.plan_steps({0: 0}, 'first', 10) == [(0, 'both', None)]
-    steps = propagate.plan_steps({2: 0, 6: 0, 7: 0}, 'all', 10)
+    assert propagate_runner.plan_steps({0: 0}, 'first', 10) == [(0, 'both', None)]
+    steps = propagate_runner.plan_steps({2: 0, 6: 0, 7: 0}, 'all', 10)
     assert steps == [(2, 'both', 5), (6, 'backward', None), (7, 'both', None)]
     # 2: back 0-1, fwd 3-5 | 6: back 3-5 | 7: fwd 8-9  (frames 3-5 run twice: fused)
-    assert propagate.count_work(steps, 10) == 2 + 3 + 3 + 2
-    steps = propagate.plan_steps({1: 0, 4: 0}, 'appear', 10)
+    assert propagate_runner.count_work(steps, 10) == 2 + 3 + 3 + 2
+    steps = propagate_runner.plan_steps({1: 0, 4: 0}, 'appear', 10)
     assert steps == [(1, 'forward', 4), (4, 'forward', None)]
-    assert propagate.count_work(steps, 10) == 3 + 5
+    assert propagate_runner.count_work(steps, 10) == 3 + 5
 
 
 # ---------------------------------------------------------------------------- single video
@@ -140,10 +140,10 @@ def test_flip_averages_both_runs(tmp_path, nets):
     save_png(str(tmp_path / 'masks' / '00000.png'), labels[0])
     args = propagate.build_parser().parse_args(
         ['--input', 'x', '--masks', 'y', '--output', 'z', '--flip', '--resolution', '-1'])
-    runner = propagate.Runner(nets, args)
+    runner = propagate_runner.Runner(nets, args)
     session = runner.from_frames(frames, storage='memory')
     files = [str(tmp_path / 'masks' / '00000.png')]
-    labels_at, run_ = propagate.segment_session(session, files, 'first', runner)
+    labels_at, run_ = propagate_sequence.segment_session(session, files, 'first', runner)
     try:
         assert len(run_.sessions) == 2
         p0 = torch.from_numpy(run_.sessions[0].probabilities(2))
@@ -179,7 +179,7 @@ def test_davis_dataset_resume_after_interruption(tmp_path, nets, monkeypatch):
             '--resolution', -1]
 
     # 1) interrupted while 'b' is being written: 'a' is done, 'b' never half-exists
-    real = propagate.write_sequence
+    real = propagate_sequence.write_sequence
     calls = []
 
     def flaky(store, labels_at, out_dir, **kw):
@@ -188,10 +188,10 @@ def test_davis_dataset_resume_after_interruption(tmp_path, nets, monkeypatch):
             real(store, labels_at, out_dir, **kw)    # complete files in the temp dir ...
             raise KeyboardInterrupt                     # ... but no rename
         return real(store, labels_at, out_dir, **kw)
-    monkeypatch.setattr(propagate, 'write_sequence', flaky)
+    monkeypatch.setattr(propagate_sequence, 'write_sequence', flaky)
     with pytest.raises(KeyboardInterrupt):
         run(args, nets)
-    monkeypatch.setattr(propagate, 'write_sequence', real)
+    monkeypatch.setattr(propagate_sequence, 'write_sequence', real)
     assert sorted(os.listdir(out)) == ['a', propagate.MARKER]
     with pytest.raises(UserError, match='mem_freq: 5 -> 2'):
         run([*args, '--mem_freq', 2], nets)                 # resuming needs the same settings

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from scripts import metrics as metrics_cli
-from scripts import propagate
+from scripts import propagate, propagate_output, propagate_sequence
 from tests.test_propagate_cli import (make_clip, make_davis, save_frames, save_png,
                                       tiny_networks)
 from util.errors import UserError, run_cli
@@ -200,15 +200,15 @@ def test_crash_while_merging_resumes_byte_identical(tmp_path, nets, monkeypatch)
     args = ['--dataset', root, '--output', out, '--resolution', -1]
     assert run(args, nets) == 0
     (out / 'a' / 'NOTES.txt').write_text('keep me')
-    real = propagate._merge_files
+    real = propagate_output.merge_files
 
     def crash(tmp, dst, new, owned):
         real(tmp, dst, new[:2], set())          # two files moved, then the power goes out
         raise KeyboardInterrupt
-    monkeypatch.setattr(propagate, '_merge_files', crash)
+    monkeypatch.setattr(propagate_output, 'merge_files', crash)
     with pytest.raises(KeyboardInterrupt):
         run([*args, '--overwrite', '--mem_freq', 2], nets)
-    monkeypatch.setattr(propagate, '_merge_files', real)
+    monkeypatch.setattr(propagate_output, 'merge_files', real)
     marker = json.loads((out / propagate.MARKER).read_text())
     assert 'a' not in marker['sequences'] and marker['writing']['a']
     assert run([*args, '--mem_freq', 2], nets) == 0             # resume: no refusal
@@ -361,9 +361,9 @@ def test_propagate_disk_full_mid_run(tmp_path, nets, capsys, monkeypatch):
     assert run(args, nets) == 0
     (out / 'NOTES.txt').write_text('mine')
     before = snapshot(out)
-    real = propagate.write_bytes
+    real = propagate_sequence.write_bytes
     # --overwrite with other settings; the disk fills up while b is written (a is done)
-    monkeypatch.setattr(propagate, 'write_bytes', _enospc_after(T + 2, real))
+    monkeypatch.setattr(propagate_sequence, 'write_bytes', _enospc_after(T + 2, real))
     code, err = cli(lambda: run([*args, '--overwrite', '--top_k', 3], nets), capsys)
     assert code == 2
     one_line_error(err, "sequence 'b'", f'cannot write output {out / "b" / "00002.png"}',
@@ -376,7 +376,7 @@ def test_propagate_disk_full_mid_run(tmp_path, nets, capsys, monkeypatch):
     marker = json.loads((out / propagate.MARKER).read_text())
     assert list(marker['sequences']) == ['a'] and marker['settings']['top_k'] == 3
     # single video: the disk is full from the second frame: no output folder at all
-    monkeypatch.setattr(propagate, 'write_bytes', _enospc_after(1, real))
+    monkeypatch.setattr(propagate_sequence, 'write_bytes', _enospc_after(1, real))
     code, err = cli(lambda: run([*single_clip(tmp_path), '--output', tmp_path / 'single'], nets),
                     capsys)
     assert code == 2

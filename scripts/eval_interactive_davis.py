@@ -1,8 +1,8 @@
 """DAVIS interactive evaluation (scribble robot protocol) on any folder with ground truth.
 
-    python eval_interactive_davis.py --dataset DAVIS/ [--sequences bear boat | --split list.txt]
-                                     [--rounds 8] [--first-frame auto|middle|N] [--model auto]
-                                     [--output report.json] [--save-masks DIR]
+    python -m scripts.eval_interactive_davis --dataset DAVIS/ [--sequences bear boat | --split list.txt]
+                                             [--rounds 8] [--first-frame auto|middle|N] [--model auto]
+                                             [--output report.json] [--save-masks DIR]
 
 Needs the optional package `davisinteractive` (its InteractiveScribblesRobot simulates the
 person; install: see requirements-extra.txt). Dataset layouts: DAVIS (JPEGImages/480p +
@@ -257,7 +257,7 @@ def format_table(seq_reports, summary):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog='python eval_interactive_davis.py', description=__doc__,
+    p = argparse.ArgumentParser(prog='python -m scripts.eval_interactive_davis', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--dataset', required=True, help='DAVIS-layout folder with ground truth')
     p.add_argument('--sequences', nargs='+', help='only these sequences')
@@ -297,7 +297,7 @@ def build_parser():
 
 def main(argv=None, networks=None):
     args = build_parser().parse_args(argv)
-    from scripts.propagate import discover_dataset, read_split
+    from scripts.datasets import discover_dataset, read_split
     from util.davis_compat import scribbles_robot
     if args.rounds < 1:
         raise UserError(f'--rounds must be >= 1, got {args.rounds}')
