@@ -113,7 +113,7 @@ def create_window(a, networks=None):
     path = a.video or a.images
     if path:
         try:
-            win.open_now(path, masks=a.masks, resume=a.resume)
+            win.opener.open_now(path, masks=a.masks, resume=a.resume)
         except BaseException:
             win.close()
             raise

@@ -52,7 +52,7 @@ class DemoRunner:
 
     def _fail(self, msg):
         self.error = msg
-        self.win.log(msg, 'error')
+        self.win.messages.log(msg, 'error')
         self._finish()
 
     def _finish(self):
@@ -93,51 +93,52 @@ class DemoRunner:
         if a == 'object':
             oid = int(step['id'])
             while w.session.num_objects < oid:
-                w.add_object()
-            w.select_object(oid)
+                w.objects.add()
+            w.objects.select(oid)
         elif a == 'mode':
-            w.set_mode(step['mode'])
+            w.tools.set_mode(step['mode'])
         elif a == 'goto':
-            w.goto(int(step['frame']))
+            w.view.goto(int(step['frame']))
         elif a == 'brush':
-            w.canvas.set_brush(int(step['radius']))
+            w.view.canvas.set_brush(int(step['radius']))
         elif a == 'scribble':
-            if w.mode != 'scribble':
-                w.set_mode('scribble')
+            if w.controller.mode != 'scribble':
+                w.tools.set_mode('scribble')
             pts = self._points(step)
             positive = bool(step.get('positive', True))
-            w.canvas.marks.append(('stroke', pts, positive))
-            w.stroke(pts, positive)
+            w.view.canvas.marks.append(('stroke', pts, positive))
+            w.edit.stroke(pts, positive)
         elif a == 'paint':
-            if w.mode != 'free':
-                w.set_mode('free')
-            w.stroke(self._points(step), not step.get('erase', False))
+            if w.controller.mode != 'free':
+                w.tools.set_mode('free')
+            w.edit.stroke(self._points(step), not step.get('erase', False))
         elif a == 'click':
-            if w.mode != 'click':
-                w.set_mode('click')
+            if w.controller.mode != 'click':
+                w.tools.set_mode('click')
             sx, sy = self._scale(step)
-            w.click(float(step['x']) * sx, float(step['y']) * sy, bool(step.get('positive', True)))
+            w.edit.click(float(step['x']) * sx, float(step['y']) * sy,
+                         bool(step.get('positive', True)))
         elif a == 'propagate':
-            return w.propagate() is not None
+            return w.edit.propagate() is not None
         elif a == 'commit':
-            w.commit()
+            w.edit.commit()
         elif a == 'undo':
-            w.undo()
+            w.edit.undo()
         elif a == 'redo':
-            w.redo()
+            w.edit.redo()
         elif a == 'reset':
-            w.reset_frame()
+            w.edit.reset_frame()
         elif a == 'overlay':
-            w.set_overlay_mode(step['mode'])
+            w.view.set_overlay_mode(step['mode'])
         elif a == 'zoom':
             if step.get('fit'):
-                w.canvas.reset_view()
+                w.view.canvas.reset_view()
             else:
                 sx, sy = self._scale(step)
                 x, y, rw, rh = step['rect']
-                w.canvas.zoom_to_rect(QRectF(x * sx, y * sy, rw * sx, rh * sy))
+                w.view.canvas.zoom_to_rect(QRectF(x * sx, y * sy, rw * sx, rh * sy))
         elif a == 'export':
-            return w.export(step['out'], step.get('formats', ['png'])) is not None
+            return w.exporter.export(step['out'], step.get('formats', ['png'])) is not None
         elif a == 'wait':
             pass
         elif a == 'screenshot':

@@ -1,10 +1,14 @@
-"""Dialogs: keyboard shortcut help, export, resume-workspace question."""
+"""Dialogs: keyboard shortcut help, export, the questions of the document, and Messages
+(the Messages panel and error boxes)."""
 import os
 
-from PyQt5.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                             QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                             QMessageBox, QPushButton, QTableWidget, QTableWidgetItem,
-                             QVBoxLayout)
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import (QApplication, QCheckBox, QDialog, QDialogButtonBox,
+                             QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                             QHeaderView, QLabel, QLineEdit, QMessageBox, QPushButton,
+                             QTableWidget, QTableWidgetItem, QVBoxLayout)
+
+from util.errors import UserError
 
 SHORTCUTS = [
     ('Mouse', [
@@ -225,6 +229,36 @@ def confirm_replace(parent, out_dir, existing):
 def show_error(parent, title, message):
     """The one place GUI errors are shown (tests monkeypatch QMessageBox.critical)."""
     QMessageBox.critical(parent, title, message)
+
+
+class Messages:
+    """What the window tells the person: lines in the Messages panel (`console`) and error
+    boxes over `parent`."""
+
+    def __init__(self, parent, console):
+        self.parent = parent
+        self.console = console
+
+    def log(self, text, level='info'):
+        self.console.log(text, level)
+
+    def error(self, message, title='Error'):
+        """A UserError-style message: the panel + a message box."""
+        self.log(message, 'error')
+        show_error(self.parent, title, message)
+
+    def attempt(self, fn, *args, title='Error', **kw):
+        """fn(*args, **kw) under a wait cursor; a UserError becomes a message box (and None
+        is returned)."""
+        QApplication.setOverrideCursor(Qt.WaitCursor)
+        try:
+            result = fn(*args, **kw)
+        except UserError as e:
+            QApplication.restoreOverrideCursor()
+            self.error(str(e), title)
+            return None
+        QApplication.restoreOverrideCursor()
+        return result
 
 
 def ask_locked(parent, ws_path, message, beside):

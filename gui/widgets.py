@@ -1,10 +1,14 @@
-"""Small widgets: timeline with edited-frame ticks, minimap, message console, colour swatch."""
+"""Small widgets: timeline with edited-frame ticks, minimap, message console, colour swatch,
+tool buttons."""
 import time
 
 import numpy as np
 from PyQt5.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
-from PyQt5.QtWidgets import QPlainTextEdit, QSlider, QStyle, QStyleOptionSlider, QWidget
+from PyQt5.QtWidgets import (QPlainTextEdit, QSlider, QStyle, QStyleOptionSlider, QToolButton,
+                             QWidget)
+
+from gui.icons import icon
 
 EDITED_COLOR = QColor(255, 193, 7)
 MASKED_COLOR = QColor(79, 195, 247)
@@ -216,3 +220,12 @@ def color_icon(rgb, size=16, hidden=False):
         p.drawLine(QPointF(3, size - 3), QPointF(size - 3, 3))
     p.end()
     return QIcon(pix)
+
+
+def tool_button(icon_name, tip, slot):
+    b = QToolButton()
+    b.setIcon(icon(icon_name))
+    b.setToolTip(tip)
+    b.setAutoRaise(True)
+    b.clicked.connect(lambda _c=False: slot())
+    return b

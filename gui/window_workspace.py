@@ -1,4 +1,4 @@
-"""What the window does to keep the work safe (the Document does the saving):
+"""WorkspaceGuard: what the window does to keep the work safe (the Document does the saving):
 
 - autosave: flushes the document; while autosave fails (full disk, a file system that turned
   read-only) or the workspace is read-only (another window holds it), the status bar says in
@@ -9,33 +9,49 @@
 """
 import os
 
+from PyQt5.QtCore import QObject, QTimer
+
 from gui.dialogs import ask_autosave_failed, ask_unsaved, choose_folder, show_error
 from util.errors import UserError
 
+AUTOSAVE_MS = 1000
 
-class WorkspaceMixin:
-    _autosave_warned = None
 
-    def workspace_settings(self):
+class WorkspaceGuard(QObject):
+    def __init__(self, window, controller, document, view, status, gate):
+        super().__init__(window)
+        self.window, self.controller, self.document = window, controller, document
+        self.view, self.status, self.gate = view, status, gate
+        self._autosave_warned = None
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(AUTOSAVE_MS)
+        self.autosave_timer.timeout.connect(self.flush)
+        self.autosave_timer.start()
+
+    def settings(self):
         """Everything the workspace saves about this window (restored on resume)."""
-        c = self.controller
-        brushes = dict(c.brushes, **{c.mode: self.canvas.brush})
-        nets = self.networks
-        opened = self.document.open_settings
+        c, doc = self.controller, self.document
+        nets, opts, opened = doc.networks, doc.opts, doc.open_settings
         return {'current_frame': c.cursor,
-                'resolution': opened.get('resolution', self.opts.resolution),
-                'mem_freq': opened.get('mem_freq', self.opts.mem_freq),
-                'model': getattr(nets, 'kind', self.opts.model), 'overlay': self.overlay_mode,
-                'mode': c.mode, 'brushes': brushes, 'object': c.obj}
+                'resolution': opened.get('resolution', opts.resolution),
+                'mem_freq': opened.get('mem_freq', opts.mem_freq),
+                'model': getattr(nets, 'kind', opts.model), 'overlay': self.view.overlay_mode,
+                'mode': c.mode, 'brushes': dict(c.brushes), 'object': c.obj}
 
-    def flush_workspace(self):
+    def on_session_changed(self, *_):
+        # an edit is saved at once (a kill -9 then loses nothing); background work (a
+        # propagation) is saved by the timer and when its job ends
+        if not self.gate.busy():
+            self.flush()
+
+    def flush(self, *_):
         doc = self.document
-        doc.flush(self.workspace_settings())
+        doc.flush(self.settings())
         self.update_save_status()
         err = doc.autosave_error
         if err and self._autosave_warned != err and doc.session is not None:
             self._autosave_warned = err           # once, not at every retry
-            if ask_autosave_failed(self, err) == 'elsewhere':
+            if ask_autosave_failed(self.window, err) == 'elsewhere':
                 self.save_workspace_as()
         elif not err:
             self._autosave_warned = None
@@ -52,11 +68,7 @@ class WorkspaceMixin:
         return ''
 
     def update_save_status(self):
-        text = self.save_status_text()
-        if self.status_saved.text() != text:
-            self.status_saved.setText(text)
-            self.status_saved.setToolTip(text)
-            self.status_saved.setVisible(bool(text))
+        self.status.show_saved(self.save_status_text())
 
     def save_workspace_as(self, folder=None):
         """Save the work into another folder (asks for it when not given); autosave goes on
@@ -65,8 +77,8 @@ class WorkspaceMixin:
         if doc.session is None:
             return False
         if folder is None:
-            picked = choose_folder(self, 'Save the workspace in (an empty or a new folder)',
-                                   os.path.expanduser('~'))
+            picked = choose_folder(self.window, 'Save the workspace in (an empty or a new '
+                                   'folder)', os.path.expanduser('~'))
             if not picked:
                 return False
             folder = picked
@@ -74,14 +86,13 @@ class WorkspaceMixin:
                 name = os.path.basename(doc.workspace.path) if doc.workspace else 'work.ivos'
                 folder = os.path.join(folder, name)
         try:
-            doc.save_elsewhere(folder, self.workspace_settings())
+            doc.save_elsewhere(folder, self.settings())
         except UserError as e:
-            self.log(str(e), 'error')
-            show_error(self, 'Cannot save the workspace there', str(e))
+            doc.log(str(e), 'error')
+            show_error(self.window, 'Cannot save the workspace there', str(e))
             return False
         self._autosave_warned = None
         self.update_save_status()
-        self.update_status()
         return True
 
     def confirm_unsaved(self, action='close the window'):
@@ -90,15 +101,15 @@ class WorkspaceMixin:
         doc = self.document
         if doc.session is None:
             return True
-        doc.flush(self.workspace_settings())     # a last try
+        doc.flush(self.settings())     # a last try
         if not doc.unsaved_work():
             return True
         why = ('This window opened the workspace read-only (another window holds it).'
                if doc.readonly else f'Autosave fails: {doc.autosave_error}')
         while True:
-            choice = ask_unsaved(self, why, action)
+            choice = ask_unsaved(self.window, why, action)
             if choice == 'discard':
-                self.log(f'Unsaved work discarded ({action}).', 'warning')
+                doc.log(f'Unsaved work discarded ({action}).', 'warning')
                 return True
             if choice != 'elsewhere':
                 return False

@@ -160,95 +160,95 @@ def test_window_opens_clip(win):
     s = win.session
     assert (s.num_frames, s.height, s.width) == (N_FRAMES, RES, 171)
     assert (s.orig_height, s.orig_width) == (120, 214)
-    assert s.num_objects == 2 and win.object_list.count() == 2
-    assert 'Frame 0 / 4' in win.status_frame.text()
-    assert 'Object 1' in win.status_object.text()
-    assert 'cpu' in win.status_device.text()
-    assert win.canvas.has_image()
+    assert s.num_objects == 2 and win.objects.object_list.count() == 2
+    assert 'Frame 0 / 4' in win.status.status_frame.text()
+    assert 'Object 1' in win.status.status_object.text()
+    assert 'cpu' in win.status.status_device.text()
+    assert win.view.canvas.has_image()
 
 
 def test_scribble_positive_makes_mask(qtbot, win, clip, nets):
     target = gt(clip, 0, win.session) == 1
     line = inner_line(target)
-    drag(win.canvas, line)
+    drag(win.view.canvas, line)
     labels = win.session.get_mask(0)
     assert 0 in set(win.session.edited_frames)
-    assert win.timeline.edited == {0}
+    assert win.view.timeline.edited == {0}
     assert labels.max() <= 2
-    assert len(win.canvas.marks) == 1           # the scribble stays visible until commit
+    assert len(win.view.canvas.marks) == 1           # the scribble stays visible until commit
     assert 'Scribble on frame 0, object 1' in win.console.messages()
     if nets.trained:
         on_line = [labels[int(y), int(x)] for x, y in line]
         assert np.mean(np.equal(on_line, 1)) > 0.8
         inter = ((labels == 1) & target).sum()
         assert inter / ((labels == 1) | target).sum() > 0.5
-    win.commit()
-    assert win.canvas.marks == []
+    win.edit.commit()
+    assert win.view.canvas.marks == []
 
 
 def test_free_brush_paints_where_the_mouse_is(qtbot, win):
-    win.set_mode('free')
-    win.canvas.set_brush(4)
-    drag(win.canvas, [(20, 30), (60, 30)])
+    win.tools.set_mode('free')
+    win.view.canvas.set_brush(4)
+    drag(win.view.canvas, [(20, 30), (60, 30)])
     lab = win.session.get_mask(0)
     assert lab[30, 20:61].tolist() == [1] * 41      # the whole stroke, exactly under the mouse
     assert lab[30 - 4, 40] == 1 and lab[30 - 6, 40] == 0   # brush radius 4
     assert lab[60:, :].max() == 0
     # Object 2 via the keyboard, then the right button erases object 2 only.
     qtbot.keyClick(win, Qt.Key_2)
-    assert win.obj == 2 and 'Object 2' in win.status_object.text()
-    drag(win.canvas, [(40, 60), (80, 60)])
+    assert win.controller.obj == 2 and 'Object 2' in win.status.status_object.text()
+    drag(win.view.canvas, [(40, 60), (80, 60)])
     lab = win.session.get_mask(0)
     assert lab[60, 40:81].tolist() == [2] * 41
-    drag(win.canvas, [(40, 60), (80, 60)], Qt.RightButton)
+    drag(win.view.canvas, [(40, 60), (80, 60)], Qt.RightButton)
     lab = win.session.get_mask(0)
     assert lab[60, 40:81].tolist() == [0] * 41             # object 2 erased under the stroke
     assert lab[30, 20:61].tolist() == [1] * 41             # object 1 untouched
     # Wheel changes the brush size, ctrl+wheel zooms; painting still lands under the mouse.
-    wheel(win.canvas, 50, 50, 2)
-    assert win.canvas.brush > 4 and win.brush_slider.value() == win.canvas.brush
-    win.canvas.set_brush(1)
-    wheel(win.canvas, 120, 70, 3, Qt.ControlModifier)
-    assert win.canvas.zoom > 1.5
+    wheel(win.view.canvas, 50, 50, 2)
+    assert win.view.canvas.brush > 4 and win.tools.brush_slider.value() == win.view.canvas.brush
+    win.view.canvas.set_brush(1)
+    wheel(win.view.canvas, 120, 70, 3, Qt.ControlModifier)
+    assert win.view.canvas.zoom > 1.5
     qtbot.keyClick(win, Qt.Key_1)
-    click(win.canvas, 120, 70)
+    click(win.view.canvas, 120, 70)
     assert win.session.get_mask(0)[70, 120] == 1
 
 
 def test_undo_redo_keyboard(qtbot, win):
-    win.set_mode('free')
-    drag(win.canvas, [(10, 10), (30, 10)])
-    drag(win.canvas, [(10, 50), (30, 50)])
+    win.tools.set_mode('free')
+    drag(win.view.canvas, [(10, 10), (30, 10)])
+    drag(win.view.canvas, [(10, 50), (30, 50)])
     both = win.session.get_mask(0)
     qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
     lab = win.session.get_mask(0)
     assert lab[10, 20] == 1 and lab[50, 20] == 0
     qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
     assert not win.session.get_mask(0).any() and 0 not in set(win.session.edited_frames)
-    assert not win.act_undo.isEnabled() and win.act_redo.isEnabled()
+    assert not win.acts.undo.isEnabled() and win.acts.redo.isEnabled()
     qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
     qtbot.keyClick(win, Qt.Key_Y, Qt.ControlModifier)
     assert np.array_equal(win.session.get_mask(0), both)
     # Reset frame is undoable too.
     qtbot.keyClick(win, Qt.Key_R)
     assert not win.session.get_mask(0).any()
-    win.undo()
+    win.edit.undo()
     assert np.array_equal(win.session.get_mask(0), both)
 
 
 def test_frame_navigation_and_play(qtbot, win):
     qtbot.keyClick(win, Qt.Key_Right)
-    assert win.cursor == 1 and win.timeline.value() == 1
+    assert win.controller.cursor == 1 and win.view.timeline.value() == 1
     qtbot.keyClick(win, Qt.Key_End)
-    assert win.cursor == N_FRAMES - 1
+    assert win.controller.cursor == N_FRAMES - 1
     qtbot.keyClick(win, Qt.Key_Left)
-    assert win.cursor == N_FRAMES - 2
-    win.timeline.setValue(0)
-    assert win.cursor == 0
+    assert win.controller.cursor == N_FRAMES - 2
+    win.view.timeline.setValue(0)
+    assert win.controller.cursor == 0
     qtbot.keyClick(win, Qt.Key_Space)
-    assert win.play_timer.isActive()
-    qtbot.waitUntil(lambda: win.cursor == N_FRAMES - 1, timeout=5000)
-    qtbot.waitUntil(lambda: not win.play_timer.isActive(), timeout=2000)
+    assert win.view.play_timer.isActive()
+    qtbot.waitUntil(lambda: win.controller.cursor == N_FRAMES - 1, timeout=5000)
+    qtbot.waitUntil(lambda: not win.view.play_timer.isActive(), timeout=2000)
 
 
 def test_stopping_on_a_frame_prepares_it_for_interaction(qtbot, win, monkeypatch):
@@ -260,7 +260,7 @@ def test_stopping_on_a_frame_prepares_it_for_interaction(qtbot, win, monkeypatch
     qtbot.keyClick(win, Qt.Key_Right)
     qtbot.waitUntil(lambda: bool(seen), timeout=3000)
     qtbot.wait(300)
-    assert seen == [2] and win.cursor == 2
+    assert seen == [2] and win.controller.cursor == 2
 
 
 def test_propagate_fills_other_frames(qtbot, win, clip, nets):
@@ -269,17 +269,18 @@ def test_propagate_fills_other_frames(qtbot, win, clip, nets):
     win.session.set_object_mask(0, 1, target == 1)
     args = run_job(qtbot, win, lambda: qtbot.keyClick(win, Qt.Key_P))
     assert args[1] is True
-    assert win.worker is None and win.canvas.editable
+    assert win.jobs.worker is None and win.view.canvas.editable
     assert win.session.interacted_frames == [0]
-    assert all(win.timeline.has_mask[t] == win.session.get_mask(t).any() for t in range(N_FRAMES))
+    assert all(win.view.timeline.has_mask[t] == win.session.get_mask(t).any()
+               for t in range(N_FRAMES))
     assert 'Propagating: done' in win.console.messages()
     # The timeline shows the confidence; N jumps to the least confident propagated frame.
-    conf = win.timeline.confidence
+    conf = win.view.timeline.confidence
     assert conf[0] == 1.0 and np.isfinite(conf).all()
     want = 1 + int(np.argmin(conf[1:]))
-    assert win.timeline.suggested == want
+    assert win.view.timeline.suggested == want
     qtbot.keyClick(win, Qt.Key_N)
-    assert win.cursor == want and 'least confident' in win.console.messages()
+    assert win.controller.cursor == want and 'least confident' in win.console.messages()
     if nets.trained:
         # The clip squeezes the example's motion (the cup crossing in front of the cat) into a few
         # frames, so the occluded middle frame is hard; the neighbour and the average must be good.
@@ -290,39 +291,39 @@ def test_propagate_fills_other_frames(qtbot, win, clip, nets):
             ious.append((m & g).sum() / (m | g).sum())
         assert ious[0] > 0.7 and np.mean(ious) > 0.5, ious
     # Edit the last frame too, propagate from there: fused between the two edited frames.
-    win.goto(N_FRAMES - 1)
+    win.view.goto(N_FRAMES - 1)
     win.session.set_object_mask(N_FRAMES - 1, 2, gt(clip, N_FRAMES - 1, win.session) == 2)
-    args = run_job(qtbot, win, win.propagate)
+    args = run_job(qtbot, win, win.edit.propagate)
     assert args[1] is True
     assert win.session.interacted_frames == [0, N_FRAMES - 1]
-    assert win.timeline.edited == {0, N_FRAMES - 1}
+    assert win.view.timeline.edited == {0, N_FRAMES - 1}
     # Undo the propagation: frames in between go back.
     before = [win.session.get_mask(t) for t in range(N_FRAMES)]
-    win.undo()
-    win.redo()
+    win.edit.undo()
+    win.edit.redo()
     assert all(np.array_equal(before[t], win.session.get_mask(t)) for t in range(N_FRAMES))
 
 
 def test_adapt_network_then_propagate(qtbot, win, clip, errors):
     if not win.session.can_adapt:
         pytest.skip('official networks are loaded: they cannot be adapted')
-    win.adapt_network()
-    assert win.worker is None and errors and 'Nothing to adapt to' in errors[-1][0]
-    assert not win.act_unadapt.isEnabled()
+    win.edit.adapt_network()
+    assert win.jobs.worker is None and errors and 'Nothing to adapt to' in errors[-1][0]
+    assert not win.acts.unadapt.isEnabled()
     win.session.set_object_mask(0, 1, gt(clip, 0, win.session) == 1)
     args = run_job(qtbot, win, lambda: qtbot.keyClick(win, Qt.Key_P, Qt.ShiftModifier))
     assert args == ['Adapting network', True]
-    assert win.session.adapted_frames == (0,) and win.act_unadapt.isEnabled()
+    assert win.session.adapted_frames == (0,) and win.acts.unadapt.isEnabled()
     assert 'Network adapted' in win.console.messages()
-    assert run_job(qtbot, win, win.propagate)[1] is True
+    assert run_job(qtbot, win, win.edit.propagate)[1] is True
     assert all(win.session.get_mask(t).any() for t in range(N_FRAMES))
-    win.act_unadapt.trigger()
-    assert win.session.adapted_frames == () and not win.act_unadapt.isEnabled()
+    win.acts.unadapt.trigger()
+    assert win.session.adapted_frames == () and not win.acts.unadapt.isEnabled()
 
 
 def test_propagate_without_mask_is_an_error(win, errors):
-    win.propagate()
-    assert win.worker is None
+    win.edit.propagate()
+    assert win.jobs.worker is None
     assert errors and 'no mask to propagate' in errors[-1][1]
 
 
@@ -330,50 +331,53 @@ def test_cancel_propagation(qtbot, win):
     win.session.set_object_mask(0, 1, np.pad(np.ones((30, 40), bool), ((30, 36), (60, 71))))
     changed = set()
     win.session.subscribe(lambda e: changed.update(e.frames))
-    win.propagate()
-    w = win.worker
-    assert w is not None and win.cancel_button.isVisible() and not win.canvas.editable
+    win.edit.propagate()
+    w = win.jobs.worker
+    assert w is not None and win.status.cancel_button.isVisible() and not win.view.canvas.editable
     # Cancel right at the first progress report (in the worker thread, so it is deterministic):
     # propagation stops before the next frame.
     w.progressed.connect(lambda d, n: w.cancel(), Qt.DirectConnection)
     args = wait_job(qtbot, win)
     assert args[1] is False
     assert 'stopped' in win.console.messages()
-    assert not win.session.busy and win.canvas.editable and not win.cancel_button.isVisible()
+    assert not win.session.busy and win.view.canvas.editable
+    assert not win.status.cancel_button.isVisible()
     assert 0 < len(changed - {0}) < N_FRAMES - 1
     # The session is consistent: another propagation runs to the end.
-    assert run_job(qtbot, win, win.propagate)[1] is True
+    assert run_job(qtbot, win, win.edit.propagate)[1] is True
 
 
 def test_objects_panel(qtbot, win, monkeypatch):
-    win.set_mode('free')
+    win.tools.set_mode('free')
     qtbot.keyClick(win, Qt.Key_2)
-    drag(win.canvas, [(30, 30), (50, 30)])
+    drag(win.view.canvas, [(30, 30), (50, 30)])
     qtbot.keyClick(win, Qt.Key_N, Qt.ControlModifier)
-    assert win.session.num_objects == 3 and win.obj == 3 and win.object_list.count() == 3
-    win.rename_object('dog')
-    assert win.session.get_object(3).name == 'dog' and 'dog' in win.object_list.item(2).text()
-    win.recolor_object((10, 200, 30))
+    assert win.session.num_objects == 3 and win.controller.obj == 3
+    assert win.objects.object_list.count() == 3
+    win.objects.rename('dog')
+    assert win.session.get_object(3).name == 'dog'
+    assert 'dog' in win.objects.object_list.item(2).text()
+    win.objects.recolor((10, 200, 30))
     assert win.session.get_object(3).color == (10, 200, 30)
     # Hide object 2 with the list's check box: not drawn, still in the labels.
-    win.object_list.item(1).setCheckState(Qt.Unchecked)
+    win.objects.object_list.item(1).setCheckState(Qt.Unchecked)
     assert not win.session.get_object(2).visible
     qtbot.keyClick(win, Qt.Key_2)
     qtbot.keyClick(win, Qt.Key_H)
     assert win.session.get_object(2).visible
     # Delete object 2 (confirmed): its pixels vanish, 'dog' becomes object 2.
     monkeypatch.setattr(QMessageBox, 'question', staticmethod(lambda *a, **k: QMessageBox.Yes))
-    win.delete_object()
+    win.objects.delete()
     assert win.session.num_objects == 2 and win.session.get_object(2).name == 'dog'
     assert not win.session.get_mask(0).any()
     qtbot.keyClick(win, Qt.Key_7)
-    assert win.obj != 7 and 'no object 7' in win.console.messages()
+    assert win.controller.obj != 7 and 'no object 7' in win.console.messages()
 
 
 def test_overlay_modes_and_view(qtbot, win):
     from gui import overlay
-    win.set_mode('free')
-    drag(win.canvas, [(30, 30), (50, 30)])
+    win.tools.set_mode('free')
+    drag(win.view.canvas, [(30, 30), (50, 30)])
     frame, labels = win.session.frame(0), win.session.get_mask(0)
     outs = {}
     for m in overlay.MODES:
@@ -384,57 +388,57 @@ def test_overlay_modes_and_view(qtbot, win):
     assert np.array_equal(outs['layered'][30, 40], frame[30, 40])      # object kept as is
     assert outs['popup'][80, 150].std() < 1e-6                          # grey background
     qtbot.keyClick(win, Qt.Key_V)
-    assert win.overlay_mode == overlay.MODES[1]
-    assert win.overlay_combo.currentData() == overlay.MODES[1]
+    assert win.view.overlay_mode == overlay.MODES[1]
+    assert win.view.overlay_combo.currentData() == overlay.MODES[1]
     qtbot.keyClick(win, Qt.Key_Plus)
-    assert win.canvas.zoom > 1
-    r = win.canvas.visible_rect()
+    assert win.view.canvas.zoom > 1
+    r = win.view.canvas.visible_rect()
     assert r.width() < win.session.width
-    win.minimap.centerRequested.emit(0.0, 0.0)
-    assert win.canvas.visible_rect().x() == 0
+    win.view.minimap.centerRequested.emit(0.0, 0.0)
+    assert win.view.canvas.visible_rect().x() == 0
     qtbot.keyClick(win, Qt.Key_0)
-    assert win.canvas.zoom == 1
+    assert win.view.canvas.zoom == 1
 
 
 def test_local_refinement_changes_only_the_region(qtbot, win):
-    win.set_mode('free')
-    drag(win.canvas, [(5, 5), (165, 5)])          # a stroke outside the region
+    win.tools.set_mode('free')
+    drag(win.view.canvas, [(5, 5), (165, 5)])          # a stroke outside the region
     before = win.session.get_mask(0)
-    win.set_mode('scribble')
+    win.tools.set_mode('scribble')
     qtbot.keyClick(win, Qt.Key_L)
-    assert win.local_mode and win.canvas.region_select
-    drag(win.canvas, [(60, 30), (120, 80)])       # pick the region
-    assert win.controller.local_region is not None and win.canvas.zoom > 1.2
-    r = win.canvas.visible_rect()                 # the region refined: what the view shows
+    assert win.controller.local_mode and win.view.canvas.region_select
+    drag(win.view.canvas, [(60, 30), (120, 80)])       # pick the region
+    assert win.controller.local_region is not None and win.view.canvas.zoom > 1.2
+    r = win.view.canvas.visible_rect()                 # the region refined: what the view shows
     x0, y0 = int(np.floor(r.x())), int(np.floor(r.y()))
     x1, y1 = int(np.ceil(r.right())), int(np.ceil(r.bottom()))
     assert x0 <= 60 and y0 <= 30 and x1 >= 120 and y1 >= 80
     assert (x1 - x0) * (y1 - y0) < 0.6 * win.session.width * win.session.height
-    drag(win.canvas, [(80, 50), (100, 55)])
+    drag(win.view.canvas, [(80, 50), (100, 55)])
     after = win.session.get_mask(0)
     outside = np.ones_like(after, bool)
     outside[y0:y1, x0:x1] = False
     assert np.array_equal(after[outside], before[outside])
     assert 0 in set(win.session.edited_frames) and 'Local scribble' in win.console.messages()
-    win.undo()
+    win.edit.undo()
     assert np.array_equal(win.session.get_mask(0), before)
     qtbot.keyClick(win, Qt.Key_L)
-    assert not win.local_mode and win.canvas.zoom == 1
+    assert not win.controller.local_mode and win.view.canvas.zoom == 1
 
 
 def test_export_roundtrip(qtbot, win, tmp_path, monkeypatch, errors):
     from pycocotools.coco import COCO
     from util.mask_io import read_label_png
     from util.video_io import count_frames
-    win.set_mode('free')
-    drag(win.canvas, [(20, 30), (60, 30)])
+    win.tools.set_mode('free')
+    drag(win.view.canvas, [(20, 30), (60, 30)])
     qtbot.keyClick(win, Qt.Key_2)
-    win.goto(2)
-    drag(win.canvas, [(100, 60), (140, 60)])
-    win.rename_object('cup')
+    win.view.goto(2)
+    drag(win.view.canvas, [(100, 60), (140, 60)])
+    win.objects.rename('cup')
     out = tmp_path / 'export'
     formats = ['png', 'objects', 'soft', 'coco', 'ytvis', 'mp4']
-    args = run_job(qtbot, win, lambda: win.export(str(out), formats))
+    args = run_job(qtbot, win, lambda: win.exporter.export(str(out), formats))
     assert args[1] is True
     for t in range(N_FRAMES):
         lab = read_label_png(str(out / 'masks' / f'{t:05d}.png'))
@@ -453,9 +457,9 @@ def test_export_roundtrip(qtbot, win, tmp_path, monkeypatch, errors):
     asked = []
     monkeypatch.setattr(QMessageBox, 'question', staticmethod(
         lambda *a, **k: asked.append(a[2]) or QMessageBox.Cancel))
-    win.goto(2)
-    drag(win.canvas, [(100, 90), (140, 90)])
-    assert win.export(str(out), ['png']) is None
+    win.view.goto(2)
+    drag(win.view.canvas, [(100, 90), (140, 90)])
+    assert win.exporter.export(str(out), ['png']) is None
     assert asked and f'{N_FRAMES} file(s)' in asked[0]
     assert (out / 'masks' / '00002.png').read_bytes() == before
     # A full disk part-way: a message, the previous export untouched.
@@ -463,29 +467,30 @@ def test_export_roundtrip(qtbot, win, tmp_path, monkeypatch, errors):
     from util import export as export_mod
     real = export_mod.write_bytes
     monkeypatch.setattr(export_mod, 'write_bytes', full_disk_on_call(real, 3))
-    args = run_job(qtbot, win, lambda: win.export(str(out), ['png'], overwrite=True))
+    args = run_job(qtbot, win, lambda: win.exporter.export(str(out), ['png'], overwrite=True))
     assert errors and 'No space left on device' in errors[-1][1]
     assert (out / 'masks' / '00002.png').read_bytes() == before
     monkeypatch.setattr(export_mod, 'write_bytes', real)
     monkeypatch.setattr(QMessageBox, 'question', staticmethod(lambda *a, **k: QMessageBox.Yes))
-    args = run_job(qtbot, win, lambda: win.export(str(out), ['png']))
+    args = run_job(qtbot, win, lambda: win.exporter.export(str(out), ['png']))
     assert args[1] is True and (out / 'masks' / '00002.png').read_bytes() != before
 
 
 def test_export_errors_show_a_message(qtbot, win, clip, tmp_path, errors):
     blocker = tmp_path / 'a_file'
     blocker.write_text('x')
-    assert win.export(str(blocker), ['png']) is None
+    assert win.exporter.export(str(blocker), ['png']) is None
     assert errors and 'not a folder' in errors[-1][1]
-    assert win.export(str(blocker / 'sub'), ['png']) is None   # under a file: fails for root too
+    # under a file: fails for root too
+    assert win.exporter.export(str(blocker / 'sub'), ['png']) is None
     assert 'not writable' in errors[-1][1]
     # Exporting to the folder that holds the loaded masks folder would replace them: refused.
     import shutil
     masks = tmp_path / 'project' / 'masks'
     shutil.copytree(clip / 'masks', masks)
     originals = {p.name: p.read_bytes() for p in masks.iterdir()}
-    win.load_masks(str(masks))
-    assert win.export(str(tmp_path / 'project'), ['png'], overwrite=True) is None
+    win.opener.load_masks(str(masks))
+    assert win.exporter.export(str(tmp_path / 'project'), ['png'], overwrite=True) is None
     assert 'would write into the input folder' in errors[-1][1]
     assert {p.name: p.read_bytes() for p in masks.iterdir()} == originals
 
@@ -494,8 +499,8 @@ def test_bad_files_show_a_message_and_change_nothing(qtbot, win, tmp_path, error
     session = win.session
     bad = tmp_path / 'broken.mp4'
     bad.write_bytes(b'not a video')
-    win.open_path(str(bad))
-    qtbot.waitUntil(lambda: win.worker is None, timeout=20000)
+    win.opener.open_path(str(bad))
+    qtbot.waitUntil(lambda: win.jobs.worker is None, timeout=20000)
     assert errors and 'cannot open video' in errors[-1][1]
     assert win.session is session
     # Masks of the wrong size.
@@ -503,22 +508,22 @@ def test_bad_files_show_a_message_and_change_nothing(qtbot, win, tmp_path, error
     mdir = tmp_path / 'masks'
     mdir.mkdir()
     (mdir / '00000.png').write_bytes(indexed_png_bytes(np.ones((50, 50), np.uint8)))
-    win.load_masks(str(mdir))
+    win.opener.load_masks(str(mdir))
     assert 'aspect ratio' in errors[-1][1]
     assert not win.session.frames_with_masks().any()
     assert len(errors) == 2
 
 
 def test_load_masks_and_drop_open(qtbot, win, clip, tmp_path):
-    win.load_masks(str(clip / 'masks'))
+    win.opener.load_masks(str(clip / 'masks'))
     assert set(win.session.edited_frames) == set(range(N_FRAMES))
     assert np.array_equal(win.session.get_mask(3), gt(clip, 3, win.session))
     assert win.session.interacted_frames == list(range(N_FRAMES))   # through the Session
-    assert win.act_undo.isEnabled()
-    win.undo()                                                      # one step for all frames
+    assert win.acts.undo.isEnabled()
+    win.edit.undo()                                                      # one step for all frames
     assert not win.session.frames_with_masks().any() and not set(win.session.edited_frames)
     assert win.session.interacted_frames == [] and not win.session.can_undo
-    win.redo()
+    win.edit.redo()
     assert np.array_equal(win.session.get_mask(3), gt(clip, 3, win.session))
     assert set(win.session.edited_frames) == set(range(N_FRAMES))
     # Drag & drop a folder: it opens in a worker and replaces the video.
@@ -527,7 +532,7 @@ def test_load_masks_and_drop_open(qtbot, win, clip, tmp_path):
     old = win.session
     ev = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     win.dropEvent(ev)
-    qtbot.waitUntil(lambda: win.worker is None and win.session is not old, timeout=30000)
+    qtbot.waitUntil(lambda: win.jobs.worker is None and win.session is not old, timeout=30000)
     # The same video with a workspace holding its masks: resumed (opts.resume = False here).
     assert win.session.num_frames == N_FRAMES
 
@@ -535,12 +540,12 @@ def test_load_masks_and_drop_open(qtbot, win, clip, tmp_path):
 def test_workspace_autosave_and_resume(qtbot, make_window, tmp_path, monkeypatch):
     from gui import main_window
     win = make_window('--no-resume')
-    win.set_mode('free')
-    drag(win.canvas, [(20, 30), (60, 30)])
-    win.add_object()
-    win.rename_object('third')
-    win.goto(3)
-    drag(win.canvas, [(80, 60), (120, 60)])
+    win.tools.set_mode('free')
+    drag(win.view.canvas, [(20, 30), (60, 30)])
+    win.objects.add()
+    win.objects.rename('third')
+    win.view.goto(3)
+    drag(win.view.canvas, [(80, 60), (120, 60)])
     # Saved at once (atomically), before the window closes: a kill -9 now loses nothing.
     ws = tmp_path / 'ws'
     meta = json.loads((ws / 'workspace.json').read_text())
@@ -556,7 +561,7 @@ def test_workspace_autosave_and_resume(qtbot, make_window, tmp_path, monkeypatch
     assert asked and '2 edited frame(s)' in asked[0]
     assert [o.name for o in win2.session.objects] == ['object 1', 'object 2', 'third']
     assert all(np.array_equal(win2.session.get_mask(t), expected[t]) for t in range(N_FRAMES))
-    assert win2.session.edited_frames == [0, 3] and win2.cursor == 3
+    assert win2.session.edited_frames == [0, 3] and win2.controller.cursor == 3
     assert win2.session.interacted_frames == [0, 3]
     win2.close()
     # --no-resume starts over and keeps the whole old workspace under a dated name.
@@ -576,8 +581,8 @@ def test_mismatched_workspace_is_never_reset_silently(qtbot, make_window, clip, 
     from gui.app import create_window
     from util.errors import UserError
     win = make_window('--no-resume')
-    win.set_mode('free')
-    drag(win.canvas, [(20, 30), (60, 30)])
+    win.tools.set_mode('free')
+    drag(win.view.canvas, [(20, 30), (60, 30)])
     win.close()
     ws = tmp_path / 'ws'
     first = {p.relative_to(ws): p.read_bytes() for p in ws.rglob('*') if p.is_file()}
@@ -592,21 +597,21 @@ def test_mismatched_workspace_is_never_reset_silently(qtbot, make_window, clip, 
     args = _args(clip, tmp_path)
     args.images = str(short)
     with pytest.raises(main_window.OpenCancelled):
-        create_window(args, win.networks)
+        create_window(args, win.document.networks)
     assert asked and 'frames' in asked[0][0]
     assert {p.relative_to(ws): p.read_bytes() for p in ws.rglob('*') if p.is_file()} == first
     # "Open fresh": the old work moves, whole, to the dated folder the question named.
     monkeypatch.setattr(main_window, 'ask_mismatch',
                         lambda parent, path, reason, keep: asked.append((reason, keep)) or 'fresh')
-    w2 = create_window(args, win.networks)
+    w2 = create_window(args, win.document.networks)
     qtbot.addWidget(w2)
     kept1 = asked[-1][1]
     assert {p.relative_to(kept1): p.read_bytes() for p in Path(kept1).rglob('*') if p.is_file()} == first
-    w2.set_mode('free')
-    drag(w2.canvas, [(20, 30), (60, 30)])
+    w2.tools.set_mode('free')
+    drag(w2.view.canvas, [(20, 30), (60, 30)])
     w2.close()
     # Back to 8 frames: asked again; both earlier workspaces are still there.
-    w3 = create_window(_args(clip, tmp_path), win.networks)
+    w3 = create_window(_args(clip, tmp_path), win.document.networks)
     qtbot.addWidget(w3)
     kept2 = asked[-1][1]
     assert kept2 != kept1 and os.path.isdir(kept1) and os.path.isdir(kept2)
@@ -616,7 +621,7 @@ def test_mismatched_workspace_is_never_reset_silently(qtbot, make_window, clip, 
     w3.close()
     (ws / 'workspace.json').write_text(json.dumps({'version': 99}))
     with pytest.raises(UserError, match='newer version'):
-        create_window(_args(clip, tmp_path), win.networks)
+        create_window(_args(clip, tmp_path), win.document.networks)
     assert json.loads((ws / 'workspace.json').read_text()) == {'version': 99}
     del meta
 
@@ -624,8 +629,8 @@ def test_mismatched_workspace_is_never_reset_silently(qtbot, make_window, clip, 
 def test_workspace_v1_is_migrated(qtbot, make_window, tmp_path, monkeypatch):
     from gui import main_window
     win = make_window('--no-resume')
-    win.set_mode('free')
-    drag(win.canvas, [(20, 30), (60, 30)])
+    win.tools.set_mode('free')
+    drag(win.view.canvas, [(20, 30), (60, 30)])
     expected = win.session.get_mask(0)
     win.close()
     ws = tmp_path / 'ws'
@@ -649,7 +654,7 @@ def test_help_and_shortcut_keys(qtbot, win, monkeypatch):
     assert len(shown) == 2 and shown[0] > 20
     for key, mode in ((Qt.Key_C, 'click'), (Qt.Key_F, 'free'), (Qt.Key_S, 'scribble')):
         qtbot.keyClick(win, key)
-        assert win.mode == mode and mode.capitalize() in win.status_mode.text()
+        assert win.controller.mode == mode and mode.capitalize() in win.status.status_mode.text()
 
 
 def test_demo_script_and_screenshot(qtbot, win, clip, tmp_path):
@@ -664,7 +669,7 @@ def test_demo_script_and_screenshot(qtbot, win, clip, tmp_path):
     runner.start()
     qtbot.waitUntil(lambda: shot.exists(), timeout=120000)
     assert runner.error is None
-    assert win.cursor == 2 and win.overlay_mode == 'fade'
+    assert win.controller.cursor == 2 and win.view.overlay_mode == 'fade'
     from PIL import Image
     with Image.open(shot) as im:
         assert im.size[0] >= 800
@@ -701,7 +706,7 @@ def test_video_masks_and_default_workspace(qtbot, clip, tmp_path, nets):
     assert win.session.num_frames == N_FRAMES and set(win.session.edited_frames) == {0}
     assert np.array_equal(win.session.get_mask(0), gt(clip, 0, win.session))
     ws = tmp_path / 'my clip.mp4.ivos'                  # next to the video
-    assert win.workspace.path == str(ws)
+    assert win.document.workspace.path == str(ws)
     assert (ws / 'masks' / '00000.png').is_file() and (ws / 'workspace.json').is_file()
 
 
@@ -727,10 +732,10 @@ a = build_parser().parse_args(['--images', {str(clip / 'clip')!r}, '--resolution
                                '--workspace', {str(ws)!r}, '--no-resume'])
 win = create_window(a, nets)
 win.show()
-win.set_mode('free')
-win.stroke([(20.5, 30.5), (60.5, 30.5)], True)
-win.goto(2)
-win.stroke([(80.5, 50.5), (90.5, 70.5)], True)
+win.tools.set_mode('free')
+win.edit.stroke([(20.5, 30.5), (60.5, 30.5)], True)
+win.view.goto(2)
+win.edit.stroke([(80.5, 50.5), (90.5, 70.5)], True)
 print('READY', flush=True)
 app.exec_()
 '''
@@ -746,7 +751,7 @@ app.exec_()
     leftovers = [n for n in os.listdir(ws / 'masks') if n.endswith('.part')]
     assert sorted(os.listdir(ws / 'masks')) == ['00000.png', '00002.png'] and not leftovers
     win = make_window('--resume')
-    assert set(win.session.edited_frames) == {0, 2} and win.cursor == 2
+    assert set(win.session.edited_frames) == {0, 2} and win.controller.cursor == 2
     lab0, lab2 = win.session.get_mask(0), win.session.get_mask(2)
     assert lab0[30, 20:61].tolist() == [1] * 41 and lab2[60, 85] == 1
     assert not lab0[60:].any()
@@ -773,11 +778,11 @@ def test_export_dialog(qtbot, win, tmp_path, monkeypatch):
 
 
 def test_timeline_click_jumps_to_frame(qtbot, win):
-    tl = win.timeline
+    tl = win.view.timeline
     qtbot.mouseClick(tl, Qt.LeftButton, pos=QPoint(tl.width() - 12, tl.height() // 2))
-    assert win.cursor == N_FRAMES - 1
+    assert win.controller.cursor == N_FRAMES - 1
     qtbot.mouseClick(tl, Qt.LeftButton, pos=QPoint(12, tl.height() // 2))
-    assert win.cursor == 0
+    assert win.controller.cursor == 0
 
 
 def test_click_mode(qtbot, win, clip, nets):
@@ -785,24 +790,24 @@ def test_click_mode(qtbot, win, clip, nets):
     x, y = inner_line(target)[2]
     qtbot.keyClick(win, Qt.Key_2)
     qtbot.keyClick(win, Qt.Key_C)
-    click(win.canvas, x, y)
+    click(win.view.canvas, x, y)
     assert 0 in set(win.session.edited_frames)
-    assert [m[0] for m in win.canvas.marks] == ['click']
+    assert [m[0] for m in win.view.canvas.marks] == ['click']
     assert 'Click on frame 0, object 2' in win.console.messages()
     if nets.trained:
         assert win.session.get_mask(0)[int(y), int(x)] == 2
-    first = win.canvas.marks[0]
+    first = win.view.canvas.marks[0]
     after_first = win.session.get_mask(0)
-    click(win.canvas, 5, 5, Qt.RightButton)               # a negative click adds a mark too
-    assert len(win.canvas.marks) == 2 and win.canvas.marks[1][2] is False
-    win.undo()                                            # steps the click sequence back
-    assert win.canvas.marks == [first] and np.array_equal(win.session.get_mask(0), after_first)
+    click(win.view.canvas, 5, 5, Qt.RightButton)               # a negative click adds a mark too
+    assert len(win.view.canvas.marks) == 2 and win.view.canvas.marks[1][2] is False
+    win.edit.undo()                                            # steps the click sequence back
+    assert win.view.canvas.marks == [first] and np.array_equal(win.session.get_mask(0), after_first)
     assert len(win.session.active_clicks[2]) == 1
-    win.redo()
-    assert len(win.canvas.marks) == 2 and len(win.session.active_clicks[2]) == 2
-    win.undo()
-    win.undo()
-    assert not win.session.get_mask(0).any() and win.canvas.marks == []
+    win.edit.redo()
+    assert len(win.view.canvas.marks) == 2 and len(win.session.active_clicks[2]) == 2
+    win.edit.undo()
+    win.edit.undo()
+    assert not win.session.get_mask(0).any() and win.view.canvas.marks == []
 
 
 def test_cli_bad_demo_script(tmp_path, clip):
@@ -819,33 +824,33 @@ def test_autosave_failure_is_reported_once_and_retried(qtbot, win, tmp_path, mon
     warned = []
     monkeypatch.setattr(window_workspace, 'ask_autosave_failed',
                         lambda parent, msg: warned.append(msg) or 'continue')
-    ws = win.workspace
+    ws = win.document.workspace
     good = ws.masks_dir
     blocker = tmp_path / 'blocker'
     blocker.write_text('x')
     ws.masks_dir = str(blocker / 'masks')           # cannot be created: a file is in the way
-    win.set_mode('free')
-    drag(win.canvas, [(20, 30), (60, 30)])
-    drag(win.canvas, [(20, 40), (60, 40)])
-    win.flush_workspace()
+    win.tools.set_mode('free')
+    drag(win.view.canvas, [(20, 30), (60, 30)])
+    drag(win.view.canvas, [(20, 40), (60, 40)])
+    win.saver.flush()
     assert win.session.get_mask(0)[40, 30] == 1         # editing goes on
     assert win.console.messages().count('autosave will retry') == 1 and len(warned) == 1
     ws.masks_dir = good
-    win.flush_workspace()
+    win.saver.flush()
     assert 'Autosave works again' in win.console.messages()
-    assert win.status_saved.isHidden() and not win.document.unsaved_work()
+    assert win.status.status_saved.isHidden() and not win.document.unsaved_work()
     assert os.path.isfile(os.path.join(good, '00000.png'))
 
 
 def test_resume_dialog_cancel_keeps_current_video(qtbot, win, clip, monkeypatch, errors):
     from gui import main_window
-    win.set_mode('free')
-    drag(win.canvas, [(20, 30), (60, 30)])
+    win.tools.set_mode('free')
+    drag(win.view.canvas, [(20, 30), (60, 30)])
     win.opts.resume = None
     monkeypatch.setattr(main_window, 'ask_resume', lambda *a: 'cancel')
     old = win.session
-    win.open_path(str(clip / 'clip'))
-    qtbot.waitUntil(lambda: win.worker is None, timeout=30000)
+    win.opener.open_path(str(clip / 'clip'))
+    qtbot.waitUntil(lambda: win.jobs.worker is None, timeout=30000)
     assert win.session is old and win.session.get_mask(0)[30, 40] == 1
     assert not errors and 'Opening cancelled' in win.console.messages()
 
@@ -853,45 +858,47 @@ def test_resume_dialog_cancel_keeps_current_video(qtbot, win, clip, monkeypatch,
 def test_every_saved_setting_comes_back_on_resume(qtbot, make_window, tmp_path):
     from gui import document, overlay
     win = make_window('--no-resume', '--mem_freq', '3')
-    win.set_mode('free')
-    drag(win.canvas, [(20, 30), (60, 30)])           # some work, so that there is something to resume
-    win.canvas.set_brush(12)
-    win.set_mode('click')
-    win.set_overlay_mode(overlay.MODES[2])
-    win.select_object(2)
-    win.goto(3)
-    saved = win.workspace_settings()
+    win.tools.set_mode('free')
+    drag(win.view.canvas, [(20, 30), (60, 30)])      # some work, so that there is something to resume
+    win.view.canvas.set_brush(12)
+    win.tools.set_mode('click')
+    win.view.set_overlay_mode(overlay.MODES[2])
+    win.objects.select(2)
+    win.view.goto(3)
+    saved = win.saver.settings()
     assert set(saved) == set(document.SETTINGS)
     win.close()
     meta = json.loads((tmp_path / 'ws' / 'workspace.json').read_text())
     assert dict(meta['settings'], current_frame=meta['current_frame']) == saved
     # Opened again with other command-line settings: the workspace's come back, every one.
     win2 = make_window('--resume', '--resolution', '64', '--mem_freq', '7')
-    assert win2.workspace_settings() == saved
-    assert (win2.session.height, win2.cursor, win2.obj, win2.mode) == (RES, 3, 2, 'click')
-    assert win2.overlay_mode == overlay.MODES[2] and win2.overlay_combo.currentData() == overlay.MODES[2]
+    assert win2.saver.settings() == saved
+    c = win2.controller
+    assert (win2.session.height, c.cursor, c.obj, c.mode) == (RES, 3, 2, 'click')
+    assert win2.view.overlay_mode == overlay.MODES[2]
+    assert win2.view.overlay_combo.currentData() == overlay.MODES[2]
     assert win2.session.engine.mem_freq == 3
-    win2.set_mode('free')
-    assert win2.canvas.brush == 12 and win2.brush_slider.value() == 12
+    win2.tools.set_mode('free')
+    assert win2.view.canvas.brush == 12 and win2.tools.brush_slider.value() == 12
     win2.close()
 
 
 def test_object_edits_are_undone_in_the_window(qtbot, win, clip):
     win.session.set_object_mask(0, 2, gt(clip, 0, win.session) == 2)
     before = win.session.get_mask(0)
-    win.select_object(2)
-    win.rename_object('cup')
-    assert win.object_list.item(1).text().endswith('cup')
-    win.delete_object(confirm=False)
-    assert win.object_list.count() == 1 and not (win.session.get_mask(0) == 2).any()
+    win.objects.select(2)
+    win.objects.rename('cup')
+    assert win.objects.object_list.item(1).text().endswith('cup')
+    win.objects.delete(confirm=False)
+    assert win.objects.object_list.count() == 1 and not (win.session.get_mask(0) == 2).any()
     qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)          # the deletion, masks included
-    assert win.object_list.count() == 2 and np.array_equal(win.session.get_mask(0), before)
-    assert win.object_list.item(1).text().endswith('cup')
+    assert win.objects.object_list.count() == 2 and np.array_equal(win.session.get_mask(0), before)
+    assert win.objects.object_list.item(1).text().endswith('cup')
     qtbot.keyClick(win, Qt.Key_Z, Qt.ControlModifier)          # the rename
-    assert win.object_list.item(1).text().endswith('object 2')
+    assert win.objects.object_list.item(1).text().endswith('object 2')
     assert 'Undo: objects' in win.console.messages()
     qtbot.keyClick(win, Qt.Key_Z, Qt.ShiftModifier | Qt.ControlModifier)
-    assert win.object_list.item(1).text().endswith('cup')
+    assert win.objects.object_list.item(1).text().endswith('cup')
 
 
 # ---------------------------------------------------------------------------- never lose work
@@ -906,12 +913,12 @@ def test_second_instance_lock_never_loses_the_first_windows_work(qtbot, make_win
     workspace.json written won and window A's object and frames were gone at the next resume."""
     from gui import main_window, window_workspace
     a = make_window('--no-resume')
-    a.set_mode('free')
-    drag(a.canvas, [(20, 30), (60, 30)])
-    a.add_object()
-    a.rename_object('from A')
-    a.goto(2)
-    drag(a.canvas, [(80, 60), (120, 60)])
+    a.tools.set_mode('free')
+    drag(a.view.canvas, [(20, 30), (60, 30)])
+    a.objects.add()
+    a.objects.rename('from A')
+    a.view.goto(2)
+    drag(a.view.canvas, [(80, 60), (120, 60)])
     ws = tmp_path / 'ws'
     saved_a = _files(ws)
     expected = [a.session.get_mask(t) for t in range(N_FRAMES)]
@@ -932,11 +939,11 @@ def test_second_instance_lock_never_loses_the_first_windows_work(qtbot, make_win
     b = make_window()
     assert [o.name for o in b.session.objects] == ['object 1', 'object 2', 'from A']
     assert all(np.array_equal(b.session.get_mask(t), expected[t]) for t in range(N_FRAMES))
-    assert 'Read-only' in b.status_saved.text() and not b.status_saved.isHidden()
-    b.set_mode('free')
-    b.goto(4)
-    drag(b.canvas, [(20, 80), (60, 80)])
-    b.flush_workspace()
+    assert 'Read-only' in b.status.status_saved.text() and not b.status.status_saved.isHidden()
+    b.tools.set_mode('free')
+    b.view.goto(4)
+    drag(b.view.canvas, [(20, 80), (60, 80)])
+    b.saver.flush()
     assert _files(ws) == saved_a
     closing = []
     monkeypatch.setattr(window_workspace, 'ask_unsaved',
@@ -947,14 +954,14 @@ def test_second_instance_lock_never_loses_the_first_windows_work(qtbot, make_win
     answer('fresh')
     c = make_window()
     beside = asked[-1][1]
-    assert c.workspace.path == beside and os.path.dirname(beside) == str(tmp_path)
-    c.set_mode('free')
-    drag(c.canvas, [(20, 50), (60, 50)])
+    assert c.document.workspace.path == beside and os.path.dirname(beside) == str(tmp_path)
+    c.tools.set_mode('free')
+    drag(c.view.canvas, [(20, 50), (60, 50)])
     c.close()
     assert json.loads((Path(beside) / 'workspace.json').read_text())['edited_frames'] == [0]
     # A goes on saving into its workspace, and all of it comes back after it closes.
-    a.goto(3)
-    drag(a.canvas, [(80, 40), (120, 40)])
+    a.view.goto(3)
+    drag(a.view.canvas, [(80, 40), (120, 40)])
     expected = [a.session.get_mask(t) for t in range(N_FRAMES)]
     a.close()
     assert not (ws / 'workspace.lock').exists()
@@ -974,27 +981,28 @@ def test_autosave_fail_warns_offers_to_save_elsewhere_and_asks_before_closing(
     from tests.fs_faults import failing_fs
     with failing_fs(tmp_path / 'disk', kind) as fs:
         win = make_window('--no-resume', '--workspace', str(tmp_path / 'disk' / 'ws'))
-        win.set_mode('free')
-        drag(win.canvas, [(20, 30), (60, 30)])
-        assert run_job(qtbot, win, win.propagate)[1] is True
+        win.tools.set_mode('free')
+        drag(win.view.canvas, [(20, 30), (60, 30)])
+        assert run_job(qtbot, win, win.edit.propagate)[1] is True
         assert win.session.frames_with_masks()[2:].any()      # the propagation wrote frames
         assert os.path.isfile(tmp_path / 'disk' / 'ws' / 'workspace.json')
         fs.break_()
         warned = []
         monkeypatch.setattr(window_workspace, 'ask_autosave_failed',
                             lambda parent, msg: warned.append(msg) or 'continue')
-        win.goto(3)
-        drag(win.canvas, [(80, 60), (120, 60)])
+        win.view.goto(3)
+        drag(win.view.canvas, [(80, 60), (120, 60)])
         assert len(warned) == 1, fs
         reason = 'no space left' if kind == 'full' else 'read-only file system'
         assert reason in warned[0]
-        assert 'NOT SAVED' in win.status_saved.text() and not win.status_saved.isHidden()
+        assert 'NOT SAVED' in win.status.status_saved.text()
+        assert not win.status.status_saved.isHidden()
         assert 'NOT being saved' in win.console.messages()
-        win.goto(1)
-        drag(win.canvas, [(20, 70), (60, 70)])
-        win.flush_workspace()
+        win.view.goto(1)
+        drag(win.view.canvas, [(20, 70), (60, 70)])
+        win.saver.flush()
         assert len(warned) == 1                      # the dialog once, the status bar stays
-        assert 'NOT SAVED' in win.status_saved.text()
+        assert 'NOT SAVED' in win.status.status_saved.text()
         expected = [win.session.get_mask(t) for t in range(N_FRAMES)]
         # Closing asks first; Cancel keeps the window (and the work) open.
         answers = ['cancel']
@@ -1027,7 +1035,7 @@ def test_grey_mask_notes_and_ambiguity_warnings_reach_the_message_panel(qtbot, w
     b = np.zeros((120, 214), np.uint8)
     b[20:40, 20:60], b[50:70, 20:60], b[80:100, 20:60] = 40, 80, 120   # a label map? ambiguous
     Image.fromarray(b).save(masks / '00001.png')
-    win.load_masks(str(masks))
+    win.opener.load_masks(str(masks))
     text = win.console.messages()
     assert '2 grey levels (0, 128) read as binary' in text
     assert 'warning: ambiguous mask' in text and 'save it as a palette PNG' in text
@@ -1045,7 +1053,7 @@ def test_export_into_the_imported_masks_folder_is_refused_before_asking(qtbot, m
     shutil.copytree(clip / 'masks', masks)
     originals = _files(masks)
     win = make_window('--no-resume')
-    win.load_masks(str(masks))
+    win.opener.load_masks(str(masks))
     win.close()
     monkeypatch.setattr(main_window, 'ask_resume', lambda *a: 'resume')
     w2 = make_window()                                  # a later run of the same workspace
@@ -1053,7 +1061,7 @@ def test_export_into_the_imported_masks_folder_is_refused_before_asking(qtbot, m
     monkeypatch.setattr(QMessageBox, 'question',
                         staticmethod(lambda *a, **k: asked.append(a) or QMessageBox.Yes))
     for target in (masks / 'sub', masks, tmp_path / 'project'):
-        assert w2.export(str(target), ['png']) is None
+        assert w2.exporter.export(str(target), ['png']) is None
         assert 'input folder' in errors[-1][1]
     assert not asked and not (masks / 'sub').exists() and _files(masks) == originals
     w2.close()
