@@ -30,7 +30,6 @@ class Controller:
         self.brushes = dict(DEFAULT_BRUSH)     # each tool keeps its own brush radius
         self.local_mode = False
         self.local_region = None               # (x0, y0, x1, y1) of the region being refined
-        self.last_interaction_ms = None
 
     # ------------------------------------------------------------------ session
     def attach(self, session, cursor=0):
@@ -140,9 +139,8 @@ class Controller:
         return self._done('Box', t0)
 
     def _done(self, what, t0):
-        self.last_interaction_ms = (time.perf_counter() - t0) * 1000
-        return (f'{what} on frame {self.cursor}, object {self.obj} '
-                f'({self.last_interaction_ms:.0f} ms)')
+        ms = (time.perf_counter() - t0) * 1000
+        return f'{what} on frame {self.cursor}, object {self.obj} ({ms:.0f} ms)'
 
     def active_clicks(self):
         """[(x, y, positive)] in canvas coordinates of the clicks in effect on this frame."""
@@ -196,10 +194,6 @@ class Controller:
         oid = self._need_session().add_object()
         self.select_object(oid)
         return oid
-
-    def current_object(self):
-        s = self._need_object()
-        return s.get_object(self.obj)
 
     def rename_object(self, name):
         self._need_object().rename_object(self.obj, name)

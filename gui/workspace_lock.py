@@ -126,10 +126,6 @@ class WorkspaceLock:
         except OSError:
             pass
 
-    def still_held(self):
-        """True when the lock file is still ours (nobody removed or replaced it)."""
-        return self.held and _read(self.path).get('token') == self.token
-
     def move_to(self, folder):
         """The workspace folder (with this lock in it) was renamed to `folder` (start_fresh):
         move the lock file back into a new, empty folder at self.folder."""
