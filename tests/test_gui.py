@@ -877,7 +877,7 @@ def test_every_saved_setting_comes_back_on_resume(qtbot, make_window, tmp_path):
     assert (win2.session.height, c.cursor, c.obj, c.mode) == (RES, 3, 2, 'click')
     assert win2.view.overlay_mode == overlay.MODES[2]
     assert win2.view.overlay_combo.currentData() == overlay.MODES[2]
-    assert win2.session.engine.mem_freq == 3
+    assert win2.document.open_settings['mem_freq'] == 3       # what the Session was opened with
     win2.tools.set_mode('free')
     assert win2.view.canvas.brush == 12 and win2.tools.brush_slider.value() == 12
     win2.close()
