@@ -22,11 +22,13 @@ from PyQt5.QtCore import QObject, pyqtSignal
 class SessionBridge(QObject):
     changed = pyqtSignal(list, bool)       # frames whose labels changed, objects changed
     busyChanged = pyqtSignal(bool, str)    # background work started (True) / ended, its name
-    _event = pyqtSignal(str, tuple, str, bool)
+    _event = pyqtSignal(int, str, tuple, str, bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.session = None
+        self._listener = None
+        self._serial = 0              # which attached session an event comes from
         self._depth = 0
         self._frames = set()
         self._objects = False
@@ -36,12 +38,16 @@ class SessionBridge(QObject):
     def attach(self, session):
         self.detach()
         self.session = session
-        session.subscribe(self._on_event)
+        self._serial += 1
+        serial = self._serial
+        self._listener = lambda event: self._on_event(serial, event)
+        session.subscribe(self._listener)
 
     def detach(self):
         if self.session is not None:
-            self.session.unsubscribe(self._on_event)
-            self.session = None
+            self.session.unsubscribe(self._listener)
+            self.session = self._listener = None
+        self._serial += 1             # events of the old session still queued are dropped
         self._frames, self._objects = set(), False
 
     @contextlib.contextmanager
@@ -55,12 +61,14 @@ class SessionBridge(QObject):
             if not self._depth:
                 self._send()
 
-    def _on_event(self, event):
+    def _on_event(self, serial, event):
         # the Session's thread: hand over to the GUI thread (direct when it is the GUI thread)
         background = threading.get_ident() != self._gui_thread
-        self._event.emit(event.kind, tuple(event.frames), event.what, background)
+        self._event.emit(serial, event.kind, tuple(event.frames), event.what, background)
 
-    def _receive(self, kind, frames, what, background):
+    def _receive(self, serial, kind, frames, what, background):
+        if serial != self._serial:
+            return
         if kind == 'frames':
             self._frames.update(frames)
         elif kind == 'objects':
@@ -73,5 +81,5 @@ class SessionBridge(QObject):
     def _send(self):
         frames, objects = sorted(self._frames), self._objects
         self._frames, self._objects = set(), False
-        if self.session is not None and (frames or objects):
+        if frames or objects:
             self.changed.emit(frames, objects)
