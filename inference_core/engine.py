@@ -32,9 +32,11 @@ from inference_core.aggregate import aggregate_wbg
 from inference_core.confidence import frame_confidence
 from inference_core.memory_bank import (DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES, FeatureCache,
                                         MemoryBank, ProbabilityCache)
+from inference_core.masks import mask_to_prob, onehot_padded, zero_pad_border
 from inference_core.padding import pad_amount, pad_divide_by, unpad
 from inference_core import small_object_zoom
 from util.errors import UserError
+from util.device import amp_dtype
 from util.tensor_util import argmax0, normalize_frames
 
 DIRECTIONS = ('both', 'forward', 'backward')
@@ -46,20 +48,13 @@ DEFAULT_FEATURE_CACHE_BYTES = 384 << 20
 DEFAULT_PROB_CACHE_BYTES = 512 << 20
 
 
-def amp_dtype(amp, device):
-    """Resolve an `amp` setting to a torch dtype or None (AMP is used on CUDA only).
-
-    amp: False/None/'off' -> None; True/'fp16'/'float16' -> float16; 'bf16'/'bfloat16' -> bfloat16.
-    """
-    if amp in (None, False, 'off', 'none', 'fp32'):
-        return None
-    if torch.device(device).type != 'cuda':
-        return None
-    if amp in (True, 'fp16', 'float16', 'on', 'auto'):
-        return torch.float16
-    if amp in ('bf16', 'bfloat16'):
-        return torch.bfloat16
-    raise UserError(f'unknown amp setting {amp!r} (use off, fp16 or bf16)')
+def drain(gen):
+    """Run a generator to its end; returns its value (StopIteration.value)."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
 
 
 class PropagationEngine:
@@ -142,19 +137,28 @@ class PropagationEngine:
         pass still stops before the nearest other interacted frame). Labels are written into the
         store frame by frame. Returns True when finished, False when cancelled.
         """
+        return drain(self.passes(frame_idx, mask, direction, end, progress, should_cancel))
+
+    def passes(self, frame_idx, mask, direction='both', end=None, progress=None,
+               should_cancel=None):
+        """`interact` as a generator: commits the mask, then yields each frame index once its
+        labels are written; its value when exhausted is True, or False when cancelled. Closed
+        early, it stops between frames as a cancel does (the pass's memory is dropped)."""
         if direction not in DIRECTIONS:
             raise UserError(f'direction must be one of {", ".join(DIRECTIONS)}, got {direction!r}')
-        with self._lock, torch.inference_mode():
-            t = self._check_frame(frame_idx)
-            if end is not None:
-                end = self._check_frame(end)
-            ranges = self.pass_ranges(t, direction, end)    # validates before any change
-            self.commit(t, mask, _diff=True)
-            total = sum(len(r[0]) for r in ranges)
-            done = [0]
-            self.memory.reset_peak()
+        with self._lock:
+            with torch.inference_mode():
+                t = self._check_frame(frame_idx)
+                if end is not None:
+                    end = self._check_frame(end)
+                ranges = self.pass_ranges(t, direction, end)    # validates before any change
+                self.commit(t, mask, _diff=True)
+                total = sum(len(r[0]) for r in ranges)
+                done = [0]
+                self.memory.reset_peak()
             for frames, bound in ranges:
-                if not self._do_pass(t, frames, bound, done, total, progress, should_cancel):
+                if not (yield from self._do_pass(t, frames, bound, done, total, progress,
+                                                 should_cancel)):
                     return False
             return True
 
@@ -280,71 +284,78 @@ class PropagationEngine:
 
     # ------------------------------------------------------------------ passes
     def _do_pass(self, idx, frames, bound, done, total, progress, should_cancel):
+        """One pass, as a generator: yields each frame index once its labels are written; its
+        value is False when cancelled. The computation runs in inference mode, the caller's code
+        between frames does not."""
         net = self.prop_net
-        key_idx = self.memory.permanent[idx].key
-        last = idx
-        end = frames[-1]
-        # Networks with `uses_previous_mask` also get the previous frame's result of the pass.
-        prev = self._prob(idx)[1:] if getattr(net, 'uses_previous_mask', False) else None
-        last_result = self._prob(idx)      # previous frame's result, for the confidence
-        self.memory.begin_pass(idx)
-        zoom = None
-        if self.zoom_small_objects and small_object_zoom.supported(net):
-            lw, _, lh, _ = self.pad
-            zoom = small_object_zoom.SmallObjectZoom(net, (lh, lw, self.h, self.w), self.mem_freq)
-            with self._autocast():
-                zoom.begin(idx, self._image(idx), last_result)
+        with torch.inference_mode():
+            key_idx = self.memory.permanent[idx].key
+            last = idx
+            end = frames[-1]
+            # Networks with `uses_previous_mask` also get the previous frame's result of the pass.
+            prev = self._prob(idx)[1:] if getattr(net, 'uses_previous_mask', False) else None
+            last_result = self._prob(idx)      # previous frame's result, for the confidence
+            self.memory.begin_pass(idx)
+            zoom = None
+            if self.zoom_small_objects and small_object_zoom.supported(net):
+                lw, _, lh, _ = self.pad
+                zoom = small_object_zoom.SmallObjectZoom(net, (lh, lw, self.h, self.w), self.mem_freq)
+                with self._autocast():
+                    zoom.begin(idx, self._image(idx), last_result)
         try:
             for ti in frames:
                 if should_cancel is not None and should_cancel():
                     return False
-                k16, qv16, f16, f8, f4 = self._features(ti)
-                mk, mv = self.memory.memory()
-                extra = {} if prev is None else {'prev_mask': prev}
-                img = self._image(ti) if zoom is not None and zoom.tracks else None
-                with self._autocast():
-                    out = net.segment_with_query(mk, mv, f8, f4, k16, qv16, **extra)
+                with torch.inference_mode():
+                    k16, qv16, f16, f8, f4 = self._features(ti)
+                    mk, mv = self.memory.memory()
+                    extra = {} if prev is None else {'prev_mask': prev}
+                    img = self._image(ti) if zoom is not None and zoom.tracks else None
+                    with self._autocast():
+                        out = net.segment_with_query(mk, mv, f8, f4, k16, qv16, **extra)
+                        if img is not None:
+                            out = zoom.refine(img, out.float(), prev)
+                    out = aggregate_wbg(out.float(), keep_bg=True)
+                    if ti != end and abs(ti - last) >= self.mem_freq and self.memory.can_add_temporary():
+                        with self._autocast():
+                            v = net.encode_value(self._image(ti) if img is None else img, f16, out[1:])
+                        self.memory.add_temporary(ti, k16.unsqueeze(2), v)
+                        last = ti
+                    self.peak_memory_frames = max(self.peak_memory_frames, self.memory.size)
+                    c_old = self.confidence.get(ti) if self.keep_confident else None
+                    fused = bound is not None and self.fuse_net is not None
+                    # the stored result of ti, decompressed once for the fusion and the combination;
+                    # the one-hot of its labels where the soft result is gone but its confidence is
+                    # known (after an undo, which restores labels and confidences, not soft masks)
+                    old = self._prob(ti) if fused or c_old is not None else None
+                    if fused:
+                        result = self._fuse(bound, idx, ti, old, out, key_idx, k16)
+                    else:
+                        result = out
+                    # scored on the pass's own output, not the fused one: the fusion network's
+                    # output is sharper, and a score on it would always outrank the earlier result
+                    c_new = frame_confidence(out, last_result)
+                    last_result = out
+                    src = idx
+                    if c_old is not None:
+                        result, c_new, src = self._keep_confident(ti, idx, result, c_new, old, c_old)
+                    self.probs.put(ti, result)
+                    self.confidence[ti] = c_new
+                    self.source[ti] = src
+                    if prev is not None:
+                        prev = result[1:]
                     if img is not None:
-                        out = zoom.refine(img, out.float(), prev)
-                out = aggregate_wbg(out.float(), keep_bg=True)
-                if ti != end and abs(ti - last) >= self.mem_freq and self.memory.can_add_temporary():
-                    with self._autocast():
-                        v = net.encode_value(self._image(ti) if img is None else img, f16, out[1:])
-                    self.memory.add_temporary(ti, k16.unsqueeze(2), v)
-                    last = ti
-                self.peak_memory_frames = max(self.peak_memory_frames, self.memory.size)
-                c_old = self.confidence.get(ti) if self.keep_confident else None
-                fused = bound is not None and self.fuse_net is not None
-                # the stored result of ti, decompressed once for the fusion and the combination;
-                # the one-hot of its labels where the soft result is gone but its confidence is
-                # known (after an undo, which restores labels and confidences, not soft masks)
-                old = self._prob(ti) if fused or c_old is not None else None
-                if fused:
-                    result = self._fuse(bound, idx, ti, old, out, key_idx, k16)
-                else:
-                    result = out
-                # scored on the pass's own output, not the fused one: the fusion network's
-                # output is sharper, and a score on it would always outrank the earlier result
-                c_new = frame_confidence(out, last_result)
-                last_result = out
-                src = idx
-                if c_old is not None:
-                    result, c_new, src = self._keep_confident(ti, idx, result, c_new, old, c_old)
-                self.probs.put(ti, result)
-                self.confidence[ti] = c_new
-                self.source[ti] = src
-                if prev is not None:
-                    prev = result[1:]
-                if img is not None:
-                    with self._autocast():
-                        zoom.observe(ti, img, result)
-                self._write_labels(ti, result, edited=False)
-                done[0] += 1
-                if progress is not None:
-                    progress(done[0], total)
+                        with self._autocast():
+                            zoom.observe(ti, img, result)
+                    self._write_labels(ti, result, edited=False)
+                    done[0] += 1
+                    if progress is not None:
+                        progress(done[0], total)
+                yield ti
             return True
         finally:
-            self.memory.end_pass()
+            with torch.inference_mode():
+                self.memory.end_pass()
 
     def _keep_confident(self, ti, idx, new, c_new, old, c_old):
         """Combine a pass's result at frame ti (from the interaction at idx) with the result
@@ -453,46 +464,14 @@ class PropagationEngine:
             k = self.num_objects
             onehot = torch.zeros((k + 1, 1, self.nh, self.nw), dtype=torch.float32, device=self.device)
             onehot.scatter_(0, labels.clamp(max=k)[None, None], 1.0)
-            onehot = self._zero_pad_border(onehot)
+            onehot = zero_pad_border(onehot, self.pad)
             _, e.value = self._encode_memory(e.frame, onehot)
 
-    def _zero_pad_border(self, x):
-        lw, uw, lh, uh = self.pad
-        if any(self.pad):
-            inner = unpad(x, self.pad)
-            x = torch.zeros_like(x)
-            x[..., lh:lh + self.h, lw:lw + self.w] = inner
-        return x
-
     def _onehot(self, labels, k):
-        """One-hot (k+1, 1, nh, nw) of an unpadded label map, zero (incl. background) in the pad."""
-        lab = torch.from_numpy(np.asarray(labels).astype(np.int64))
-        if int(lab.max()) > k:
-            raise UserError(f'label map has object id {int(lab.max())} but only {k} objects exist')
-        onehot = torch.zeros((k + 1, 1, self.h, self.w), dtype=torch.float32)
-        onehot.scatter_(0, lab[None, None], 1.0)
-        return pad_divide_by(onehot, 16)[0].to(self.device)
+        return onehot_padded(labels, k, self.device)
 
     def _mask_to_prob(self, mask):
-        k = self.num_objects
-        if isinstance(mask, np.ndarray) and mask.ndim == 2 or \
-                isinstance(mask, torch.Tensor) and mask.dim() == 2:
-            labels = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask
-            if labels.shape != (self.h, self.w):
-                raise UserError(f'mask is {labels.shape[1]}x{labels.shape[0]}, '
-                                f'the video is {self.w}x{self.h}')
-            return self._onehot(labels, k)
-        m = torch.as_tensor(mask).float().to(self.device)
-        if m.dim() == 3:
-            m = m.unsqueeze(1)
-        if m.dim() != 4 or m.shape[1] != 1 or tuple(m.shape[-2:]) != (self.h, self.w):
-            raise UserError(f'mask must be (K+1, 1, {self.h}, {self.w}) probabilities or a '
-                            f'({self.h}, {self.w}) label map, got {tuple(m.shape)}')
-        if m.shape[0] > k + 1:
-            raise UserError(f'mask has {m.shape[0] - 1} objects but only {k} exist')
-        if m.shape[0] < k + 1:
-            m = torch.cat([m, m.new_zeros((k + 1 - m.shape[0], 1, self.h, self.w))], 0)
-        return pad_divide_by(m, 16)[0]
+        return mask_to_prob(mask, self.num_objects, (self.h, self.w), self.device)
 
     def _prob(self, t):
         """Stored probability (K+1, 1, nh, nw) float32 on the device. Not cached: the one-hot of
