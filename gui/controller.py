@@ -116,7 +116,7 @@ class Controller:
             s.paint(self.cursor, self.obj, [pts], erase=not positive, brush=brush)
             what = 'Painted' if positive else 'Erased'
         elif self.local_mode and self.local_region is not None:
-            s.scribble_region(self.cursor, self.obj, self.local_region, brush=brush, **strokes)
+            s.scribble(self.cursor, self.obj, brush=brush, region=self.local_region, **strokes)
             what = 'Local scribble'
         else:
             s.scribble(self.cursor, self.obj, brush=brush, **strokes)
@@ -196,18 +196,18 @@ class Controller:
         return oid
 
     def rename_object(self, name):
-        self._need_object().rename_object(self.obj, name)
+        self._need_object().set_object(self.obj, name=name)
 
     def recolor_object(self, color):
-        self._need_object().set_object_color(self.obj, color)
+        self._need_object().set_object(self.obj, color=color)
 
     def toggle_visible(self, obj_id=None):
         s = self._need_object()
         oid = self.obj if obj_id is None else obj_id
-        s.set_object_visible(oid, not s.get_object(oid).visible)
+        s.set_object(oid, visible=not s.get_object(oid).visible)
 
     def set_visible(self, obj_id, visible):
-        self._need_session().set_object_visible(obj_id, visible)
+        self._need_session().set_object(obj_id, visible=visible)
 
     def delete_object(self):
         s = self._need_object()

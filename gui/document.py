@@ -100,6 +100,7 @@ class Document:
         self.settings = {}           # restored on resume, for the window
         self.open_settings = {}      # resolution and mem_freq the open video was loaded with
         self._opening = {}
+        self._opened_networks = None  # what the last open_job's session runs on
         self.mask_inputs = []        # mask files/folders loaded: never export over them
         self.export_dir = ''
         self._autosave_error = None
@@ -124,9 +125,13 @@ class Document:
 
     def _open_session(self, path, chosen, networks, progress, should_cancel):
         from inference_core.session import Session
+        if networks is None:            # the ones Session.open would load, kept for the next video
+            from inference_core.networks import load_networks
+            networks = load_networks(self.opts.model, saves_dir=self.opts.saves_dir,
+                                     device=self.opts.device)
+        self._opened_networks = networks
         return Session.open(path, resolution=chosen['resolution'], networks=networks,
-                            device=self.opts.device, model=self.opts.model,
-                            saves_dir=self.opts.saves_dir, mem_freq=chosen['mem_freq'],
+                            mem_freq=chosen['mem_freq'],
                             top_k=self.opts.top_k,
                             max_memory_frames=self.opts.max_memory_frames,
                             num_objects=self.opts.num_objects, progress=progress, should_cancel=should_cancel)
@@ -248,8 +253,8 @@ class Document:
         self.session, self.workspace, self.readonly = session, ws, readonly
         self._autosave_error = None
         self.open_settings, self._opening = self._opening, {}
-        if session.networks is not None:
-            self.networks = session.networks
+        if self._opened_networks is not None:
+            self.networks, self._opened_networks = self._opened_networks, None
         self.mask_inputs = list(dict.fromkeys(
             earlier_inputs + ([os.path.abspath(masks)] if masks else [])))
         self.settings = dict(meta.get('settings') or {}) if resumed else {}

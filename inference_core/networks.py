@@ -32,6 +32,13 @@ class Networks:
     click: object = None          # f-BRS model (official) or None (clicks use `interaction`)
     device: torch.device = torch.device('cpu')
 
+    @property
+    def adaptable(self):
+        """Whether the propagation network can be adapted to a video (the bundled one can;
+        inference_core/adaptation.py)."""
+        from inference_core.adaptation import supports_adaptation
+        return supports_adaptation(self.propagation)
+
     def describe(self):
         click = 'f-BRS' if self.click is not None else 'interaction net'
         return f'{self.kind} networks on {self.device} (clicks: {click})'

@@ -1,10 +1,21 @@
-"""Session mixin: the one undo history. Each step keeps the changed frames' labels and the
-Session state of the other side (pending/interacted frames, objects, the engine's confidences,
-the click controller's snapshot); undo/redo swap them."""
+"""The one undo history of a Session. Each step keeps the changed frames' labels and the Session
+state of the other side (pending/interacted frames, objects, the engine's confidences, the click
+sequence); undo/redo swap them."""
+from inference_core.history import Action, History
 from inference_core.session_state import SavedState
 
 
-class HistoryMixin:
+class Undo:
+    """History steps over the Session's store, engine, prompts (inference_core/session_prompts.py)
+    and pending frames (session_state.Pending); `max_bytes` bounds the memory it keeps."""
+
+    def __init__(self, max_bytes, store, engine, prompts, pending):
+        self.history = History(max_bytes)
+        self.store = store
+        self.engine = engine
+        self.prompts = prompts
+        self.pending = pending
+
     @property
     def can_undo(self):
         return self.history.can_undo
@@ -14,76 +25,86 @@ class HistoryMixin:
         return self.history.can_redo
 
     @property
-    def undo_steps(self):
-        """How many steps undo can go back (the history may have dropped older ones)."""
+    def steps(self):
         return self.history.undo_steps
 
-    def undo(self):
-        """Undo the last edit or propagation. Returns the frames that changed ([] if nothing)."""
-        return self._swap_step('undo', self.history.pop_undo, self.history.push_redo)
+    @property
+    def enabled(self):
+        return self.history.enabled
 
-    def redo(self):
-        """Redo the last undone step. Returns the frames that changed ([] if nothing)."""
-        return self._swap_step('redo', self.history.pop_redo, self.history.push_undo)
+    def begin(self, name):
+        """A new step named `name` holding the state now (capture frames into it, then push)."""
+        action = Action(name, (self.store.height, self.store.width))
+        action.state = self.state()
+        return action
 
-    def _swap_step(self, what, pop, push):
-        """Swap the stored side of the popped step with the current one, then push it onto the
-        other stack."""
-        with self._exclusive(what):
-            action = pop()
-            if action is None:
-                return []
-            now = self._state()
-            self._restore_objects(action.state.objects, action.name == 'remove object')
-            changed, state = action.swap(self.store, now)
-            self._restore(state, changed)
-            push(action)
-            return changed
+    def push(self, action):
+        self.history.push(action)
 
-    def _state(self):
-        cs, ctrl = self._click_state, self._click
-        click = (cs, ctrl.snapshot()) if cs is not None and ctrl is not None else None
-        return SavedState(self._pending, self.engine.interacted, self._last,
-                          self.store.objects_snapshot(), click, dict(self.engine.confidence),
-                          dict(self.engine.source))
+    def clear(self):
+        self.history.clear()
+
+    def state(self):
+        eng = self.engine
+        return SavedState(self.pending.frames, eng.interacted, self.pending.last,
+                          self.store.objects_snapshot(), self.prompts.click_state(),
+                          dict(eng.confidence), dict(eng.source))
+
+    def swap(self, which):
+        """Undo ('undo') or redo ('redo') one step: swap its stored side with the current one,
+        then push it onto the other stack. Returns the frames that changed."""
+        h = self.history
+        pop, push = (h.pop_undo, h.push_redo) if which == 'undo' else (h.pop_redo, h.push_undo)
+        action = pop()
+        if action is None:
+            return []
+        now = self.state()
+        self._restore_objects(action.state.objects, action.name == 'remove object')
+        changed, state = action.swap(self.store, now)
+        self._restore(state, changed)
+        push(action)
+        return changed
+
+    def _restore_objects(self, objects, removal=False):
+        """Put back the object list of a saved state (before its labels: they may use ids that
+        come back). `removal`: the step undone/redone removed an object, so the memory's
+        channels no longer match the ids; the memory restarts and its frames are committed
+        again from their labels by the next propagate."""
+        if objects == self.store.objects_snapshot():
+            return
+        n = len(objects)
+        self.store.restore_objects(objects)
+        if removal:
+            self.pending.frames = self.pending.frames | self.engine.interacted
+            self.engine.reset()
+            self.prompts.soft.clear()
+        else:
+            # an added object comes or goes at the end; one that goes has no pixels left
+            # anywhere (linear history), so dropping its channel keeps the memory valid
+            for k in range(self.engine.num_objects, n, -1):
+                self.engine.remove_object(k)
+        self.prompts.local.reset()
 
     def _restore(self, state, changed):
+        eng = self.engine
         frames = set(changed)
         if state.confidence is not None:
             # a pass also re-weighs frames whose labels it kept (the combination with an earlier
             # result): their confidence and source go back too, their soft masks are dropped
-            eng = self.engine
             frames |= {t for t in set(state.confidence) | set(eng.confidence)
                        if state.confidence.get(t) != eng.confidence.get(t)
                        or (state.source or {}).get(t) != eng.source.get(t)}
-        self.engine.invalidate(frames)
-        for saved, now in ((state.confidence, self.engine.confidence),
-                           (state.source, self.engine.source)):
+        eng.invalidate(frames)
+        for saved, now in ((state.confidence, eng.confidence), (state.source, eng.source)):
             for t in frames if saved is not None else ():
                 if t in saved:
                     now[t] = saved[t]
-        for f in self.engine.interacted - state.interacted:
-            self.engine.forget(f)
+        for f in eng.interacted - state.interacted:
+            eng.forget(f)
         # frames committed in that state but no longer in memory are re-committed on propagate
-        self._pending = state.pending | (state.interacted - self.engine.interacted)
-        self._last = state.last
+        self.pending.frames = state.pending | (state.interacted - eng.interacted)
+        self.pending.last = state.last
         for t in changed:
-            self._soft.pop(t, None)
-        self._scr = None
-        self._restore_clicks(state.click)
-
-    def _restore_clicks(self, saved):
-        """After undo/redo: the click controller returns to the sequence in effect in that state
-        (its own snapshot, from the one history), so the next click continues it."""
-        if saved is None or saved[0].key[2] != self.store.num_objects:
-            self._reset_click()
-            return
-        seq, snap = saved
-        ctrl = self._click_controller()
-        ctrl.restore(snap)
-        self._click_state = seq
-        t = seq.key[0]
-        seq.revision = self.store.revision(t)
-        if ctrl.num_clicks and ctrl.result is not None:
-            # the soft mask propagation uses: the labels now are the ones this click made
-            self._soft[t] = (self._click_probs(seq, ctrl, ctrl.result), seq.revision)
+            self.prompts.soft.pop(t, None)
+        self.prompts.scribbles = None
+        self.prompts.restore_clicks(state.click)

@@ -1,5 +1,6 @@
-"""The Session's bookkeeping types: argument checks, the state saved with each undo step, the
-interaction sequences in progress, and the change events it sends to subscribers."""
+"""The Session's bookkeeping types: argument checks, the pending frames, the state saved with
+each undo step, the interaction sequences in progress, and the change events it sends to
+subscribers."""
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,16 @@ def check_number(name, value):
     if not np.isfinite(value):
         raise UserError(f'{name} must be a finite number, got {value}')
     return value
+
+
+class Pending:
+    """The frames interacted with and not yet committed to the engine's memory (`frames`: the
+    next propagate commits them) and the last frame interacted with (`last`: where it starts by
+    default). Shared by the Session and its undo history."""
+
+    def __init__(self, frames=()):
+        self.frames = frozenset(frames)
+        self.last = None
 
 
 @dataclass(frozen=True)

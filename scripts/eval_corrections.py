@@ -39,7 +39,7 @@ def robot_answer(robot, name, pred, gt, n_obj):
 def video_jf(session, gt, obj_ids):
     """J&F of the whole sequence (every frame) as the Session holds it."""
     from util.metrics import evaluate_sequence as score
-    pred = [session.mask_at_original(t) for t in range(session.num_frames)]
+    pred = [session.get_mask(t, original=True) for t in range(session.num_frames)]
     return float(score(list(gt), pred, object_ids=obj_ids, skip_first_last=False)['J&F'])
 
 
@@ -54,7 +54,7 @@ def evaluate_sequence(name, session, gt, robot, frames=5, propagate=False):
     session.set_labels(0, session_labels(session, gt[0]))
     session.propagate(0, direction='forward')
     T = session.num_frames
-    pred = np.stack([session.mask_at_original(t) for t in range(T)])
+    pred = np.stack([session.get_mask(t, original=True) for t in range(T)])
     j = per_frame_j(gt, pred, obj_ids)
     j[0] = 1.0
     jf_video = video_jf(session, gt, obj_ids) if propagate else None
@@ -72,11 +72,10 @@ def evaluate_sequence(name, session, gt, robot, frames=5, propagate=False):
             if not propagate:
                 session.set_labels(t, start)       # the same previous mask for both variants
             session.end_interaction()
-            session.zoom_corrections = zoom
             t0 = time.perf_counter()
-            scribble_robot_round(session, t, by_obj, obj_ids)
+            scribble_robot_round(session, t, by_obj, obj_ids, zoom=zoom)
             row[f'{label} s'] = time.perf_counter() - t0
-            row[label] = float(per_frame_j(gt[t:t + 1], session.mask_at_original(t)[None],
+            row[label] = float(per_frame_j(gt[t:t + 1], session.get_mask(t, original=True)[None],
                                            obj_ids)[0])
             if propagate:
                 session.propagate(t, direction='both')

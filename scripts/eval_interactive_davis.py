@@ -82,20 +82,21 @@ def to_pixels(paths, width, height):
     return out
 
 
-def scribble_robot_round(session, t, by_obj, obj_ids):
+def scribble_robot_round(session, t, by_obj, obj_ids, zoom=None):
     """Draw one robot answer on frame t of `session`: {object id: normalised paths} (0 =
-    background) from robot_paths -> Session.scribble with the robot's brush, every object."""
+    background) from robot_paths -> Session.scribble with the robot's brush, every object
+    (`zoom`: Session.scribble's, None = the session's setting)."""
     w, h = session.width, session.height
     neg = to_pixels(by_obj.get(0, []), w, h)
     positives = [(k, to_pixels(p, w, h)) for k, p in sorted(by_obj.items())
                  if 0 < k <= max(obj_ids)]
     if not positives:
-        session.scribble(t, obj_ids[0], negative=neg, brush=ROBOT_BRUSH)
+        session.scribble(t, obj_ids[0], negative=neg, brush=ROBOT_BRUSH, zoom=zoom)
     for i, (k, paths) in enumerate(positives):
         # strokes accumulate on the frame: the last call segments every object from all of
         # them (as MiVOS's DAVIS path does in one go)
         session.scribble(t, k, positive=paths, negative=neg if i == 0 else None,
-                         brush=ROBOT_BRUSH)
+                         brush=ROBOT_BRUSH, zoom=zoom)
 
 
 def read_ground_truth(session, files):
@@ -202,7 +203,7 @@ def evaluate_sequence(name, session, gt, robot, rounds=8, first_frame='auto', lo
             session.propagate(t, direction='both')
             t3 = time.perf_counter()
             row.update(interaction_s=round(t2 - t1, 4), propagation_s=round(t3 - t2, 4))
-            pred = np.stack([session.mask_at_original(i) for i in range(T)])
+            pred = np.stack([session.get_mask(i, original=True) for i in range(T)])
         res = score(list(gt), list(pred), object_ids=obj_ids, skip_first_last=False, name=name)
         row.update(J=res['J'], F=res['F'], JF=res['J&F'],
                    time_s=round(row['interaction_s'] + row['propagation_s'], 4))

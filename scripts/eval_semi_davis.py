@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scripts.eval_session import interaction_mask, propagate_flipped, propagate_sequence
 from util.davis_split import VAL_SEQUENCES
 from util.errors import UserError, run_cli
 
@@ -93,44 +94,6 @@ def by_size(results):
     return out
 
 
-def _networks(prop_net, fusion=None):
-    """The propagation (and fusion) network as the Session takes them (no interaction nets)."""
-    from inference_core.networks import Networks
-    return Networks('bundled', prop_net, fusion, None, None, torch.device('cpu'))
-
-
-def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, top_k=20, zoom=True):
-    """Semi-supervised propagation of `first_labels` (H,W uint8) through frames (T,H,W,3): a
-    Session, the labels set on frame 0, propagated forward. Returns predicted labels (T,H,W)
-    uint8."""
-    from inference_core.session import Session
-    with Session.from_frames(np.ascontiguousarray(frames), storage='memory',
-                             num_objects=int(first_labels.max()),
-                             networks=_networks(prop_net, fusion), mem_freq=mem_freq,
-                             top_k=top_k, amp=False, history_bytes=0, zoom_small_objects=zoom) as s:
-        s.set_labels(0, first_labels)
-        s.propagate(0, direction='forward')
-        return np.stack([s.get_mask(t) for t in range(s.num_frames)])
-
-
-def propagate_flipped(prop_net, frames, first_labels, fusion=None, adapt=0, seed=0):
-    """Like propagate_sequence plus flip test-time augmentation (and optional adaptation), through
-    the same code as `scripts.propagate --flip [--adapt N]`. Returns labels (T,H,W) uint8."""
-    from types import SimpleNamespace
-
-    from scripts.propagate_runner import Runner
-    args = SimpleNamespace(mem_freq=5, top_k=20, max_memory_frames=None, amp='off', flip=True,
-                           adapt=adapt, adapt_seed=seed)
-    runner = Runner(_networks(prop_net, fusion), args)
-    with runner.from_frames(np.ascontiguousarray(frames), storage='memory',
-                            num_objects=int(first_labels.max())) as session:
-        run = runner.run(session, {0: first_labels}, 'first')
-        try:
-            return np.stack([run.labels(t) for t in range(len(frames))])
-        finally:
-            run.close()
-
-
 def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None,
                   adapt=0, seed=0, flip=False, training_free=False, zoom=True):
     """Semi-supervised J&F (util.metrics.summarize dict, values in 0..1) plus 'fps' and per-sequence results.
@@ -140,7 +103,6 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
     the adaptation). training_free: the reference row instead of the network
     (scripts/training_free_baseline.py: frozen ImageNet features, no training). zoom: the
     engine's zoomed pass for small objects (inference_core/small_object_zoom.py)."""
-    from inference_core.adaptation import adapt_propagation
     from scripts.train.data import load_labels
     from util.metrics import evaluate_sequence, summarize
     results, n_frames, t_total, t_adapt = [], 0, 0.0, []
@@ -158,12 +120,12 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
             elif flip:      # adaptation (if any) happens inside and is timed with the propagation
                 pred = propagate_flipped(prop_net, frames, gt[0], adapt=adapt, seed=seed)
             else:
-                net = prop_net
+                timing = {}
+                pred = propagate_sequence(prop_net, frames, gt[0], zoom=zoom, adapt=adapt, seed=seed,
+                                          timing=timing)
                 if adapt:
-                    net = adapt_propagation(prop_net, [(frames[0], gt[0])], iters=adapt, seed=seed)
-                    t_adapt.append(time.time() - t0)
-                    t0 = time.time()
-                pred = propagate_sequence(net, frames, gt[0], zoom=zoom)
+                    t_adapt.append(timing['adapt_s'])
+                    t0 += timing['adapt_s']         # the propagation's time alone
             t_total += time.time() - t0
             n_frames += len(frames) - 1
             res = evaluate_sequence(list(gt), list(pred), object_ids=ids or [1], name=seq)
@@ -216,7 +178,7 @@ def robot_scribbles(gt, pred, robot, brush=None):
     drawn as scripts/eval_interactive_davis.py and MiVOS draw them (`brush`: another stroke width, e.g.
     at a smaller frame size). Returns (pos, neg) float32 maps."""
     from scripts.eval_interactive_davis import ROBOT_BRUSH, robot_paths, to_pixels
-    from inference_core.interaction import stroke_mask
+    from util.strokes import stroke_mask
     gt = np.asarray(gt, bool)
     h, w = gt.shape
     ans = robot.interact('frame', np.asarray(pred, bool)[None].astype(int), gt[None].astype(int),
@@ -227,17 +189,6 @@ def robot_scribbles(gt, pred, robot, brush=None):
     return pos.astype(np.float32), neg.astype(np.float32)
 
 
-def interaction_prob(inter_net, img, prev, pos, neg):
-    """Foreground probability (H,W) of the bundled interaction net for one frame (H,W,3 uint8),
-    its previous mask and positive/negative marks (H,W), at full resolution."""
-    from inference_core.padding import pad_divide_by, unpad
-    from util.tensor_util import normalize_frames
-    x = normalize_frames(img)
-    maps = torch.from_numpy(np.stack([prev, pos, neg]).astype(np.float32))[None]
-    inp, pad = pad_divide_by(torch.cat([x, maps], 1), 16)
-    return torch.sigmoid(unpad(inter_net(inp), pad))[0, 0].numpy()
-
-
 _PROPAGATED = {}    # (id of the propagation net, root, sequence) -> labels, reused by validations
 
 
@@ -246,7 +197,8 @@ def evaluate_corrections(inter_net, prop_net, root=DEFAULT_ROOT, sequences=VAL_S
     """Correction rounds on real propagation errors: `prop_net` propagates each sequence's first
     mask; on the `frames` worst frames (J < 0.9) a corrective round is drawn on that result (the
     DAVIS robot's scribbles with `robot`, else this project's simulator, fixed seed) and the
-    interaction net turns it into a mask with the propagated one as the previous mask.
+    interaction net turns it into a mask with the propagated one as the previous mask (a
+    Session's scribble: interaction_mask).
     Returns {'J_before', 'J_after', 'worse' (share of corrections that lowered J), 'per_frame'}."""
     from scripts.train.data import load_sequence
     from scripts.train.scribbles import correction
@@ -269,8 +221,8 @@ def evaluate_corrections(inter_net, prop_net, root=DEFAULT_ROOT, sequences=VAL_S
                     pos, neg = correction(masks[t], pred[t], rng, thickness=3)
                 if not pos.any() and not neg.any():
                     continue
-                prob = interaction_prob(inter_net, video[t], pred[t], pos, neg)
-                j = jaccard(masks[t], prob > 0.5)
+                mask, _ = interaction_mask(inter_net, video[t], pred[t], pos, neg)
+                j = jaccard(masks[t], mask)
                 before.append(js[t])
                 after.append(j)
                 per[f'{seq}/{t}'] = (round(float(js[t]), 4), round(float(j), 4))
@@ -283,8 +235,8 @@ def evaluate_corrections(inter_net, prop_net, root=DEFAULT_ROOT, sequences=VAL_S
 def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, seed=0, frames=(0,),
                             trials=1, robot=None):
     """Mean J of the interaction net's mask from one simulated first scribble on frame 0 (or each
-    of `frames`) of each held-out sequence; also the median latency (ms) of one scribble -> mask
-    at full resolution.
+    of `frames`) of each held-out sequence (a Session's scribble: interaction_mask); also the
+    median latency (ms) of one scribble -> mask at full resolution.
 
     Scribbles: by default this project's simulator (scripts/train/scribbles.first_scribbles: a
     positive stroke in the object, a negative one in the background around it; J averaged over
@@ -306,10 +258,9 @@ def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCE
                 scores = []
                 for _ in range(1 if robot is not None else trials):
                     pos, neg = robot_first_scribbles(gt, robot) if robot is not None else first_scribbles(gt, rng)
-                    t0 = time.time()
-                    prob = interaction_prob(inter_net, img, np.zeros_like(pos), pos, neg)
-                    times.append(time.time() - t0)
-                    scores.append(jaccard(gt, prob > 0.5))
+                    mask, seconds = interaction_mask(inter_net, img, np.zeros_like(pos), pos, neg)
+                    times.append(seconds)
+                    scores.append(jaccard(gt, mask))
                 js[seq if len(frames) == 1 else f'{seq}/{t}'] = float(np.mean(scores))
     return {'J': float(np.mean(list(js.values()))), 'per_sequence': js,
             'latency_ms': 1000 * float(np.median(times))}
@@ -395,13 +346,9 @@ def main(argv=None):
     if not (Path(args.data) / 'videos').is_dir():
         raise UserError(f'{args.data}: DAVIS data not found (needs videos/ and masks/)')
     torch.set_num_threads(args.threads)
-    if args.kind == 'bundled':
-        from model.lite_networks import load_bundled
-        prop, _, inter = load_bundled(args.weights)
-    else:
-        from inference_core.networks import load_official
-        nets = load_official(args.saves, 'cpu')
-        prop, inter = nets.propagation, nets.interaction
+    from inference_core.networks import load_bundled, load_official
+    nets = load_bundled(args.weights) if args.kind == 'bundled' else load_official(args.saves, 'cpu')
+    prop, inter = nets.propagation, nets.interaction
     sequences = tuple(args.sequences) if args.sequences else tuple(
         split_items(args.split, args.data, args.extra_data))
     names = [s[1] if isinstance(s, tuple) else s for s in sequences]

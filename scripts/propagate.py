@@ -40,9 +40,9 @@ import sys
 
 import torch
 
-from inference_core.adaptation import DEFAULT_ITERS as DEFAULT_ADAPT_STEPS
 from inference_core.networks import check_engine_options
-from inference_core.session import DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKING_FRAMES
+from inference_core.session import (DEFAULT_ADAPT_STEPS, DEFAULT_LONG_TERM_FRAMES,
+                                    DEFAULT_WORKING_FRAMES)
 from scripts.datasets import discover_dataset, read_split
 from scripts.propagate_output import (MARKER, PARTIAL, check_clashes, check_not_inputs,
                                       check_output, clean_partials, install_dir, merge_files,
@@ -259,8 +259,7 @@ def main(argv=None, networks=None):
     elif args.model != 'auto' and networks.kind != args.model:
         raise UserError(f'--model {args.model} requested but {networks.kind} networks given')
     if args.adapt:
-        from inference_core.adaptation import supports_adaptation
-        if not supports_adaptation(networks.propagation):
+        if not networks.adaptable:
             raise UserError(f'--adapt needs the bundled networks ({networks.kind} networks are loaded; '
                             f'use --model bundled)')
     runner = Runner(networks, args)

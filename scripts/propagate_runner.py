@@ -120,19 +120,17 @@ class Runner:
                                 orig_size=(session.orig_height, session.orig_width),
                                 frame_names=session.frame_names, num_objects=session.num_objects)
 
-    def _adapted_network(self, session, given, mode, progress, should_cancel):
-        """(propagation net adapted to this video's given masks, the frames it was adapted to)
-        (the first mask with --use-masks first, all of them otherwise); (None, []) when no mask
-        holds an object; None when cancelled."""
-        from inference_core.adaptation import adapt_propagation
+    def _adapt(self, sessions, given, mode, progress, should_cancel):
+        """Adapt the propagation network to this video's given masks (the first mask with
+        --use-masks first, all of them otherwise; nothing when no mask holds an object): one
+        adapted copy for every session of the run. False when cancelled."""
         frames = [min(given)] if mode == 'first' else sorted(given)
         frames = [t for t in frames if given[t].any()]
         if not frames:
-            return None, []
-        examples = [(np.array(session.frame(t)), given[t]) for t in frames]
-        net = adapt_propagation(self.networks.propagation, examples, iters=self.adapt,
-                                seed=self.adapt_seed, progress=progress, should_cancel=should_cancel)
-        return None if net is None else (net, frames)
+            return True
+        return sessions[0].adapt(frames, iters=self.adapt, seed=self.adapt_seed,
+                                 progress=progress, should_cancel=should_cancel,
+                                 labels={t: given[t] for t in frames}, share_with=sessions[1:])
 
     def run(self, session, given, mode, progress=None, should_cancel=None):
         """Propagate in `session` (from `open` / `from_frames`; its objects exist). given:
@@ -142,14 +140,6 @@ class Runner:
         steps = plan_steps(given, mode, T)
         done = self.adapt
         total = count_work(steps, T) * (2 if self.flip else 1) + done
-        adapted, adapt_s = (None, []), 0.0
-        if self.adapt:
-            cb = None if progress is None else (lambda d, _t: progress(d, total))
-            t0 = time.time()
-            adapted = self._adapted_network(session, given, mode, cb, should_cancel)
-            adapt_s = time.time() - t0
-            if adapted is None:
-                return None
         sessions = [session]
         appear_at = {}
         if mode == 'appear':
@@ -157,14 +147,17 @@ class Runner:
                 for k in np.unique(given[t]).tolist():
                     if k:
                         appear_at.setdefault(int(k), t)
-        result = Propagation(sessions, appear_at, adapt_s)
+        result = Propagation(sessions, appear_at)
         ok = False
         try:
             if self.flip:
                 sessions.append(self._flipped(session))
-            if adapted[0] is not None:
-                for s in sessions:
-                    s.use_adapted_network(*adapted)
+            if self.adapt:
+                cb = None if progress is None else (lambda d, _t: progress(d, total))
+                t0 = time.time()
+                if not self._adapt(sessions, given, mode, cb, should_cancel):
+                    return None
+                result.adapt_s = time.time() - t0
             first = min(given)
             for t, direction, end in steps:
                 labels = given[t]

@@ -128,13 +128,13 @@ def test_session_adapt_propagate_and_reset():
         s.adapt(iters=2)
     s.set_labels(0, gt[0])
     assert s.propagate()
-    key_before = s.engine.memory.permanent[0].key.clone()
+    key_before = s._engine.memory.permanent[0].key.clone()
     assert s.adapt(iters=5)
-    assert s.adapted_frames == (0,) and s.engine.prop_net is not nets.propagation
+    assert s.adapted_frames == (0,) and s._engine.prop_net is not nets.propagation
     # the memory was re-encoded by the adapted network
     with torch.inference_mode():
-        k16 = s.engine.prop_net.encode_key(s.engine._image(0))[0]
-    assert torch.allclose(s.engine.memory.permanent[0].key, k16.unsqueeze(2))
+        k16 = s._engine.prop_net.encode_key(s._engine._image(0))[0]
+    assert torch.allclose(s._engine.memory.permanent[0].key, k16.unsqueeze(2))
     assert not torch.allclose(key_before, k16.unsqueeze(2))
     assert s.propagate(0)
 
@@ -146,8 +146,8 @@ def test_session_adapt_propagate_and_reset():
     assert s.adapt(iters=5, should_cancel=lambda: True) is False
     assert s.adapted_frames == (0,)
     s.reset_adaptation()
-    assert s.adapted_frames == () and s.engine.prop_net is nets.propagation
-    assert torch.allclose(s.engine.memory.permanent[0].key, key_before)
+    assert s.adapted_frames == () and s._engine.prop_net is nets.propagation
+    assert torch.allclose(s._engine.memory.permanent[0].key, key_before)
 
 
 def test_session_adapt_needs_the_bundled_network():

@@ -90,8 +90,8 @@ def test_box_segments_a_clear_object(session, scene):
         assert not (labels[outside] == k).any()          # nothing of it outside the box
     labels = session.get_mask(0)
     assert _iou(labels == 1, gt == 1) > 0.9 and _iou(labels == 2, gt == 2) > 0.9
-    assert session.edited_frames == [0] and session.pending_frames == [0]
-    assert session.soft_probabilities(0) is not None
+    assert session.edited_frames == [0] and sorted(session._pending.frames) == [0]
+    assert session._soft_probabilities(0) is not None
 
 
 def test_box_replaces_the_objects_mask_and_undo_redo_restore(session, scene):

@@ -65,8 +65,8 @@ def test_session_interactions_run_under_the_policy(lite, monkeypatch):
     try:
         with Session.from_frames(frames, storage='memory', num_objects=1, networks=lite,
                                  interaction_threads=1) as s:
-            real = s.scribbler.interact
-            monkeypatch.setattr(s.scribbler, 'interact', lambda *a, **k: (
+            real = s._prompts.scribbler.interact
+            monkeypatch.setattr(s._prompts.scribbler, 'interact', lambda *a, **k: (
                 seen.append(torch.get_num_threads()), real(*a, **k))[1])
             s.scribble(0, 1, positive=[[(30, 30), (50, 30)]])
             s.add_box(0, 1, (20, 10, 70, 50))

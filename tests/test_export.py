@@ -264,7 +264,7 @@ def test_session_exports_the_engines_soft_masks(tmp_path):
     with Session(store, nets) as s:
         s.set_labels(0, gt[0])
         s.propagate(0)
-        p = s.soft_probabilities(3)
+        p = s._soft_probabilities(3)
         assert p is not None and p.shape == (2,) + gt[0].shape
         assert s.export(tmp_path / 'o', ['soft', 'objects'])
         d = export_mod.object_dir_names(store)[1]
@@ -273,7 +273,7 @@ def test_session_exports_the_engines_soft_masks(tmp_path):
         assert ((soft > 0) & (soft < 255)).any()
         assert ((soft > 127) == (hard == 255)).mean() > 0.999
         s.set_labels(3, gt[3])                     # edited: only labels remain for frame 3
-        assert s.soft_probabilities(3) is None
+        assert s._soft_probabilities(3) is None
 
 
 def test_failure_mid_export_leaves_the_previous_export_untouched(tmp_path, monkeypatch):

@@ -443,13 +443,13 @@ def test_export_roundtrip(qtbot, win, tmp_path, monkeypatch, errors):
     for t in range(N_FRAMES):
         lab = read_label_png(str(out / 'masks' / f'{t:05d}.png'))
         assert lab.shape == (120, 214)                  # original resolution
-        assert np.array_equal(lab, win.session.mask_at_original(t))
+        assert np.array_equal(lab, win.session.get_mask(t, original=True))
     assert (out / 'objects' / 'object 1' / '00000.png').is_file()
     assert (out / 'soft' / 'cup' / '00002.png').is_file()
     coco = COCO(str(out / 'annotations.json'))
     ann = coco.loadAnns(coco.getAnnIds(imgIds=[3]))
     assert [coco.loadCats(a['category_id'])[0]['name'] for a in ann] == ['cup']
-    assert np.array_equal(coco.annToMask(ann[0]), win.session.mask_at_original(2) == 2)
+    assert np.array_equal(coco.annToMask(ann[0]), win.session.get_mask(2, original=True) == 2)
     assert count_frames(str(out / 'overlay.mp4')) == ('h264', N_FRAMES)
     before = (out / 'masks' / '00002.png').read_bytes()
 

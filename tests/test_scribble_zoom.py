@@ -137,9 +137,9 @@ def test_nearby_object_size_reads_the_nearest_frame_holding_the_object():
     s, _, _ = _lost_object_session(official_random_networks())
     ys, xs = np.nonzero(s.get_mask(0) == 1)
     size = (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
-    assert nearby_object_size(s.store, 1, 1) == size
-    assert nearby_object_size(s.store, 1, 2) == (40, 80)       # frame 1 itself is not read
-    assert nearby_object_size(s.store, 1, 1, reach=0) is None
+    assert nearby_object_size(s._store, 1, 1) == size
+    assert nearby_object_size(s._store, 1, 2) == (40, 80)       # frame 1 itself is not read
+    assert nearby_object_size(s._store, 1, 1, reach=0) is None
 
 
 def test_a_lost_object_is_scribbled_on_a_zoomed_crop_and_undoes():
@@ -150,7 +150,7 @@ def test_a_lost_object_is_scribbled_on_a_zoomed_crop_and_undoes():
     cx, cy = xs.mean(), ys.mean()
     stroke = [[(cx - 5, cy - 3), (cx + 5, cy + 3)]]
     box = focus_box(lost, _scribbles(lost.shape, stroke), 1,
-                    nearby_size=nearby_object_size(s.store, 1, 1))
+                    nearby_size=nearby_object_size(s._store, 1, 1))
     assert box is not None
     labels = s.scribble(1, 1, positive=stroke, brush=3)
     x0, y0, x1, y1 = box
@@ -182,7 +182,7 @@ def test_a_scribble_sequence_reads_the_nearby_size_once_until_a_near_frame_chang
     real = session_state.nearby_object_size
     monkeypatch.setattr(session_state, 'nearby_object_size', lambda *a: reads.append(a) or real(*a))
     seq = session_state.ScribbleSeq(1, lost, 2)
-    first = seq.nearby_size(s.store, 1)
-    assert seq.nearby_size(s.store, 1) == first and len(reads) == 1     # later strokes: kept
-    s.store.set_mask(0, np.zeros_like(lost))                             # a near frame rewritten
-    assert seq.nearby_size(s.store, 1) is None and len(reads) == 2
+    first = seq.nearby_size(s._store, 1)
+    assert seq.nearby_size(s._store, 1) == first and len(reads) == 1     # later strokes: kept
+    s._store.set_mask(0, np.zeros_like(lost))                             # a near frame rewritten
+    assert seq.nearby_size(s._store, 1) is None and len(reads) == 2

@@ -81,7 +81,7 @@ def test_paint_set_and_reset_are_undoable(nets):
     s.paint(2, 1, gt[2] > 0)
     states.append(_all(s))
     assert np.array_equal(s.get_mask(2), gt[2])
-    assert 2 in s.store.edited_frames and s.pending_frames == [2]
+    assert 2 in s._store.edited_frames and sorted(s._pending.frames) == [2]
     s.paint(2, 1, [[(0, 0), (40, 0)]], erase=True, brush=5)
     states.append(_all(s))
     assert not s.get_mask(2)[:2].any()
@@ -93,7 +93,7 @@ def test_paint_set_and_reset_are_undoable(nets):
     states.append(_all(s))
     s.reset_frame(2)
     states.append(_all(s))
-    assert not s.get_mask(2).any() and 2 not in s.store.edited_frames
+    assert not s.get_mask(2).any() and 2 not in s._store.edited_frames
     assert s.interacted_frames == [3]
 
     counts = []
@@ -135,47 +135,47 @@ def test_scribble_runs_s2m_and_accumulates(nets):
     s, gt = _session(nets, num_objects=2)
     before = s.get_mask(1)
     labels = s.scribble(1, 1, positive=[[(20, 30), (40, 32)]], brush=3)
-    assert np.array_equal(labels, s.get_mask(1)) and s.pending_frames == [1]
-    st = s._scr
+    assert np.array_equal(labels, s.get_mask(1)) and sorted(s._pending.frames) == [1]
+    st = s._prompts.scribbles
     assert st.frame == 1 and np.array_equal(st.prev_labels, before)
     assert (st.scribbles == 1).sum() > 0 and (st.scribbles == 255).sum() > 0
     # the result is the controller's hard aggregation of the S2M outputs
-    image, pad = s._image(1)
+    image, pad = s._prompts.image(1)
     from inference_core.padding import pad_divide_by, unpad
     prev = pad_divide_by(torch.from_numpy(before)[None, None], 16)[0][0, 0].numpy()
-    want = unpad(s.scribbler.predict(image, prev, st.scribbles, 2, claim_for=1), pad)
+    want = unpad(s._prompts.scribbler.predict(image, prev, st.scribbles, 2, claim_for=1), pad)
     want = want.argmax(0)[0].numpy()
     assert np.array_equal(labels, want)
     # a second stroke adds to the same canvas, from the same starting mask
     s.scribble(1, 2, negative=[[(60, 10), (70, 12)]])
-    assert s._scr is st and (st.scribbles == 0).sum() > 0 and (st.scribbles == 1).sum() > 0
+    assert s._prompts.scribbles is st and (st.scribbles == 0).sum() > 0 and (st.scribbles == 1).sum() > 0
     # something else changes the frame: a new canvas starts from the new labels
     painted = s.paint(1, 1, gt[1] > 0)
     s.scribble(1, 1, positive=[[(20, 30), (22, 30)]])
-    assert s._scr is not st and np.array_equal(s._scr.prev_labels, painted)
-    assert s._scr.frame == 1 and (s._scr.scribbles == 0).sum() == 0
+    assert s._prompts.scribbles is not st and np.array_equal(s._prompts.scribbles.prev_labels, painted)
+    assert s._prompts.scribbles.frame == 1 and (s._prompts.scribbles.scribbles == 0).sum() == 0
     # MiVOS 'commit': the next stroke starts a new interaction from the current mask
-    st2 = s._scr
+    st2 = s._prompts.scribbles
     committed = s.get_mask(1)
     s.end_interaction(1)
     s.scribble(1, 1, positive=[[(30, 30), (32, 30)]])
-    assert s._scr is not st2 and np.array_equal(s._scr.prev_labels, committed)
+    assert s._prompts.scribbles is not st2 and np.array_equal(s._prompts.scribbles.prev_labels, committed)
     # the soft S2M result is what gets committed
-    assert s._mask_for(1).shape == (3, 1, 64, 96)
+    assert s._prompts.mask_for(1).shape == (3, 1, 64, 96)
     s.undo()
-    assert np.array_equal(s._mask_for(1), s.get_mask(1))      # labels changed: plain labels
+    assert np.array_equal(s._prompts.mask_for(1), s.get_mask(1))      # labels changed: plain labels
 
 
 def test_click_uses_interaction_net_without_fbrs(nets):
     s, gt = _session(nets)
     labels = s.click(3, 1, 40, 30, positive=True)
-    assert np.array_equal(labels, s.get_mask(3)) and s.pending_frames == [3]
-    assert s._click.backend == 'interaction' and s._click.num_clicks == 1
+    assert np.array_equal(labels, s.get_mask(3)) and sorted(s._pending.frames) == [3]
+    assert s._prompts.clicker.backend == 'interaction' and s._prompts.clicker.num_clicks == 1
     s.click(3, 1, 10, 10, positive=False)
-    assert s._click.num_clicks == 2                             # clicks accumulate
+    assert s._prompts.clicker.num_clicks == 2                             # clicks accumulate
     s.paint(3, 1, gt[3] > 0)                                    # another tool: new sequence
     s.click(3, 1, 40, 30)
-    assert s._click.num_clicks == 1
+    assert s._prompts.clicker.num_clicks == 1
     with pytest.raises(UserError):
         s.click(3, 1, 500, 30)
 
@@ -184,28 +184,87 @@ def test_click_uses_interaction_net_without_fbrs(nets):
 def test_propagate_commits_pending_frames_and_fuses(nets):
     s, gt = _session(nets, num_frames=10)
     written = []
-    s.store.add_listener(lambda fr: written.extend(fr))
+    s._store.add_listener(lambda fr: written.extend(fr))
     s.paint(2, 1, gt[2] > 0)
     s.paint(8, 1, gt[8] > 0)
     written.clear()
     assert s.propagate() is True                                # from the last interacted frame
-    assert sorted(s.engine.interacted) == [2, 8] and s.pending_frames == []
+    assert sorted(s._engine.interacted) == [2, 8] and sorted(s._pending.frames) == []
     assert set(written) == {3, 4, 5, 6, 7, 9}                   # backward stops before frame 2
     assert not set(written) & {0, 1}
     assert np.array_equal(s.get_mask(2), gt[2]) and np.array_equal(s.get_mask(8), gt[8])
-    assert {2, 8} <= s.store.edited_frames and not {3, 9} & s.store.edited_frames
+    assert {2, 8} <= s._store.edited_frames and not {3, 9} & s._store.edited_frames
 
     prop_state = _all(s)
     assert s.undo()                                             # undo the propagation
     assert not _all(s)[[3, 4, 5, 6, 7, 9]].any()
-    assert s.pending_frames == [2, 8] and not s.engine.interacted
+    assert sorted(s._pending.frames) == [2, 8] and not s._engine.interacted
     assert s.redo()
     assert np.array_equal(_all(s), prop_state)
     # frames that were committed in the redone state are re-committed by the next propagate
-    assert s.pending_frames == [2, 8]
+    assert sorted(s._pending.frames) == [2, 8]
     written.clear()
     assert s.propagate(2, direction='backward')
-    assert set(written) == {0, 1} and sorted(s.engine.interacted) == [2, 8]
+    assert set(written) == {0, 1} and sorted(s._engine.interacted) == [2, 8]
+
+
+def test_propagate_in_video_yields_each_frame_as_it_is_written(nets):
+    """The generator gives (frame, labels) in the order the passes write them (forward from
+    the frame, then backward), the labels the session holds, and progress as it goes; its
+    value and the blocking propagate are the same path with the same result."""
+    s, gt = _session(nets, num_frames=8)
+    ref, _ = _session(nets, num_frames=8)
+    for x in (s, ref):
+        x.paint(3, 1, gt[3] > 0)
+    progress = []
+    frames = s.propagate_in_video(progress=lambda d, n: progress.append((d, n)))
+    assert not s.busy                      # nothing runs before the first frame is asked for
+    got = []
+    for t, labels in frames:
+        assert s.busy                      # edits wait while the generator is suspended
+        assert labels.dtype == np.uint8 and np.array_equal(labels, s.get_mask(t))
+        got.append((t, labels))
+    assert [t for t, _ in got] == [4, 5, 6, 7, 2, 1, 0]
+    assert progress == [(i, 7) for i in range(1, 8)]
+    assert not s.busy and s.interacted_frames == [3] and s.undo_steps == 2
+    assert ref.propagate() is True
+    assert np.array_equal(_all(s), _all(ref))
+    assert all(np.array_equal(lab, ref.get_mask(t)) for t, lab in got)
+    with pytest.raises(StopIteration) as stop:
+        next(s.propagate_in_video(3, direction='forward', end=3))    # nothing to do: done
+    assert stop.value.value is True
+
+
+def test_closing_propagate_in_video_early_stops_the_work(nets):
+    """A client that stops iterating stops the propagation between frames, like a cancel: the
+    frames written keep their labels, the rest are untouched, one undo step restores them,
+    and the session is free again (the next propagate carries on)."""
+    s, gt = _session(nets, num_frames=8)
+    s.paint(0, 1, gt[0] > 0)
+    before = _all(s)
+    written = []
+    s._store.add_listener(lambda fr: written.extend(fr))
+    frames = s.propagate_in_video(0, direction='forward')
+    for t, _labels in frames:
+        if t == 2:
+            break
+    frames.close()                             # (a for loop's generator is closed when dropped)
+    assert sorted(set(written)) == [1, 2] and not s.busy
+    assert _all(s)[1:3].any() and not _all(s)[3:].any()
+    assert s.interacted_frames == [0] and not s._pending.frames     # committed, not pending
+    assert s.undo() == [1, 2] and np.array_equal(_all(s), before)
+    assert s.redo() == [1, 2]
+    written.clear()
+    assert s.propagate(0, direction='forward') is True
+    assert sorted(set(written)) == [1, 2, 3, 4, 5, 6, 7] and _all(s)[7].any()
+    # should_cancel stops it too; the generator's value says so
+    s.paint(0, 1, gt[0] > 0)
+    frames = s.propagate_in_video(0, direction='forward', should_cancel=lambda: len(got) >= 3)
+    got = []
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            got.append(next(frames))
+    assert stop.value.value is False and [t for t, _ in got] == [1, 2, 3] and not s.busy
 
 
 def test_cancel_and_busy_from_worker_thread(nets):
@@ -246,7 +305,7 @@ def test_cancel_and_busy_from_worker_thread(nets):
 
 def test_remove_object_is_undoable_and_keeps_engine_in_sync(nets):
     s, gt = _session(nets, num_objects=2)
-    s.rename_object(2, 'box')
+    s.set_object(2, name='box')
     lab = gt[0].copy()
     lab[cv2.dilate(gt[0], np.ones((3, 3), np.uint8)) == 0] = 0
     lab[50:60, 80:90] = 2
@@ -284,9 +343,9 @@ def test_open_from_folder_with_masks(nets, tmp_path):
     s = Session.open(tmp_path / 'frames', resolution=-1, masks=tmp_path / 'masks', networks=nets)
     with s:
         assert s.num_frames == 5 and s.num_objects == 1
-        assert s.pending_frames == [0] and np.array_equal(s.get_mask(0), gt[0])
-        assert s.propagate() and s.engine.interacted == {0}
-        assert all(s.store.masks[t].shape == (64, 96) for t in range(5))
+        assert sorted(s._pending.frames) == [0] and np.array_equal(s.get_mask(0), gt[0])
+        assert s.propagate() and s._engine.interacted == {0}
+        assert all(s._store.masks[t].shape == (64, 96) for t in range(5))
 
 
 # ------------------------------------------------------------------ quality (trained weights)
@@ -381,7 +440,7 @@ def test_bundled_propagation_quality():
     # a second annotated frame: the frames in between are fused and stay right
     s.set_labels(11, gt[11])
     assert s.propagate()
-    assert sorted(s.engine.interacted) == [0, 11]
+    assert sorted(s._engine.interacted) == [0, 11]
     assert min(iou(t) for t in range(1, 11)) > 0.7
 
 
@@ -398,35 +457,35 @@ def test_load_masks_is_one_undo_step(nets, tmp_path):
     s, gt = _session(nets)
     painted = s.paint(4, 1, gt[4] > 0)
     s.propagate(4, direction='forward')
-    assert s.engine.interacted == {4} and s.pending_frames == []
-    before, edited_before = _all(s), set(s.store.edited_frames)
+    assert s._engine.interacted == {4} and sorted(s._pending.frames) == []
+    before, edited_before = _all(s), set(s._store.edited_frames)
     two = gt[1] * 2                                             # object 2 does not exist yet
     folder = _write_masks(tmp_path / 'masks', {1: two, 6: gt[6]})
     assert s.load_masks(folder) == [1, 6]
     assert s.num_objects == 2                                   # created for the file's ids
     assert np.array_equal(s.get_mask(1), two) and np.array_equal(s.get_mask(6), gt[6])
-    assert {1, 4, 6} <= s.store.edited_frames
-    assert s.pending_frames == [1, 6] and s.interacted_frames == [1, 4, 6]
+    assert {1, 4, 6} <= s._store.edited_frames
+    assert sorted(s._pending.frames) == [1, 6] and s.interacted_frames == [1, 4, 6]
     after = _all(s)
 
     assert s.undo() == [1, 6]                                   # ONE step for both frames
-    assert np.array_equal(_all(s), before) and s.store.edited_frames == edited_before
-    assert s.pending_frames == [] and s.interacted_frames == [4]
+    assert np.array_equal(_all(s), before) and s._store.edited_frames == edited_before
+    assert sorted(s._pending.frames) == [] and s.interacted_frames == [4]
     assert np.array_equal(s.get_mask(4), painted)
     assert s.redo() == [1, 6]
-    assert np.array_equal(_all(s), after) and s.pending_frames == [1, 6]
+    assert np.array_equal(_all(s), after) and sorted(s._pending.frames) == [1, 6]
     assert s.propagate(6, direction='forward')                  # commits 1 and 6
-    assert s.engine.interacted == {1, 4, 6}
+    assert s._engine.interacted == {1, 4, 6}
 
     # A bad file changes nothing and adds no undo step; so does a cancel.
-    state, n_undo = _all(s), len(s.history._undo)
+    state, n_undo = _all(s), len(s._undo.history._undo)
     bad = _write_masks(tmp_path / 'bad', {2: np.ones((10, 40), np.uint8)})
     with pytest.raises(UserError, match='aspect ratio'):
         s.load_masks(bad)
     with pytest.raises(UserError, match='not found'):
         s.load_masks(tmp_path / 'nowhere')
     assert s.load_masks(folder, should_cancel=lambda: True) is None
-    assert np.array_equal(_all(s), state) and len(s.history._undo) == n_undo
+    assert np.array_equal(_all(s), state) and len(s._undo.history._undo) == n_undo
 
 
 def test_load_masks_single_file_subset_and_busy(nets, tmp_path):
@@ -434,12 +493,12 @@ def test_load_masks_single_file_subset_and_busy(nets, tmp_path):
     folder = _write_masks(tmp_path / 'm', {3: gt[3]})
     seen = []
     assert s.load_masks(str(folder / '00003.png'), progress=lambda d, n: seen.append((d, n))) == [3]
-    assert seen == [(1, 1)] and s.pending_frames == [3] and s.store.edited_frames == {3}
+    assert seen == [(1, 1)] and sorted(s._pending.frames) == [3] and s._store.edited_frames == {3}
     with s._exclusive('test'):
         with pytest.raises(UserError, match='cannot load masks while'):
             s.load_masks(folder)
     s.undo()
-    assert not _all(s).any() and s.pending_frames == [] and not s.store.edited_frames
+    assert not _all(s).any() and sorted(s._pending.frames) == [] and not s._store.edited_frames
 
 
 # ------------------------------------------------------------------ click undo / redo
@@ -466,15 +525,15 @@ def test_click_undo_steps_the_click_history_back(bundled):
     cx, cy = _centre(gt[0])
     clicks = [(cx, cy, True), (cx + 70, cy, False), (cx - 20, cy + 8, True), (cx + 10, cy - 5, True)]
     results = [s.click(0, 1, *c) for c in clicks[:3]]
-    ctrl = s._click
+    ctrl = s._prompts.clicker
     assert ctrl.num_clicks == 3
 
     assert s.undo() == [0]
     assert ctrl.clicks == [c for c in clicks[:2]]               # stepped back, not reset
     assert np.array_equal(s.get_mask(0), results[1])
     # the soft result of the clicks still in effect is what propagation would commit
-    assert s._mask_for(0).shape == (2, 1, 240, 320)
-    assert np.array_equal(s._mask_for(0).argmax(0)[0].numpy(), results[1])
+    assert s._prompts.mask_for(0).shape == (2, 1, 240, 320)
+    assert np.array_equal(s._prompts.mask_for(0).argmax(0)[0].numpy(), results[1])
     # the next click continues the sequence: the same as clicking 1, 2, 4 from the start
     got = s.click(0, 1, *clicks[3])
     assert ctrl.clicks == [clicks[0], clicks[1], clicks[3]]
@@ -489,7 +548,7 @@ def test_click_redo_puts_the_click_back(bundled):
     cx, cy = _centre(gt[0])
     clicks = [(cx, cy, True), (cx + 70, cy, False), (cx - 20, cy + 8, True)]
     results = [s.click(0, 1, *c) for c in clicks]
-    ctrl = s._click
+    ctrl = s._prompts.clicker
     s.undo()
     s.undo()
     assert ctrl.clicks == clicks[:1] and np.array_equal(s.get_mask(0), results[0])
@@ -501,7 +560,7 @@ def test_click_redo_puts_the_click_back(bundled):
     # undo every click: nothing left in effect, the frame is as before; redo brings them back
     for _ in range(3):
         s.undo()
-    assert ctrl.num_clicks == 0 and not s.get_mask(0).any() and s.pending_frames == []
+    assert ctrl.num_clicks == 0 and not s.get_mask(0).any() and sorted(s._pending.frames) == []
     s.redo()
     assert ctrl.clicks == clicks[:1] and np.array_equal(s.get_mask(0), results[0])
     # a new click after an undo drops the redo side, in the history and in the controller
@@ -517,21 +576,21 @@ def test_click_undo_across_sequences_and_other_tools(bundled):
     s.click(0, 1, cx + 70, cy, positive=False)
     after_two = s.get_mask(0)
     s.click(0, 2, 30, 30)                                       # another object: new sequence
-    assert s._click.num_clicks == 1
+    assert s._prompts.clicker.num_clicks == 1
     s.undo()
     # one history: undo returns to object 1's sequence, and the next click for object 1
     # continues it (third click)
-    assert s._click.num_clicks == 2 and np.array_equal(s.get_mask(0), after_two)
+    assert s._prompts.clicker.num_clicks == 2 and np.array_equal(s.get_mask(0), after_two)
     assert s.active_clicks[:2] == (0, 1)
     s.click(0, 1, cx - 20, cy + 8)
-    assert s._click.num_clicks == 3
+    assert s._prompts.clicker.num_clicks == 3
     # a paint ends the sequence; undoing the paint puts the sequence back as it was
     s.paint(0, 1, np.zeros_like(gt[0], dtype=bool) | (gt[0] > 0))
     s.click(0, 1, cx, cy)
-    assert s._click.num_clicks == 1
+    assert s._prompts.clicker.num_clicks == 1
     s.undo()
     s.undo()
-    assert s._click.num_clicks == 3
+    assert s._prompts.clicker.num_clicks == 3
 
 
 # ------------------------------------------------------------------ overlapping objects
@@ -575,7 +634,7 @@ def test_positive_interaction_takes_pixels_from_another_object(nets, tool):
     assert (labels[a] == 1).all()
     assert (labels[b] == 2).all() and not labels[~(a | b)].any()
     # the committed soft mask agrees
-    assert np.array_equal(s._mask_for(0).argmax(0)[0].numpy(), labels)
+    assert np.array_equal(s._prompts.mask_for(0).argmax(0)[0].numpy(), labels)
 
 
 def test_bundled_click_inside_another_object(bundled):
@@ -599,18 +658,16 @@ def test_bundled_click_inside_another_object(bundled):
 
 
 def test_frame_timestamps_of_a_video(nets, tmp_path):
-    """Session.timestamps: each frame's presentation time as decoded (a variable-frame-rate
-    video keeps its own), None where the frames have no times (built in memory)."""
+    """A session keeps each frame's presentation time as decoded, for its exports (a
+    variable-frame-rate video keeps its own), None where the frames have no times (built in
+    memory)."""
     from util.video_io import H264Writer
     stamps = [0.0, 0.04, 0.1, 0.3, 0.35, 0.9]
     with H264Writer(tmp_path / 'vfr.mp4', (48, 64), 30) as w:
         for i, t in enumerate(stamps):
             w.write(np.full((48, 64, 3), 30 * i, np.uint8), timestamp=t)
     with Session.open(tmp_path / 'vfr.mp4', resolution=-1, networks=nets) as s:
-        ts = s.timestamps
-        assert isinstance(ts, list) and np.allclose(ts, stamps, atol=1e-3)
-        ts[0] = 99.0                                   # a copy: the session is unchanged
-        assert s.timestamps[0] == pytest.approx(0.0, abs=1e-3)
+        assert np.allclose(s._store.timestamps, stamps, atol=1e-3)
     s, _gt = _session(nets, num_frames=3)
     with s:
-        assert s.timestamps is None
+        assert s._store.timestamps is None

@@ -510,14 +510,14 @@ def test_session_constructor_checks(nets):
         with pytest.raises(UserError, match=msg.replace('(', r'\(')):
             _session(nets, **kw)
     s = _session(nets, top_k=np.int64(3), mem_freq=np.int32(2))      # NumPy integers are fine
-    assert s.engine.top_k == 3 and s.engine.mem_freq == 2
+    assert s._engine.top_k == 3 and s._engine.mem_freq == 2
     s.close()
 
 
 def test_session_frame_and_stroke_checks(nets):
     s = _session(nets)
     try:
-        h, w = s.store.height, s.store.width
+        h, w = s.height, s.width
         for bad in (1.7, 1.0, np.float32(1), True, '1', None):
             with pytest.raises(UserError, match='frame must be an integer'):
                 s.get_mask(bad)
