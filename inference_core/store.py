@@ -17,7 +17,6 @@ called after the lock is released. `masks` is exposed for bulk readers; hold `st
 reading it if another thread may be writing.
 """
 import os
-import shutil
 import tempfile
 import threading
 import weakref
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inference_core.store_files import cleanup_dir, collect_frames, read_into
 from util.labels import resize_labels  # noqa: F401  (re-exported)
 
 DEFAULT_MEMORY_BUDGET = 1 << 30      # 1 GiB of raw frames before 'auto' goes to disk
@@ -42,22 +42,6 @@ class ObjectInfo:
 def _default_color(obj_id):
     from util.palette import davis_palette
     return tuple(int(c) for c in davis_palette()[obj_id])
-
-
-def _cleanup_dir(path, files=()):
-    for f in files:
-        try:
-            f.close()
-        except OSError:
-            pass
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _check_frame(frame, h, w, t):
-    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (h, w, 3):
-        got = getattr(frame, 'shape', type(frame).__name__)
-        raise ValueError(f'frame {t}: expected uint8 array of shape {(h, w, 3)}, got {got} '
-                         f'{getattr(frame, "dtype", "")}')
 
 
 class FrameStore:
@@ -114,7 +98,7 @@ class FrameStore:
             self._tmpdir = _frames_file and os.path.dirname(_frames_file) or \
                 tempfile.mkdtemp(prefix='ivos_store_')
             self._files = []
-            self._finalizer = weakref.finalize(self, _cleanup_dir, self._tmpdir, self._files)
+            self._finalizer = weakref.finalize(self, cleanup_dir, self._tmpdir, self._files)
             fpath = _frames_file or os.path.join(self._tmpdir, 'frames.u8')
             if _frames_file is None:
                 with open(fpath, 'wb') as f:
@@ -153,70 +137,14 @@ class FrameStore:
         it decides 'auto' storage and the progress total. `frame_names` may be a list or
         None (00000...). Returns None when `should_cancel()` turns True (checked between frames).
         """
-        it = iter(frames)
-        first = next(it, None)
-        if first is None:
-            raise ValueError('no frames')
-        h, w = first.shape[:2]
-        _check_frame(first, h, w, 0)
-        fbytes = h * w * 3
-        est = max(int(num_frames or 1), 1)
-        auto = storage == 'auto'
-        if auto:
-            storage = 'disk' if est * fbytes > memory_budget else 'memory'
-        total = num_frames or 0
-        buf = np.empty((est, h, w, 3), np.uint8) if storage == 'memory' else None
-        tmpdir = fpath = f = None
-        n = 0
-        try:
-            if storage == 'disk':
-                tmpdir = tempfile.mkdtemp(prefix='ivos_store_')
-                fpath = os.path.join(tmpdir, 'frames.u8')
-                f = open(fpath, 'wb')
-            for frame in _chain(first, it):
-                if n and should_cancel is not None and should_cancel():
-                    raise _Cancelled
-                _check_frame(frame, h, w, n)
-                if buf is not None and n == len(buf):
-                    grow = max(len(buf) // 4, 1)     # header under-counted: grow by 25%
-                    if auto and (n + grow) * fbytes > memory_budget:
-                        # Longer than announced and over budget: move to disk.
-                        tmpdir = tempfile.mkdtemp(prefix='ivos_store_')
-                        fpath = os.path.join(tmpdir, 'frames.u8')
-                        f = open(fpath, 'wb')
-                        f.write(buf[:n].tobytes())
-                        buf = None
-                    else:
-                        grown = np.empty((n + grow, h, w, 3), np.uint8)
-                        grown[:n] = buf
-                        buf = grown
-                if buf is not None:
-                    buf[n] = frame
-                else:
-                    f.write(np.ascontiguousarray(frame).tobytes())
-                n += 1
-                if progress is not None:
-                    progress(n, max(total, n))
-        except _Cancelled:
-            if f is not None:
-                f.close()
-            if tmpdir is not None:
-                _cleanup_dir(tmpdir)
+        got = collect_frames(frames, num_frames, storage, memory_budget, progress, should_cancel)
+        if got is None:
             return None
-        except BaseException:
-            if f is not None:
-                f.close()
-            if tmpdir is not None:
-                _cleanup_dir(tmpdir)
-            raise
+        n, h, w, buf, fpath = got
         names = _names(frame_names, n)
         if buf is None:
-            f.close()
             return cls(None, orig_size=orig_size, storage='disk', num_frames=n, height=h,
                        width=w, source=source, frame_names=names, _frames_file=fpath)
-        if n < len(buf):
-            # A view keeps the whole buffer alive; copy when that would waste a lot.
-            buf = buf[:n].copy() if n < len(buf) * 3 // 4 else buf[:n]
         store = cls.__new__(cls)
         store._init_memory_from(buf, orig_size, source, names)   # no second full copy
         return store
@@ -297,7 +225,7 @@ class FrameStore:
         out = np.empty((self.height, self.width, 3), np.uint8)
         with self._io_lock:
             self._ffile.seek(t * out.nbytes)
-            _read_into(self._ffile, out)
+            read_into(self._ffile, out)
         out.flags.writeable = False
         return out
 
@@ -306,7 +234,7 @@ class FrameStore:
             return np.array(self.masks[t])
         out = np.empty((self.height, self.width), np.uint8)
         self._mfile.seek(t * out.nbytes)
-        _read_into(self._mfile, out)
+        read_into(self._mfile, out)
         return out
 
     def _write_mask(self, t, labels):
@@ -524,24 +452,6 @@ class FrameStore:
     def _notify_objects(self):
         for fn in list(self._object_listeners):
             fn()
-
-
-class _Cancelled(Exception):
-    pass
-
-
-def _read_into(f, arr):
-    view = memoryview(arr).cast('B')
-    while view:
-        n = f.readinto(view)
-        if not n:
-            raise IOError('frame store file is truncated')
-        view = view[n:]
-
-
-def _chain(first, it):
-    yield first
-    yield from it
 
 
 def _names(frame_names, n):
