@@ -1,4 +1,4 @@
-"""Session: the headless interactive-segmentation API used by the GUI, the CLIs, notebooks and tests.
+"""Session: the headless interactive-segmentation API of the GUI, the CLIs, notebooks and tests.
 
     from inference_core.session import Session
 
@@ -12,7 +12,7 @@
     s.paint(30, obj, bool_mask, erase=True)                 # fix frame 30 by hand ...
     s.propagate(30)                                         # ... fused with frame 0's result
     labels = s.get_mask(42)                                 # (H, W) uint8, 0 = background
-    s.undo(); s.redo()                                      # a click undo steps its click sequence back
+    s.undo(); s.redo()                                      # one step (a click: its sequence too)
     s.export('out/', ('png', 'coco'))                       # at the original resolution
 
 Prompts change a frame's labels at once, mark the frame as person-edited and make it "pending";
@@ -182,7 +182,8 @@ class Session(SessionView):
         """Add an object; returns its id. The engine picks the new channel up at the next
         propagation."""
         with self._exclusive('add an object'):
-            return self._edits.object_step('add object', lambda: self._store.add_object(name, color))
+            return self._edits.object_step('add object',
+                                           lambda: self._store.add_object(name, color))
 
     def ensure_objects(self, n):
         """Add objects until there are at least `n` (one undo step each)."""
@@ -198,12 +199,14 @@ class Session(SessionView):
         if name is not None:
             with self._exclusive('rename an object'):
                 obj_id = self._check_object(obj_id)
-                self._edits.object_step('rename object', lambda: store.rename_object(obj_id, name))
+                self._edits.object_step('rename object',
+                                        lambda: store.rename_object(obj_id, name))
         if color is not None:
             with self._exclusive('recolour an object'):
                 obj_id = self._check_object(obj_id)
                 try:
-                    self._edits.object_step('recolour object', lambda: store.set_color(obj_id, color))
+                    self._edits.object_step('recolour object',
+                                            lambda: store.set_color(obj_id, color))
                 except ValueError as e:
                     raise UserError(str(e)) from None
         if visible is not None:
@@ -211,7 +214,7 @@ class Session(SessionView):
                 obj_id = self._check_object(obj_id)
                 if store.get_object(obj_id).visible != bool(visible):
                     self._edits.object_step('show object' if visible else 'hide object',
-                                      lambda: store.set_visible(obj_id, visible))
+                                            lambda: store.set_visible(obj_id, visible))
 
     def remove_object(self, obj_id):
         """Remove an object from every frame (ids above it shift down). One undo step: undo
@@ -416,7 +419,7 @@ class Session(SessionView):
 
     # ------------------------------------------------------------------ online adaptation
     can_adapt = property(lambda self: self._adaptation.supported,
-                         doc='Whether the propagation network can be adapted (the bundled one can).')
+                         doc='Whether the propagation network can be adapted (the bundled can).')
     adapted_frames = property(lambda self: self._adaptation.frames,
                               doc='The frames the propagation network is adapted to (empty: the '
                                   'shipped network).')

@@ -1,5 +1,5 @@
 """Online adaptation of a Session's propagation network to its video
-(inference_core/adaptation.py): which copy the engine propagates with, and what it was adapted to."""
+(inference_core/adaptation.py): which copy the engine propagates with, what it was adapted to."""
 import numpy as np
 
 from inference_core.adaptation import adapt_propagation, supports_adaptation

@@ -85,7 +85,8 @@ def _session_names(nodes):
             return True
         f = value.func if isinstance(value, ast.Call) else None
         return (isinstance(f, ast.Name) and f.id == 'Session') or (
-            isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == 'Session')
+            isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+            and f.value.id == 'Session')
 
     bound = set()
     for node in (n for top in nodes for n in ast.walk(top)):
@@ -261,8 +262,9 @@ def _module_name(path):
     return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
 
 
-PROJECT = {_module_name(p): p for p in sorted([*(p for pkg in PACKAGES for p in (REPO / pkg).rglob('*.py')),
-                                               *REPO.glob('*.py')])}
+PROJECT = {_module_name(p): p
+           for p in sorted([*(p for pkg in PACKAGES for p in (REPO / pkg).rglob('*.py')),
+                            *REPO.glob('*.py')])}
 
 
 def _imported(path):
