@@ -66,6 +66,16 @@ class SessionView:
     source = property(lambda self: self._store.source,
                       doc="The video file or image folder opened ('' when built from frames).")
     fps = property(lambda self: self._store.fps)
+
+    @property
+    def timestamps(self):
+        """Presentation time of each frame in seconds from the start of the video stream (a list
+        of floats, a copy), as decoded from a video file; None for image folders, frames built
+        in memory, and videos whose frames do not all carry a timestamp. The review video and
+        the COCO / YouTube-VIS exports use these times."""
+        ts = self._store.timestamps
+        return None if ts is None else [float(t) for t in ts]
+
     frame_names = property(lambda self: list(self._store.frame_names),
                            doc='Per-frame names used for exported files.')
     load_warnings = property(lambda self: list(self._store.load_warnings),

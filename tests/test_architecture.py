@@ -31,8 +31,8 @@ SESSION_PUBLIC = [
     'peak_memory_frames', 'prepare_interaction', 'probabilities', 'propagate',
     'propagate_in_video', 'propagation_record', 'redo', 'release_memory', 'remove_object',
     'reset_adaptation', 'reset_frame', 'restore_work', 'scribble', 'set_labels', 'set_object',
-    'set_object_mask', 'source', 'storage', 'subscribe', 'suggest_frame', 'undo', 'undo_steps',
-    'unsubscribe', 'width']
+    'set_object_mask', 'source', 'storage', 'subscribe', 'suggest_frame', 'timestamps', 'undo',
+    'undo_steps', 'unsubscribe', 'width']
 
 
 def _session_privates():

@@ -658,16 +658,18 @@ def test_bundled_click_inside_another_object(bundled):
 
 
 def test_frame_timestamps_of_a_video(nets, tmp_path):
-    """A session keeps each frame's presentation time as decoded, for its exports (a
-    variable-frame-rate video keeps its own), None where the frames have no times (built in
-    memory)."""
+    """Session.timestamps: each frame's presentation time as decoded (a variable-frame-rate
+    video keeps its own), None where the frames have no times (built in memory)."""
     from util.video_io import H264Writer
     stamps = [0.0, 0.04, 0.1, 0.3, 0.35, 0.9]
     with H264Writer(tmp_path / 'vfr.mp4', (48, 64), 30) as w:
         for i, t in enumerate(stamps):
             w.write(np.full((48, 64, 3), 30 * i, np.uint8), timestamp=t)
     with Session.open(tmp_path / 'vfr.mp4', resolution=-1, networks=nets) as s:
-        assert np.allclose(s._store.timestamps, stamps, atol=1e-3)
+        ts = s.timestamps
+        assert isinstance(ts, list) and np.allclose(ts, stamps, atol=1e-3)
+        ts[0] = 99.0                                   # a copy: the session is unchanged
+        assert s.timestamps[0] == pytest.approx(0.0, abs=1e-3)
     s, _gt = _session(nets, num_frames=3)
     with s:
-        assert s._store.timestamps is None
+        assert s.timestamps is None
