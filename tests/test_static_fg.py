@@ -150,6 +150,9 @@ def test_interaction_training_step_on_static_fg_photos(tmp_path):
                                           '--max-clicks', '3']) == 0
     assert torch.load(tmp_path / 'runs' / 'j' / 'last.pt', map_location='cpu',
                       weights_only=False)['iteration'] == 2
+    # ... and with the backbone's stride-16 stages tuned (the clicks go through them too)
+    args[args.index('j')] = 'k'
+    assert train_interaction.main(args + ['--p-clicks', '1.0', '--max-clicks', '3', '--tune-backbone']) == 0
 
 
 def test_validation_photos_are_kept_out_of_training(tmp_path):

@@ -394,6 +394,10 @@ def main(argv=None):
                                best=best, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(), args=vars(args))
 
     net.train()
+    # click sequences run the network on the batch's maps (with --tune-backbone: stride 8, through
+    # the tuned stride-16 stages)
+    click_head = net.head if not args.tune_backbone else \
+        (lambda f2, f4, f8, guide: net.head(f2, f4, net.backbone.tail(f8), guide))
     run_loss, run_iou = None, None
     crop = tuple(args.crop)
     with TrainLoop(args, 'interaction', it, save, run_dir) as loop:
@@ -405,7 +409,7 @@ def main(argv=None):
                                  static_fg=static_fg, p_static_fg=args.p_static_fg,
                                  p_absent=args.p_absent, p_photo_paste=args.p_photo_paste,
                                  p_box=args.p_box, p_clicks=args.p_clicks, max_clicks=args.max_clicks,
-                                 head=None if args.tune_backbone else net.head)
+                                 head=click_head)
             opt.zero_grad(set_to_none=True)
             loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
