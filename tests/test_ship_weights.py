@@ -148,3 +148,53 @@ def test_the_unseen_split_decides_with_a_margin_and_the_manifest_records_both_sp
     assert entry['unseen_report']['videos'] == sorted(EXTRA_UNSEEN)
     assert entry['unseen_report']['JF'] == 76.0 and entry['unseen_report']['v1_JF'] == 70.0
     assert entry['selection_report']['JF'] == 80.0 and entry['selection_report']['v1_JF'] == 79.0
+
+
+def _robot_json(path, j):
+    """What `eval_semi_davis --skip-semi --split unseen --output` writes for the interaction network."""
+    from util.davis_split import EXTRA_UNSEEN
+    per = {s: {'J': j} for s in EXTRA_UNSEEN}
+    path.write_text(json.dumps({'sequences': list(EXTRA_UNSEEN), 'split': 'unseen',
+                                'first_scribble_robot': {'J': j, 'per_sequence': per}}))
+    return str(path)
+
+
+def _noc_json(path, noc90, names=('a', 'b', 'c')):
+    """What `scripts.eval_noc --output` writes (the fields shipping reads)."""
+    path.write_text(json.dumps({'summary': {'NoC@90': noc90, 'NoC@85': noc90 - 1, 'IoU@1': 0.5,
+                                            'box_IoU': 0.8},
+                                'photos': [{'name': n} for n in names]}))
+    return str(path)
+
+
+def test_the_interaction_network_ships_with_fewer_clicks_and_no_worse_first_scribble(folders, tmp_path):
+    import torch
+    from model.lite_interaction import LiteInteractionNet
+    torch.manual_seed(0)
+    export_weights('interaction', LiteInteractionNet(pretrained=False), folders / 'shipped', 'J', 80.0,
+                   {'iterations': 5})
+    export_weights('interaction', LiteInteractionNet(pretrained=False), tmp_path / 'v2', 'J', 81.0,
+                   {'iterations': 7})
+    args = ['interaction', '--from', str(tmp_path / 'v2'), '--weights', str(folders / 'shipped'),
+            '--version', 'v2']
+    old_j = _robot_json(tmp_path / 'j_old.json', 0.75)
+    old_noc = _noc_json(tmp_path / 'noc_old.json', 14.0)
+    with pytest.raises(UserError, match='needs --noc'):
+        ship_main(args + ['--report', _robot_json(tmp_path / 'j1.json', 0.78), '--against', old_j])
+    with pytest.raises(UserError, match='not shipped'):          # fewer clicks, worse on the videos
+        ship_main(args + ['--report', _robot_json(tmp_path / 'j2.json', 0.74), '--against', old_j,
+                          '--noc', _noc_json(tmp_path / 'n1.json', 5.0), old_noc])
+    with pytest.raises(UserError, match='not shipped'):          # better on the videos, more clicks
+        ship_main(args + ['--report', str(tmp_path / 'j1.json'), '--against', old_j,
+                          '--noc', _noc_json(tmp_path / 'n2.json', 14.5), old_noc])
+    with pytest.raises(UserError, match='same photos'):
+        ship_main(args + ['--report', str(tmp_path / 'j1.json'), '--against', old_j,
+                          '--noc', _noc_json(tmp_path / 'n3.json', 5.0, ('a', 'b')), old_noc])
+    assert sha256(folders / 'shipped' / 'interaction_lite.pth') != sha256(tmp_path / 'v2' / 'interaction_lite.pth')
+    assert ship_main(args + ['--report', str(tmp_path / 'j1.json'), '--against', old_j,
+                             '--noc', str(tmp_path / 'n1.json'), old_noc]) == 0
+    assert sha256(folders / 'shipped' / 'interaction_lite.pth') == sha256(tmp_path / 'v2' / 'interaction_lite.pth')
+    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['interaction_lite.pth']
+    assert entry['noc90'] == 5.0 and entry['replaced_noc90'] == 14.0 and entry['noc_photos'] == 3
+    assert entry['unseen_first_scribble_j'] == 78.0 and entry['v1_unseen_first_scribble_j'] == 75.0
+    assert entry['iou_from_one_box'] == 0.8 and entry['version'] == 'v2'

@@ -31,6 +31,18 @@ evaluations are not on the deciding split, or when the bundled weights would exc
     python -m scripts.train.ship_weights fusion --retire --note 'what decided it'
 
 removes the (optional) fusion file when it no longer helps a newly shipped propagation network.
+
+The interaction network is shipped when it needs fewer clicks on the held-out photos (NoC@90 of
+`scripts.eval_noc --output`, the same photos for both) and its DAVIS-robot first scribble on the
+unseen videos is not worse; the manifest records `noc90` and `unseen_first_scribble_j`:
+
+    python -m scripts.eval_noc --box --output noc_new.json --weights runs/inter_weights
+    python -m scripts.eval_noc --box --output noc_shipped.json
+    python -m scripts.eval_semi_davis --skip-semi --split unseen --weights runs/inter_weights \
+        --output new.json
+    python -m scripts.eval_semi_davis --skip-semi --split unseen --output shipped.json
+    python -m scripts.train.ship_weights interaction --from runs/inter_weights --report new.json \
+        --against shipped.json --noc noc_new.json noc_shipped.json --version v2
 """
 import argparse
 import json
@@ -90,11 +102,13 @@ def _split_of(data):
 
 
 def ship(kind, source, report, against, weights=REPO / 'weights', force=False, note=None, margin=0.0,
-         selection=None, version=None):
+         selection=None, version=None, noc=None):
     """Copy `source`/<kind>_lite.pth into `weights` when its score on the deciding split beats
     `against`'s by more than `margin` points; `selection`: (new, shipped) evaluations on the
     selection split, recorded beside; `version`: a name for the new network (the manifest's
-    `<version>_JF` keys name the replaced one). Returns the new manifest entry."""
+    `<version>_JF` keys name the replaced one). An interaction network needs `noc`: (new,
+    shipped) eval_noc reports on the held-out photos; it ships when its NoC@90 is lower and its
+    first scribble on the unseen videos is not worse. Returns the new manifest entry."""
     from util.davis_split import EXTRA_UNSEEN, SPLITS
     SPLITS = {**SPLITS, 'unseen': EXTRA_UNSEEN}
     fname = WEIGHT_FILES[kind]
@@ -119,7 +133,9 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
     s_old, per_old = report_score(old, kind, against)
     label = METRICS[kind][2]
     print(f'{split} split, {label}: new {s_new:.2f}, shipped {s_old:.2f}')
-    if s_new <= s_old + margin and not force:
+    if kind == 'interaction':
+        photos = noc_decision(noc, split, s_new, s_old, force)
+    elif s_new <= s_old + margin and not force:
         by = f' by more than {margin:g}' if margin else ''
         raise UserError(f'not shipped: {s_new:.2f} does not beat the shipped network\'s {s_old:.2f}{by}')
     entry['report'] = {'split': split, 'sequences': sorted(new['sequences']), 'metric': label,
@@ -128,7 +144,7 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
     old_name = previous.get('version', 'v1')
     if version:
         entry['version'] = version
-    if split == 'unseen':
+    if split == 'unseen' and kind != 'interaction':      # (its J is recorded below)
         key = METRICS[kind][0]
         entry['unseen_report'] = {'videos': sorted(new['sequences']), 'JF': round(s_new, 2),
                                   f'{old_name}_JF': round(s_old, 2), 'per_video': per_new,
@@ -137,6 +153,10 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
         tf = new.get('semi_training_free') or old.get('semi_training_free')
         if tf:
             entry['unseen_report']['training_free_JF'] = round(100 * tf['J&F-Mean'], 2)
+    if kind == 'interaction':
+        entry.update(photos)
+        entry['unseen_first_scribble_j'] = round(s_new, 2)
+        entry[f'{old_name}_unseen_first_scribble_j'] = round(s_old, 2)
     if selection:
         sel_new, sel_old = (_read_eval(p) for p in selection)
         if sorted(sel_new['sequences']) != sorted(sel_old['sequences']):
@@ -165,6 +185,42 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
     _write_manifest(man_path, manifest)
     print(f'shipped {weights / fname} ({entry["bytes"] / 1e6:.1f} MB)')
     return entry
+
+
+def _read_noc(path):
+    try:
+        data = json.loads(Path(path).read_text())
+        summary, names = data['summary'], sorted(r['name'] for r in data['photos'])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f'{path}: not a readable scripts.eval_noc --output report: {e}') from None
+    return summary, names
+
+
+def noc_decision(noc, split, j_new, j_old, force=False):
+    """The interaction network's rule: fewer clicks on the held-out photos (NoC@90, the same
+    photos in both reports) and a first scribble on the unseen videos no worse. Returns the
+    manifest fields {'noc90', ..., 'replaced_noc90'}; UserError when it does not ship."""
+    if not noc:
+        raise UserError('an interaction network needs --noc NEW SHIPPED (scripts.eval_noc --output '
+                        'reports on the held-out photos)')
+    if split != 'unseen' and not force:
+        raise UserError('an interaction network is compared on the unseen videos '
+                        '(eval_semi_davis --split unseen)')
+    (new, names_new), (old, names_old) = (_read_noc(p) for p in noc)
+    if names_new != names_old:
+        raise UserError('the two NoC reports are not on the same photos')
+    print(f'held-out photos ({len(names_new)}): NoC@90 new {new["NoC@90"]:.2f}, shipped {old["NoC@90"]:.2f}')
+    if not force and not (new['NoC@90'] < old['NoC@90'] and j_new >= j_old):
+        raise UserError(f'not shipped: NoC@90 {new["NoC@90"]:.2f} against {old["NoC@90"]:.2f}, unseen '
+                        f'first scribble J {j_new:.2f} against {j_old:.2f} (needs fewer clicks and '
+                        'no worse J)')
+    out = {'noc90': new['NoC@90'], 'noc_photos': len(names_new), 'replaced_noc90': old['NoC@90']}
+    for key, name in (('NoC@85', 'noc85'), ('IoU@1', 'iou_after_1_click'), ('box_IoU', 'iou_from_one_box')):
+        if key in new:
+            out[name] = new[key]
+            if key in old:
+                out[f'replaced_{name}'] = old[key]
+    return out
 
 
 def _by_size(res):
@@ -225,6 +281,9 @@ def main(argv=None):
     ap.add_argument('--selection', nargs=2, metavar=('NEW', 'SHIPPED'), default=None,
                     help='the two networks\' evaluations on the selection split, recorded beside')
     ap.add_argument('--version', default=None, help='a name for the new network (e.g. v3)')
+    ap.add_argument('--noc', nargs=2, metavar=('NEW', 'SHIPPED'), default=None,
+                    help='interaction: the two networks\' scripts.eval_noc --output reports on the '
+                         'held-out photos (the network ships with fewer clicks)')
     args = ap.parse_args(argv)
     if args.retire:
         retire(args.kind, args.weights, args.note)
@@ -232,7 +291,7 @@ def main(argv=None):
     if not (args.source and args.report and args.against):
         ap.error('--from, --report and --against are needed to ship')
     ship(args.kind, args.source, args.report, args.against, args.weights, args.force, args.note,
-         args.margin, args.selection, args.version)
+         args.margin, args.selection, args.version, args.noc)
     return 0
 
 
