@@ -18,7 +18,7 @@ import torch
 from inference_core.aggregate import aggregate_wbg
 from inference_core.padding import pad_divide_by
 from util.errors import UserError
-from util.strokes import brush_disk, stroke_mask  # noqa: F401  (the drawing helpers, also here)
+from util.strokes import stroke_mask
 
 NO_SCRIBBLE = 255
 

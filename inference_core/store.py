@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inference_core.store_files import cleanup_dir, collect_frames, read_into
-from util.labels import resize_labels  # noqa: F401  (re-exported)
+from util.labels import resize_labels
 
 DEFAULT_MEMORY_BUDGET = 1 << 30      # 1 GiB of raw frames before 'auto' goes to disk
 MAX_OBJECTS = 255

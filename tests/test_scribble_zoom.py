@@ -3,7 +3,8 @@ small generated object through the Session."""
 import numpy as np
 import torch
 
-from inference_core.interaction import NO_SCRIBBLE, stroke_mask
+from inference_core.interaction import NO_SCRIBBLE
+from util.strokes import stroke_mask
 from inference_core.scribble_zoom import focus_box, nearby_object_size
 from inference_core.session import Session
 from inference_core.store import FrameStore

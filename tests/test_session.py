@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from inference_core.history import Action, History
-from inference_core.interaction import brush_disk, paint_labels, stroke_mask
+from inference_core.interaction import paint_labels
+from util.strokes import brush_disk, stroke_mask
 from inference_core.networks import Networks
 from inference_core.session import Session
 from inference_core.store import FrameStore

@@ -6,7 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from inference_core.store import FrameStore, ObjectInfo, resize_labels
+from inference_core.store import FrameStore, ObjectInfo
+from util.labels import resize_labels
 from util.errors import UserError
 from util.palette import davis_palette
 

@@ -293,7 +293,7 @@ def export(store, out_dir, formats=('png',), frames=None, fps=None, alpha=0.5, p
            should_cancel=None, soft=None, overwrite=False, inputs=(), coco_images='write'):
     """Export `formats` (see the module docstring) of `frames` (default: all) under `out_dir`.
 
-    soft(t) -> probabilities (K+1, h, w) or None, for 'soft' (Session.soft_probabilities).
+    soft(t) -> probabilities (K+1, h, w) or None, for 'soft' (the Session's soft probabilities).
     overwrite: replace existing files (False: a UserError lists how many would be replaced).
     inputs: paths never to write into or over, besides store.source (e.g. the masks folder).
     coco_images: 'write' the frames the COCO / YouTube-VIS files name next to them, or point
