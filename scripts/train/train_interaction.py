@@ -210,11 +210,17 @@ def _false_mask(cache, rng, crop, tries=10):
     return None
 
 
-def _cached_item(cache, rng, i, crop, deep, prev=None):
+def _cached_item(cache, rng, i, crop, deep, prev=None, p_one=0.7):
     """{'maps': (f2, f4, deep map), 'gt' (, 'prev')} of cached frame i, randomly flipped and
-    cropped (the crop follows the object, or the wrong mask when the object is gone)."""
+    cropped (the crop follows the object, or the wrong mask when the object is gone). On a frame
+    with several objects (object-id masks) the target is one of them with probability p_one
+    (the others are look-alike distractors the marks must leave out), else all of them."""
     d = {k: torch.from_numpy(np.asarray(cache.arrays[k][i]).astype(np.float32)) for k in ('f2', 'f4', deep)}
-    lab = torch.from_numpy(np.asarray(cache.arrays['masks'][i]).astype(np.int64))
+    ids = np.asarray(cache.arrays['masks'][i]).astype(np.int64)
+    present = np.unique(ids[ids > 0])
+    if prev is None and len(present) > 1 and rng.random() < p_one:
+        ids = (ids == rng.choice(present)).astype(np.int64)
+    lab = torch.from_numpy(ids)
     if prev is not None:
         lab = torch.stack([lab, torch.from_numpy(prev.astype(np.int64))])
     if rng.random() < 0.5:
@@ -350,6 +356,9 @@ def main(argv=None):
                     help='share of photo and composite samples given as a click sequence placed on '
                          'the network\'s own answers (iterative training)')
     ap.add_argument('--max-clicks', type=int, default=8, help='with --p-clicks: the longest sequence')
+    ap.add_argument('--extra-video', default=None, metavar='DIR',
+                    help='also train on the training videos of a video-extra folder (object-id masks: '
+                         'one object of a multi-object frame is the target, the others distractors)')
     common.add_run_args(ap)
     common.add_finetune_args(ap)
     args = ap.parse_args(argv)
@@ -358,9 +367,9 @@ def main(argv=None):
     state = common.load_checkpoint(run_dir / 'last.pt')
     common.refuse_other_data(state, args, run_dir)
     net = LiteInteractionNet()
-    cache_dir = args.cache or cache_folder(args.runs, with_report=args.with_report)
+    cache_dir = args.cache or cache_folder(args.runs, with_report=args.with_report, extra=bool(args.extra_video))
     cache = FeatureCache.build(args.data, cache_dir, net.backbone, sequences=args.sequences,
-                               with_report=args.with_report,
+                               with_report=args.with_report, extra_root=args.extra_video,
                                progress=lambda d, t: print(f'\rcaching {d}/{t}', end='', flush=True))
     print(f'{len(cache.names)} sequences, {len(cache)} frames', flush=True)
     errors, robot, prop_net = None, None, None
