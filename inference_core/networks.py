@@ -144,3 +144,36 @@ def load_networks(kind='auto', saves_dir='saves', device='auto', weights_dir=Non
             raise UserError(f'{official_error}; bundled networks unavailable too: {e}') from None
         raise UserError(f'no networks available: official weights not in {saves_dir} '
                         f'(run python download_model.py) and {e}') from None
+
+
+BUNDLED_ROLES = ('propagation', 'fusion', 'interaction')
+
+
+def untrained_bundled(roles=BUNDLED_ROLES, seed=0):
+    """{role: network} of the bundled architectures with untrained weights (torch seeded with
+    `seed`, then built in the order of `roles`; no ImageNet initialisation), in eval mode on the
+    CPU: stand-ins where only speed and memory count (the benchmarks)."""
+    from model import lite_networks
+    torch.manual_seed(seed)
+    return {role: lite_networks.build(role, pretrained=False).eval() for role in roles}
+
+
+def write_untrained_bundled(weights_dir, seed=0):
+    """Write untrained stand-ins of the three bundled networks (as untrained_bundled builds them,
+    one at a time) into `weights_dir` as the fp16 weight files load_bundled reads."""
+    from model import lite_networks
+    torch.manual_seed(seed)
+    for role in BUNDLED_ROLES:
+        net = lite_networks.build(role, pretrained=False)
+        torch.save({k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()},
+                   os.path.join(weights_dir, lite_networks.FILES[role]))
+
+
+def training_free_propagation():
+    """The training-free reference propagation (model/training_free.py: frozen ImageNet
+    EfficientNet-Lite0 features, no training; not a product network, it runs without a Session),
+    as a function propagate(frames (T,H,W,3) uint8, first_labels (H,W), num_objects=None,
+    progress=None) -> labels (T,H,W) uint8: the row every trained propagation network is
+    compared against (scripts.eval_semi_davis --training-free)."""
+    from model.training_free import propagate
+    return propagate

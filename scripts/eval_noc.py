@@ -5,7 +5,7 @@
                                [--threads N] [--output noc.json]
 
 The photos: every photo of the folders (images/<id>.jpg + masks/<id>.png) whose name passes
-`scripts.train.static_fg.is_validation_photo` (a crc32 of the name mod 20: about 1 in 20, ~490
+`util.photo_split.is_validation_photo` (a crc32 of the name mod 20: about 1 in 20, ~490
 photos over static-sal and static-fg). The trainers' photo loader (StaticFG, its training part)
 never returns these, and no setting was chosen on them. `--first N` takes the first N of them
 (sorted by name) for a quick run; `--spread N` takes N spread evenly over the sorted list (the
@@ -50,7 +50,7 @@ def heldout_photos(roots=DEFAULT_ROOTS):
     """[(name, image path, mask path)] of the held-out photos of static-fg-style folders, sorted
     by name: the photos `is_validation_photo` keeps out of training. A name found in two folders
     is taken from the first (as the trainers' loader does)."""
-    from scripts.train.static_fg import is_validation_photo
+    from util.photo_split import is_validation_photo
     found = {}
     for root in map(Path, roots):
         if not ((root / 'images').is_dir() and (root / 'masks').is_dir()):
@@ -272,7 +272,7 @@ def main(argv=None, networks=None):
         from util.atomic import write_json
         write_json(args.output, {
             'summary': summary, 'photos': rows, 'roots': [str(r) for r in args.roots],
-            'rule': 'scripts.train.static_fg.is_validation_photo(name): crc32(name) % 20 == 0',
+            'rule': 'util.photo_split.is_validation_photo(name): crc32(name) % 20 == 0',
             'first': args.first, 'spread': args.spread, 'weights': args.weights or 'weights', 'model': networks.kind},
             indent=1)
     return 0

@@ -101,9 +101,10 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
     (inference_core/adaptation.py, with `seed`); 'adapt_s' is the mean time it took.
     flip: average with a run on the mirrored video (test-time augmentation; 'fps' then includes
     the adaptation). training_free: the reference row instead of the network
-    (scripts/training_free_baseline.py: frozen ImageNet features, no training). zoom: the
-    engine's zoomed pass for small objects (inference_core/small_object_zoom.py)."""
-    from scripts.train.data import load_labels
+    (inference_core.networks.training_free_propagation: frozen ImageNet features, no
+    training). zoom: the engine's zoomed pass for small objects
+    (inference_core/small_object_zoom.py)."""
+    from util.davis_io import load_labels
     from util.metrics import evaluate_sequence, summarize
     results, n_frames, t_total, t_adapt = [], 0, 0.0, []
     items = available_sequences(root, sequences)
@@ -115,8 +116,8 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
             ids = [int(v) for v in np.unique(gt[0]) if v]
             t0 = time.time()
             if training_free:
-                from scripts.training_free_baseline import propagate as training_free_propagate
-                pred = training_free_propagate(frames, gt[0])
+                from inference_core.networks import training_free_propagation
+                pred = training_free_propagation()(frames, gt[0])
             elif flip:      # adaptation (if any) happens inside and is timed with the propagation
                 pred = propagate_flipped(prop_net, frames, gt[0], adapt=adapt, seed=seed)
             else:
@@ -200,8 +201,8 @@ def evaluate_corrections(inter_net, prop_net, root=DEFAULT_ROOT, sequences=VAL_S
     interaction net turns it into a mask with the propagated one as the previous mask (a
     Session's scribble: interaction_mask).
     Returns {'J_before', 'J_after', 'worse' (share of corrections that lowered J), 'per_frame'}."""
-    from scripts.train.data import load_sequence
-    from scripts.train.scribbles import correction
+    from scripts.simulated_marks import correction
+    from util.davis_io import load_sequence
     from util.metrics import jaccard
     rng = np.random.default_rng(seed)
     before, after, per = [], [], {}
@@ -238,12 +239,12 @@ def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCE
     of `frames`) of each held-out sequence (a Session's scribble: interaction_mask); also the
     median latency (ms) of one scribble -> mask at full resolution.
 
-    Scribbles: by default this project's simulator (scripts/train/scribbles.first_scribbles: a
+    Scribbles: by default this project's simulator (scripts/simulated_marks.first_scribbles: a
     positive stroke in the object, a negative one in the background around it; J averaged over
     `trials` random draws per frame); with `robot` (a davisinteractive InteractiveScribblesRobot)
     the DAVIS robot's first scribble (one positive stroke, no negative; one draw per frame)."""
-    from scripts.train.data import load_sequence
-    from scripts.train.scribbles import first_scribbles
+    from scripts.simulated_marks import first_scribbles
+    from util.davis_io import load_sequence
     from util.metrics import jaccard
     rng = np.random.default_rng(seed)
     js, times = {}, []
@@ -268,9 +269,8 @@ def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCE
 
 def networks_that_saw(weights, sequences):
     """Files of a bundled weights folder whose manifest says they trained on report videos
-    among `sequences` (scripts.train.common.trained_on_report)."""
-    from scripts.train.common import trained_on_report
-    from util.davis_split import REPORT_SEQUENCES
+    among `sequences` (util.davis_split.trained_on_report)."""
+    from util.davis_split import REPORT_SEQUENCES, trained_on_report
     path = Path(weights) / 'manifest.json'
     if not set(sequences) & set(REPORT_SEQUENCES) or not path.is_file():
         return []
@@ -318,7 +318,7 @@ def main(argv=None):
                     help='with --adapt: one evaluation per adaptation seed (mean and range reported)')
     ap.add_argument('--training-free', action='store_true',
                     help='also score the training-free reference propagation on the same frames '
-                         '(scripts/training_free_baseline.py; about 0.5 frames/s)')
+                         '(model/training_free.py; about 0.5 frames/s)')
     ap.add_argument('--split', choices=('selection', 'report', 'unseen'), default='selection',
                     help='held-out sequences to score (util.davis_split): selection (chooses '
                          'checkpoints and settings; default), report (DAVIS 2016 videos never used '

@@ -85,7 +85,7 @@ def test_folded_batchnorm_matches_the_layers_and_follows_weight_changes(lite0, c
 def test_a_network_built_under_inference_mode_runs(chelsea_224):
     """The training-free reference builds its backbone inside torch.inference_mode (its weights
     are inference tensors, without a version counter): the folded-BN path must still work."""
-    from scripts.training_free_baseline import FrozenFeatures
+    from model.training_free import FrozenFeatures
     ref = FrozenFeatures()
     with torch.inference_mode():
         inside = FrozenFeatures()

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from scripts.train.data import PROC_SIZE, load_sequence
+from scripts.train.data import PROC_SIZE
 from scripts.train.device_pack import build_pack, photo_scale
-from scripts.train.static_fg import StaticFG, is_validation_photo
+from scripts.train.static_fg import StaticFG
 from tests.test_static_fg import _fake_static_fg
 from tests.test_training import N_FRAMES, _write_sequence
+from util.davis_io import load_sequence
 from util.errors import UserError
+from util.photo_split import is_validation_photo
 
 
 @pytest.fixture(scope='module')

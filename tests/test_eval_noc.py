@@ -10,8 +10,9 @@ import pytest
 
 from scripts import eval_noc
 from scripts.eval_noc import clicks_to_reach, heldout_photos, iou, next_click
-from scripts.train.static_fg import DEFAULT_ROOT, StaticFG, is_validation_photo
+from scripts.train.static_fg import DEFAULT_ROOT, StaticFG
 from tests.conftest import REPO, SHARED
+from util.photo_split import is_validation_photo
 
 
 def _disk(h, w, cx, cy, r):

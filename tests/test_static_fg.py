@@ -65,7 +65,7 @@ def test_random_composite_and_warped_clip_of_a_generated_folder(tmp_path):
 def _fake_static_fg(tmp_path, n=4, validation=0):
     """n photos of the training part and `validation` of the validation part: noise with a
     coloured ellipse object (trimap border 128)."""
-    from scripts.train.static_fg import is_validation_photo
+    from util.photo_split import is_validation_photo
     root = tmp_path / 'static-fg'
     (root / 'images').mkdir(parents=True)
     (root / 'masks').mkdir()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from scripts.train.data import PROC_SIZE, ClipSampler, FeatureCache, crop_maps, crop_window
-from scripts.train.scribbles import first_scribbles, simulate_round
+from scripts.simulated_marks import first_scribbles, simulate_round
 
 N_FRAMES = 6
 
@@ -328,7 +328,7 @@ def test_fusion_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
 
 
 def test_correction_marks_point_at_the_errors():
-    from scripts.train.scribbles import correction
+    from scripts.simulated_marks import correction
     from scripts.train.train_interaction import real_correction
     gt = np.zeros((120, 160), bool)
     gt[30:90, 40:100] = True

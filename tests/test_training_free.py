@@ -1,9 +1,9 @@
-"""The training-free reference propagation (scripts/training_free_baseline.py): it tracks a
+"""The training-free reference propagation (model/training_free.py): it tracks a
 textured object on a generated clip, and eval_semi_davis scores it beside the network."""
 import numpy as np
 import torch
 
-from scripts.training_free_baseline import FrozenFeatures, memory_frame, propagate, read_memory
+from model.training_free import FrozenFeatures, memory_frame, propagate, read_memory
 from tests.test_engine import make_clip
 
 

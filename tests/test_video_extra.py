@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from scripts.train.data import ClipSampler, FeatureCache, fit_clip, load_labels
+from scripts.train.data import ClipSampler, FeatureCache
 from util import davis_split
+from util.davis_io import fit_clip, load_labels
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'data'
 EXTRA = SHARED / 'video-extra'
@@ -116,7 +117,8 @@ def test_real_video_extra_sequences_load_at_the_processing_size():
 @pytest.mark.skipif(not (SAL / 'images').is_dir() or not (FG / 'images').is_dir(),
                     reason='../shared/data/static-sal or static-fg is not here')
 def test_static_sal_goes_through_the_photo_loader_with_static_fg():
-    from scripts.train.static_fg import StaticFG, is_validation_photo
+    from scripts.train.static_fg import StaticFG
+    from util.photo_split import is_validation_photo
     both = StaticFG([FG, SAL])
     alone = StaticFG(FG)
     assert len(both) > 5 * len(alone)

@@ -54,3 +54,13 @@ def is_held_out(seq, with_report=False):
 def train_sequences(all_sequences, with_report=False):
     """All sequences except the held-out ones (`is_held_out`), in sorted order."""
     return sorted(s for s in all_sequences if not is_held_out(s, with_report))
+
+
+def trained_on_report(entry):
+    """Whether a weights manifest file entry's network saw the report videos in training: marked
+    by --with-report; entries written before the report split existed (the shipped v1) trained
+    on everything but the selection videos."""
+    if 'trained_on_report' in entry:
+        return bool(entry['trained_on_report'])
+    data = entry.get('data', '')
+    return bool(data) and 'HELD_OUT' not in data

@@ -91,6 +91,15 @@ def resize_frame(frame, h, w):
     return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
+def cover(src_hw, size):
+    """How an image of src_hw = (H, W) is fitted to size (h, w) keeping its aspect ratio: scaled
+    by s to cover it (to (nh, nw)), the middle kept from (y0, x0). Returns s, (nh, nw), (y0, x0)."""
+    (H, W), (h, w) = src_hw, size
+    s = max(h / H, w / W)
+    nh, nw = max(h, int(round(H * s))), max(w, int(round(W * s)))
+    return s, (nh, nw), ((nh - h) // 2, (nw - w) // 2)
+
+
 MAX_RESOLUTION = 4320     # shorter side in pixels (8K UHD); larger sizes only exhaust memory
 
 

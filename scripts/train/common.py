@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from util.davis_split import trained_on_report  # noqa: F401 (ship_weights' import, until moved)
+
 REPO = Path(__file__).resolve().parents[2]
 WEIGHT_FILES = {'propagation': 'propagation_lite.pth', 'fusion': 'fusion_lite.pth',
                 'interaction': 'interaction_lite.pth'}
@@ -310,16 +312,6 @@ def training_data(with_report, extra_video=None, photos=None):
     if with_report:
         out['trained_on_report'] = True
     return out
-
-
-def trained_on_report(entry):
-    """Whether a manifest file entry's network saw the report videos in training: marked by
-    --with-report; entries written before the report split existed (the shipped v1) trained on
-    everything but the selection videos."""
-    if 'trained_on_report' in entry:
-        return bool(entry['trained_on_report'])
-    data = entry.get('data', '')
-    return bool(data) and 'HELD_OUT' not in data
 
 
 def export_if_better(kind, net, args, it, score_name, score, info):

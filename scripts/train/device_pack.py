@@ -33,8 +33,9 @@ import cv2
 import numpy as np
 import torch
 
-from scripts.train.data import DEFAULT_ROOT, PROC_SIZE, cache_size, list_sequences, load_sequence, short_side
+from scripts.train.data import DEFAULT_ROOT, PROC_SIZE, cache_size, short_side
 from scripts.train.static_fg import DEFAULT_ROOT as STATIC_FG_ROOT, StaticFG
+from util.davis_io import list_sequences, load_sequence
 from util.davis_split import held_out, train_sequences
 from util.errors import UserError, run_cli
 

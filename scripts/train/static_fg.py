@@ -14,25 +14,19 @@ Masks: 255 = object, 0 = background, 128 = the uncertain border of the pet trima
 `ignore`; composites treat it as background, cut out with the object's hard mask).
 """
 import os
-import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from util.augment import random_affine, warped_clip
+from util.frames_io import cover
+from util.photo_split import is_validation_photo
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'static-fg'
 
 
 IMAGE_SUFFIXES = ('.jpg', '.webp', '.png')
-VALIDATION_EVERY = 20      # about 1 photo in 20 is kept out of training for synthetic validation
-
-
-def is_validation_photo(name):
-    """Whether static-fg photo `name` belongs to the validation part (a fixed hash of its name,
-    so the split does not depend on which other photos a folder holds)."""
-    return zlib.crc32(str(name).encode()) % VALIDATION_EVERY == 0
 
 
 def photo_roots(roots):
@@ -109,15 +103,6 @@ class StaticFG:
         y0, y1 = max(0, ys.min() - m), min(mask.shape[0], ys.max() + m + 1)
         x0, x1 = max(0, xs.min() - m), min(mask.shape[1], xs.max() + m + 1)
         return rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
-
-
-def cover(src_hw, size):
-    """How an image of src_hw = (H, W) is fitted to size (h, w) keeping its aspect ratio: scaled
-    by s to cover it (to (nh, nw)), the middle kept from (y0, x0). Returns s, (nh, nw), (y0, x0)."""
-    (H, W), (h, w) = src_hw, size
-    s = max(h / H, w / W)
-    nh, nw = max(h, int(round(H * s))), max(w, int(round(W * s)))
-    return s, (nh, nw), ((nh - h) // 2, (nw - w) // 2)
 
 
 def fit(rgb, masks, size):

@@ -26,7 +26,8 @@ from model.lite_propagation import LiteBackbone, LitePropagationNet, backbone_ma
 from model.propagation_loss import soft_iou_loss
 from scripts.train import common
 from scripts.train.loop import TrainLoop
-from scripts.train.data import DEFAULT_ROOT, FeatureCache, cache_folder, cache_size, load_sequence
+from scripts.train.data import DEFAULT_ROOT, FeatureCache, cache_folder, cache_size
+from util.davis_io import load_sequence
 from util.davis_split import VAL_SEQUENCES
 from util.errors import UserError, run_cli
 from util.metrics import jaccard
