@@ -32,7 +32,6 @@ import torch
 from inference_core import store_io
 from inference_core.adaptation import DEFAULT_ITERS as DEFAULT_ADAPT_STEPS
 from inference_core.box_prompt import check_box
-from inference_core.cpu_threads import check_policy, interaction_threads
 from inference_core.engine import (DEFAULT_FEATURE_CACHE_BYTES, DEFAULT_PROB_CACHE_BYTES,
                                    DIRECTIONS, PropagationEngine, drain)
 from inference_core.interaction import as_region, finite_mask, paint_labels, set_object_region
@@ -45,6 +44,7 @@ from inference_core.session_prompts import Prompts
 from inference_core.session_view import SessionView
 from inference_core.session_state import Pending, SessionEvent, check_int, check_number
 from inference_core.store import FrameStore
+from util.cpu_threads import check_policy, interaction_threads
 from util.device import amp_dtype
 from util.errors import UserError
 
@@ -68,7 +68,7 @@ class Session(SessionView):
     object-centred zoomed pass (inference_core/small_object_zoom.py; bundled networks only).
     interaction_threads: intra-op threads of clicks, strokes and boxes on a CPU: 'auto' (no
     more than the cores the rest of the machine leaves free), an int, or None (torch's setting);
-    see inference_core/cpu_threads.py. Propagation keeps torch's setting.
+    see util/cpu_threads.py. Propagation keeps torch's setting.
     """
 
     def __init__(self, store, networks=None, device='auto', mem_freq=5, top_k=20,
@@ -471,7 +471,7 @@ class Session(SessionView):
 
     # ------------------------------------------------------------------ internals
     def _interaction_threads(self):
-        """The intra-op threads of an interactive call (inference_core/cpu_threads.py)."""
+        """The intra-op threads of an interactive call (util/cpu_threads.py)."""
         return interaction_threads(self._threads, self._device)
 
     def _local_session(self, frames, num_objects):

@@ -1,11 +1,11 @@
-"""The thread policy of interactive calls (inference_core/cpu_threads.py): one intra-op thread
+"""The thread policy of interactive calls (util/cpu_threads.py): one intra-op thread
 per free core, torch's setting put back afterwards, the Session's interactions run under it."""
 import numpy as np
 import pytest
 import torch
 
-from inference_core import cpu_threads
-from inference_core.cpu_threads import interaction_threads, threads_for_interaction
+from util import cpu_threads
+from util.cpu_threads import interaction_threads, threads_for_interaction
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ propagation; the `click` command times the click controller alone.)
 
 `--busy-neighbour [N]` measures while N child processes (default 1) each burn a core, as another
 CPU-heavy program would; `--interaction-threads auto|off|N` is the Session's thread policy for
-interactions (inference_core/cpu_threads.py; default auto, `off` = torch's setting, as before
+interactions (util/cpu_threads.py; default auto, `off` = torch's setting, as before
 the policy). To compare, run e.g. `--threads 2 --busy-neighbour --interaction-threads off` and
 `... auto`; `--clicks-only` times only the click calls (a short measurement).
 """
@@ -119,9 +119,9 @@ def _run(args, policy):
     common.check_engine(args)
     import torch
 
-    from inference_core.cpu_threads import threads_for_interaction
     from inference_core.networks import load_networks
     from inference_core.session import Session
+    from util.cpu_threads import threads_for_interaction
     from util.labels import resize_labels
     from util.mask_io import read_label_png
 

@@ -75,11 +75,9 @@ def _idle_networks():
     runs none."""
     import torch
 
-    from inference_core.networks import Networks
-    from model import lite_networks
-    torch.manual_seed(0)
-    prop, fuse = (lite_networks.build(k).eval() for k in ('propagation', 'fusion'))
-    return Networks('bundled', prop, fuse, None, None, torch.device('cpu'))
+    from inference_core.networks import Networks, untrained_bundled
+    nets = untrained_bundled(('propagation', 'fusion'), seed=0)
+    return Networks('bundled', nets['propagation'], nets['fusion'], None, None, torch.device('cpu'))
 
 
 def run(args):

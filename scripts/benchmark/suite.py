@@ -83,14 +83,9 @@ def prepare_weights(kind, tmp):
         return N.DEFAULT_WEIGHTS_DIR, 'bundled weights from weights/'
     except UserError:
         pass
-    from model import lite_networks as L
     d = Path(tmp) / 'weights'
     d.mkdir()
-    torch.manual_seed(0)
-    for role, fname in L.FILES.items():
-        net = L.build(role, pretrained=False)
-        torch.save({k: v.half() if v.is_floating_point() else v
-                    for k, v in net.state_dict().items()}, d / fname)
+    N.write_untrained_bundled(d, seed=0)
     return str(d), 'random stand-in weights (no trained weights in weights/)'
 
 
@@ -156,8 +151,8 @@ def bench_adapt(nets, frames, labels0, args):
             s.adapt(progress=p)
             common.sync(nets.device)
             dt = time.perf_counter() - t0
-        from inference_core.adaptation import DEFAULT_ITERS
-        return {'steps': DEFAULT_ITERS, 'objects': 3, 'seconds': round(dt, 3)}
+        from inference_core.session import DEFAULT_ADAPT_STEPS
+        return {'steps': DEFAULT_ADAPT_STEPS, 'objects': 3, 'seconds': round(dt, 3)}
     finally:
         s.close()
 
