@@ -8,13 +8,27 @@ import pytest
 
 from tests.conftest import REPO
 
-# Clients: the GUI, the CLIs and the evaluators. The trainers (scripts/train) are not clients;
-# the model-level benchmarks and the training-free baseline build and time networks directly
-# (import rule waived), but they too use only the Session's public names.
+# Clients: the GUI, the CLIs, the evaluators and the scripts at the top and in example/. The
+# trainers (scripts/train) are not clients, and no other module imports them.
 CLIENTS = sorted([*(REPO / 'gui').glob('*.py'),
                   *(p for p in (REPO / 'scripts').rglob('*.py') if 'train' not in p.parts),
-                  REPO / 'interactive_gui.py'])
-MODEL_LEVEL = ('scripts/benchmark/', 'scripts/training_free_baseline.py')
+                  *REPO.glob('*.py'), *(REPO / 'example').glob('*.py')])
+# Model-level tools, files named one by one: the core-import rule is waived for them (they build,
+# load or time networks below the Session), but they too use only the Session's public names,
+# and no other client imports them (test_clients_do_not_reach_below_through_model_level_tools).
+# Each must need the waiver: it imports model/ or the core's internals, or it dispatches to a
+# tool that does. The Session-level benchmarks (interaction, store, suite, long_video) are
+# clients like any other. The training-free reference propagation is a network
+# (model/training_free.py) that the evaluators get from the registry
+# (inference_core.networks.training_free_propagation), not a tool they import.
+MODEL_LEVEL = (
+    'scripts/benchmark/propagation.py',    # times the propagation networks without a Session
+    'scripts/benchmark/click.py',          # times the click controller alone
+    'scripts/benchmark/__init__.py',       # `python -m scripts.benchmark`: dispatches to both
+    'scripts/benchmark/__main__.py',
+    'download_model.py',                   # checks a download by a strict load into our network
+    'scripts/training_free_baseline.py',   # old path of model/training_free.py, until removed
+)
 # the only modules of the core a client imports: the Session and the networks registry
 PUBLIC_MODULES = {'inference_core.session', 'inference_core.networks'}
 # the Session's collaborators: never reached from a client, on any object
@@ -176,8 +190,7 @@ def _violations(path, strict_private=None, model_level=False):
 
 
 def _model_level(path):
-    rel = path.relative_to(REPO).as_posix()
-    return any(rel == m or rel.startswith(m) for m in MODEL_LEVEL)
+    return path.relative_to(REPO).as_posix() in MODEL_LEVEL
 
 
 @pytest.mark.parametrize('path', CLIENTS, ids=lambda p: str(p.relative_to(REPO)))
@@ -269,8 +282,9 @@ PROJECT = {_module_name(p): p
 
 def _imported(path):
     """{(line, project module)} that a file imports, top-level or inside functions alike (a lazy
-    import is a dependency too). `from pkg import sub` depends on pkg.sub, not on pkg's
-    __init__; `from mod import name` on mod."""
+    import is a dependency too), importlib.import_module / __import__ with a constant name
+    included. `from pkg import sub` depends on pkg.sub, not on pkg's __init__; `from mod import
+    name` on mod."""
     out = set()
     for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
         names = []
@@ -279,6 +293,8 @@ def _imported(path):
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             subs = [f'{node.module}.{a.name}' for a in node.names]
             names = [m for m in subs if m in PROJECT] or [node.module]
+        elif isinstance(node, ast.Call):
+            names = _imports(node)
         for name in names:
             while name and name not in PROJECT:
                 name = name.rpartition('.')[0]
@@ -312,8 +328,72 @@ def test_the_floor_check_sees_lazy_imports(tmp_path):
     src.write_text('import os\n'
                    'def f():\n'
                    '    from inference_core.store import FrameStore\n'
-                   '    import util.errors\n')
-    assert sorted(_imported(src)) == [(3, 'inference_core.store'), (4, 'util.errors')]
+                   '    import util.errors\n'
+                   "    importlib.import_module('model.checkpoint')\n")
+    assert sorted(_imported(src)) == [(3, 'inference_core.store'), (4, 'util.errors'),
+                                      (5, 'model.checkpoint')]
+
+
+def _trainer(module):
+    return module == 'scripts.train' or module.startswith('scripts.train.')
+
+
+def _trainer_imports(path):
+    return [f'{path.relative_to(REPO)}:{line}: imports {dep} (only scripts/train imports the '
+            f'trainers)' for line, dep in sorted(_imported(path)) if _trainer(dep)]
+
+
+def test_only_the_trainers_import_the_trainers():
+    """One way: the trainers (scripts/train) may import the evaluators (scripts.eval_semi_davis
+    validates their runs), never the reverse. No module outside scripts/train imports
+    scripts.train, lazily or not: what an evaluator shares with training lives beside it
+    (scripts/simulated_marks.py) or in util/ (davis_io, davis_split, photo_split)."""
+    outside = [p for m, p in PROJECT.items() if not _trainer(m)] + list(CLIENTS)
+    bad = sorted({v for p in outside for v in _trainer_imports(p)})
+    assert not bad, '\n'.join(bad)
+
+
+def test_the_trainer_check_sees_every_spelling(tmp_path):
+    (tmp_path / 'scripts').mkdir()
+    src = tmp_path / 'scripts' / 'ev.py'
+    src.write_text('import numpy\n'
+                   'from scripts.train import data\n'
+                   'def f():\n'
+                   '    from scripts.train.static_fg import is_validation_photo\n'
+                   "    importlib.import_module('scripts.train.common')\n"
+                   '    import scripts.train\n')
+    found = [(line, dep) for line, dep in _imported(src) if _trainer(dep)]
+    assert sorted(found) == [(2, 'scripts.train.data'), (4, 'scripts.train.static_fg'),
+                             (5, 'scripts.train.common'), (6, 'scripts.train')]
+
+
+def _level_modules():
+    return {_module_name(REPO / m) for m in MODEL_LEVEL}
+
+
+def test_model_level_tools_are_named_and_need_the_waiver():
+    """MODEL_LEVEL names client files one by one (no folder) and each needs its waiver: it imports
+    model/ or the core beyond the Session and the registry, or it dispatches to a model-level tool.
+    A file that no longer does is a client like any other: take it off the list."""
+    clients = {p.relative_to(REPO).as_posix() for p in CLIENTS}
+    level = _level_modules()
+    for rel in MODEL_LEVEL:
+        assert rel in clients, f'{rel}: not a client file'
+        path = REPO / rel
+        direct = any(_import_breaks(_imports(n))
+                     for n in ast.walk(ast.parse(path.read_text(encoding='utf-8'))))
+        via = any(dep in level and dep != _module_name(path) for _line, dep in _imported(path))
+        assert direct or via, f'{rel} reaches nothing below the Session: not model-level'
+
+
+def test_clients_do_not_reach_below_through_model_level_tools():
+    """A client that is not model-level imports no model-level tool (lazily or not): the core's
+    internals and model/ are not reached indirectly either."""
+    level = _level_modules()
+    bad = [f'{p.relative_to(REPO)}:{line}: imports {dep} (a model-level tool)'
+           for p in CLIENTS if not _model_level(p)
+           for line, dep in sorted(_imported(p)) if dep in level]
+    assert not bad, '\n'.join(bad)
 
 
 def _cycles(graph):
