@@ -27,7 +27,6 @@ MODEL_LEVEL = (
     'scripts/benchmark/__init__.py',       # `python -m scripts.benchmark`: dispatches to both
     'scripts/benchmark/__main__.py',
     'download_model.py',                   # checks a download by a strict load into our network
-    'scripts/training_free_baseline.py',   # old path of model/training_free.py, until removed
 )
 # the only modules of the core a client imports: the Session and the networks registry
 PUBLIC_MODULES = {'inference_core.session', 'inference_core.networks'}

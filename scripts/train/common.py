@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from util.davis_split import trained_on_report  # noqa: F401 (ship_weights' import, until moved)
-
 REPO = Path(__file__).resolve().parents[2]
 WEIGHT_FILES = {'propagation': 'propagation_lite.pth', 'fusion': 'fusion_lite.pth',
                 'interaction': 'interaction_lite.pth'}

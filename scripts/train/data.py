@@ -22,8 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from util.davis_io import (fit_clip, list_sequences, load_labels, load_sequence,  # noqa: F401
-                           read_labels, read_video)
+from util.davis_io import list_sequences, load_labels
 from util.davis_split import TWIN_SUFFIX, is_held_out, train_sequences
 from util.errors import UserError
 from model.lite_propagation import backbone_maps, proc_size

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from inference_core.box_prompt import box_prior, box_strokes, crop_for_box
-from scripts.train.scribbles import click, perturb_mask
+from scripts.simulated_marks import click, perturb_mask
 
 
 def photo_paste_sample(static_fg, rng, size):

@@ -2,7 +2,7 @@
 
 The interaction network is asked, at run time, to turn a corrective stroke on a frame the
 propagation got wrong (object lost behind an occluder, a limb cut off, a look-alike grabbed) into
-a better mask. Perturbed ground truth (scripts/train/scribbles.perturb_mask) does not look like
+a better mask. Perturbed ground truth (scripts/simulated_marks.perturb_mask) does not look like
 those errors, so the interaction trainer also draws the previous mask from here: what the
 propagation network actually produced on the cached training frames.
 

@@ -51,7 +51,8 @@ import shutil
 import time
 from pathlib import Path
 
-from scripts.train.common import REPO, WEIGHT_FILES, describe_manifest, sha256, trained_on_report
+from scripts.train.common import REPO, WEIGHT_FILES, describe_manifest, sha256
+from util.davis_split import trained_on_report
 from util.errors import UserError, run_cli
 
 MAX_BUNDLED_BYTES = 25 * 1000 * 1000

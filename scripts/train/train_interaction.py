@@ -22,7 +22,7 @@ from scripts.train import common
 from scripts.train.loop import TrainLoop
 from scripts.train.data import DEFAULT_ROOT, FeatureCache, cache_folder, crop_maps, crop_window
 from scripts.train.interaction_samples import box_sample, click_sequences, photo_paste_sample
-from scripts.train.scribbles import correction, simulate_round
+from scripts.simulated_marks import correction, simulate_round
 from util.errors import UserError, run_cli
 from util.metrics import jaccard
 
