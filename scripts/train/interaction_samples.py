@@ -1,4 +1,4 @@
-"""Interaction training samples beyond one simulated round (scripts/train/scribbles.py):
+"""Interaction training samples beyond one simulated round (scripts/simulated_marks.py):
 
 * photo composites: an object cut from one photo pasted on another; the target is either of the
   two objects, so the marks, not saliency, decide what is wanted (a salient-object photo alone
@@ -98,7 +98,7 @@ def box_sample(frame, gt, soft, rng, crop):
 def error_click(pred, gt, rng, radius=3):
     """The robot's next click on a prediction, as scripts/eval_noc.py places it (positive in the
     missed pixels or negative in the false positives, whichever error region is deeper), with
-    jitter inside that region (scribbles.click). Returns (disk bool map, positive) or None when
+    jitter inside that region (simulated_marks.click). Returns (disk bool map, positive) or None when
     the prediction is right."""
     fn, fp = gt & ~pred, pred & ~gt
     depth = [cv2.distanceTransform(np.pad(m, 1).astype(np.uint8), cv2.DIST_L2, 3).max() if m.any() else 0

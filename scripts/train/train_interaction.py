@@ -2,9 +2,11 @@
 
     python -m scripts.train.train_interaction --name inter [--iters 20000] [--minutes 60]
 
-Samples: a training frame from the frozen-backbone cache (random flip and crop), a simulated
-interaction round (scripts/train/scribbles.py: first scribbles or clicks on an empty mask, or
-corrective scribbles/clicks on a perturbed previous mask) -> BCE + soft-IoU loss.
+Samples: a training frame from the frozen-backbone cache (random flip and crop; one object of a
+multi-object frame or all of them), a still photo or a composite, with a simulated interaction
+round (scripts/simulated_marks.py: first scribbles or clicks on an empty mask, or corrective
+scribbles/clicks on a perturbed previous mask), a box, or a click sequence placed on the
+network's own answers (scripts/train/interaction_samples.py) -> BCE + soft-IoU loss.
 Validation: first-scribble J on frames 0/25/50 of the held-out sequences; the fp16 weights go to
 `weights/interaction_lite.pth` only when it improves. Resumable from runs/<name>/last.pt;
 ctrl-c saves and exits.
