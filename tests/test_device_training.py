@@ -13,6 +13,7 @@ from scripts.train.static_fg import StaticFG
 from tests.test_static_fg import _fake_static_fg
 from tests.test_training import N_FRAMES, _write_sequence
 from util.davis_io import load_sequence
+from util.davis_split import trained_on_report
 from util.errors import UserError
 from util.photo_split import is_validation_photo
 
@@ -248,4 +249,4 @@ def test_the_device_script_on_a_report_pack_trains_on_them_and_the_choice_says_s
     assert pick_snapshot.main([str(out), '--weights', str(w), '--data', str(tmp / 'davis'),
                                '--static-fg', '', '--quick']) == 0
     entry = json.loads((w / 'manifest.json').read_text())['files']['propagation_lite.pth']
-    assert common.trained_on_report(entry) and entry['data'] == common.TRAIN_DATA_WITH_REPORT
+    assert trained_on_report(entry) and entry['data'] == common.TRAIN_DATA_WITH_REPORT
