@@ -163,8 +163,9 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
         if sorted(sel_new['sequences']) != sorted(sel_old['sequences']):
             raise UserError('the two selection evaluations are not on the same sequences')
         (a_new, p_new), (a_old, p_old) = report_score(sel_new, kind, selection[0]), report_score(sel_old, kind, selection[1])
-        entry['selection_report'] = {'videos': sorted(sel_new['sequences']), 'JF': round(a_new, 2),
-                                     f'{old_name}_JF': round(a_old, 2), 'per_video': p_new,
+        m = 'J' if kind == 'interaction' else 'JF'       # the first scribble is scored by J only
+        entry['selection_report'] = {'videos': sorted(sel_new['sequences']), m: round(a_new, 2),
+                                     f'{old_name}_{m}': round(a_old, 2), 'per_video': p_new,
                                      f'{old_name}_per_video': p_old,
                                      'note': 'chose the checkpoint: decision data, not held-out'}
     if previous:
