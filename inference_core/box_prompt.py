@@ -1,7 +1,8 @@
 """Box prompts: a rectangle drawn around an object -> the object's mask.
 
-No network of this project was trained with boxes, so a box is turned into the inputs the
-interaction networks know, on a zoomed crop (as inference_core/scribble_zoom.py zooms corrections):
+A box is turned into scribble-network inputs on a zoomed crop (as inference_core/scribble_zoom.py
+zooms corrections); the bundled interaction network (v2) is trained on exactly these inputs
+(scripts/train/interaction_samples.py), the official S2M network sees them as scribbles:
   * the frame is cropped around the box with some context (the box enlarged `BOX_CONTEXT` times,
     then widened to the frame's aspect ratio), and the crop is enlarged to the frame's short side
     (as local refinement enlarges its region), so a small object is seen at a useful size;
@@ -11,9 +12,10 @@ interaction networks know, on a zoomed crop (as inference_core/scribble_zoom.py 
     object); an edge on the frame's border gets none (the object may be cut by it);
   * the network's probability on the crop is resized back and set to 0 outside the box.
 
-Chosen on 60 photos of the *training* part of ../shared/data/static-sal + static-fg (never on the
-held-out photos scripts/eval_noc.py reports on), IoU of the tight ground-truth box: centre disk
-and outside strokes alone 0.47 (the network answers one click with a blob around it), with the
+The encoding was chosen, before any network was trained with boxes, on 60 photos of the
+*training* part of ../shared/data/static-sal + static-fg (never on the held-out photos
+scripts/eval_noc.py reports on), IoU of the tight ground-truth box with the v1 network: centre
+disk and outside strokes alone 0.47 (v1 answers one click with a blob around it), with the
 inscribed ellipse as previous mask 0.74, the whole box as previous mask 0.73; a positive cross
 through the centre, a second pass from the first result, other margins and gaps changed it by
 less than 0.02 (see scripts/eval_noc.py --box for the held-out number).
