@@ -842,19 +842,6 @@ def test_autosave_failure_is_reported_once_and_retried(qtbot, win, tmp_path, mon
     assert os.path.isfile(os.path.join(good, '00000.png'))
 
 
-def test_resume_dialog_cancel_keeps_current_video(qtbot, win, clip, monkeypatch, errors):
-    from gui import main_window
-    win.tools.set_mode('free')
-    drag(win.view.canvas, [(20, 30), (60, 30)])
-    win.opts.resume = None
-    monkeypatch.setattr(main_window, 'ask_resume', lambda *a: 'cancel')
-    old = win.session
-    win.opener.open_path(str(clip / 'clip'))
-    qtbot.waitUntil(lambda: win.jobs.worker is None, timeout=30000)
-    assert win.session is old and win.session.get_mask(0)[30, 40] == 1
-    assert not errors and 'Opening cancelled' in win.console.messages()
-
-
 def test_every_saved_setting_comes_back_on_resume(qtbot, make_window, tmp_path):
     from gui import document, overlay
     win = make_window('--no-resume', '--mem_freq', '3')

@@ -179,7 +179,8 @@ def test_a_cancelled_resume_keeps_the_current_video_shown(qtbot, win, clip, monk
     old = win.session
     win.opener.open_path(str(clip / 'clip'))
     qtbot.waitUntil(lambda: win.jobs.worker is None, timeout=30000)
-    assert win.session is old
+    assert win.session is old and win.session.get_mask(0)[30, 40] == 1
+    assert not errors and 'Opening cancelled' in win.console.messages()
     counts = Counts(win, monkeypatch)
     old.set_object_mask(0, 2, np.ones((old.height, old.width), bool))
     assert counts.take() == (0, 1) and win.view.timeline.has_mask[0]
