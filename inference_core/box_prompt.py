@@ -107,6 +107,21 @@ def box_strokes(h, w, box, on_border=(), scale=1.0, gap=None):
     return scr
 
 
+def box_guidance(box, frame_hw, crop, out_hw):
+    """(scribbles, prior) (out_hw uint8 maps, box_strokes and box_prior) that hand `box` (a frame
+    box, x1 / y1 exclusive) to the network on the `crop` (x0, y0, x1, y1) of the frame resized to
+    out_hw (h, w). The one encoding of a box: Session.add_box and the trainer's box rounds."""
+    H, W = frame_hw
+    bx0, by0, bx1, by1 = box
+    x0, y0, x1, y1 = crop
+    lh, lw = out_hw
+    sy, sx = lh / (y1 - y0), lw / (x1 - x0)
+    on_border = {s for s, hit in (('left', bx0 == 0), ('top', by0 == 0), ('right', bx1 == W),
+                                  ('bottom', by1 == H)) if hit}
+    local = ((bx0 - x0) * sx, (by0 - y0) * sy, (bx1 - x0) * sx, (by1 - y0) * sy)
+    return box_strokes(lh, lw, local, on_border, min(sx, sy)), box_prior(lh, lw, local)
+
+
 def box_prior(h, w, box):
     """(h, w) uint8: the ellipse inscribed in `box` (crop pixels, floats), the "previous mask"
     the network refines."""
@@ -133,16 +148,11 @@ def box_probability(scribbler, frame_rgb, box, context=None):
     x0, y0, x1, y1 = crop_for_box(box, H, W, context)
     ch, cw = y1 - y0, x1 - x0
     _, lh, lw = enlarged_size(ch, cw, H, W)
-    sy, sx = lh / ch, lw / cw
     crop = np.ascontiguousarray(frame_rgb[y0:y1, x0:x1])
     if (lh, lw) != (ch, cw):
         crop = cv2.resize(crop, (lw, lh), interpolation=cv2.INTER_CUBIC)
-    on_border = {s for s, hit in (('left', bx0 == 0), ('top', by0 == 0), ('right', bx1 == W),
-                                  ('bottom', by1 == H)) if hit}
-    local = ((bx0 - x0) * sx, (by0 - y0) * sy, (bx1 - x0) * sx, (by1 - y0) * sy)
-    scr = box_strokes(lh, lw, local, on_border, min(sx, sy))
+    scr, prev = box_guidance(box, (H, W), (x0, y0, x1, y1), (lh, lw))
     image, pad = pad_divide_by(normalize_frames(crop[None]), 16)
-    prev = box_prior(lh, lw, local)
     prev = pad_divide_by(torch.from_numpy(prev)[None, None], 16)[0][0, 0].numpy()
     sig = scribbler.interact(image.to(scribbler.device), prev, scr, 1)   # (1, 1, Hp, Wp)
     sig = unpad(sig, pad).float().cpu()

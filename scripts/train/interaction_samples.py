@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inference_core.box_prompt import box_prior, box_strokes, crop_for_box
+from inference_core.box_prompt import box_guidance, crop_for_box
+from scripts.eval_noc import next_click
 from scripts.simulated_marks import click, perturb_mask
 
 
@@ -78,45 +79,30 @@ def box_sample(frame, gt, soft, rng, crop):
     H, W = gt.shape
     x0, y0, x1, y1 = crop_for_box(box, H, W)
     ch, cw = crop
-    sy, sx = ch / (y1 - y0), cw / (x1 - x0)
     win = lambda a, interp: cv2.resize(np.ascontiguousarray(a[y0:y1, x0:x1]), (cw, ch),  # noqa: E731
                                        interpolation=interp)
     frame = win(frame, cv2.INTER_LINEAR)
     gt = win(gt.astype(np.uint8), cv2.INTER_NEAREST) > 0
     soft = win(soft.astype(np.float32), cv2.INTER_LINEAR)
-    bx0, by0, bx1, by1 = box
-    local = ((bx0 - x0) * sx, (by0 - y0) * sy, (bx1 - x0) * sx, (by1 - y0) * sy)
-    on_border = {s for s, hit in (('left', bx0 == 0), ('top', by0 == 0), ('right', bx1 == W),
-                                  ('bottom', by1 == H)) if hit}
-    scr = box_strokes(ch, cw, local, on_border, min(sx, sy))
-    prev = box_prior(ch, cw, local).astype(np.float32)
+    scr, prev = box_guidance(box, (H, W), (x0, y0, x1, y1), crop)
     # the network answers 0 outside the box at inference: the target there does not matter
-    guide = np.stack([prev, (scr == 1).astype(np.float32), (scr == 0).astype(np.float32)])
+    guide = np.stack([prev.astype(np.float32), (scr == 1).astype(np.float32),
+                      (scr == 0).astype(np.float32)])
     return frame, gt, soft, guide
 
 
 def error_click(pred, gt, rng, radius=3):
-    """The robot's next click on a prediction, as scripts/eval_noc.py places it (positive in the
-    missed pixels or negative in the false positives, whichever error region is deeper), with
-    jitter inside that region (simulated_marks.click). Returns (disk bool map, positive) or None when
-    the prediction is right."""
-    fn, fp = gt & ~pred, pred & ~gt
-    depth = [cv2.distanceTransform(np.pad(m, 1).astype(np.uint8), cv2.DIST_L2, 3).max() if m.any() else 0
-             for m in (fn, fp)]
-    if max(depth) < 1:
+    """The robot's next click on a prediction (scripts/eval_noc.py's next_click: positive in the
+    missed pixels or negative in the false positives, whichever error is deeper), moved at random
+    within the error region it falls in (simulated_marks.click). Returns (disk bool map,
+    positive) or None when the prediction is right."""
+    got = next_click(pred, gt)
+    if got is None:
         return None
-    positive = depth[0] > depth[1]
-    n, lab = cv2.connectedComponents((fn if positive else fp).astype(np.uint8), connectivity=8)
-    region = fn if positive else fp
-    if n > 2:          # the deepest component, as the robot
-        best, best_d = 1, -1.0
-        for c in range(1, n):
-            comp = lab == c
-            d = cv2.distanceTransform(np.pad(comp, 1).astype(np.uint8), cv2.DIST_L2, 3).max()
-            if d > best_d:
-                best, best_d = c, d
-        region = lab == best
-    return click(region, rng, radius), positive
+    x, y, positive = got
+    error = (gt & ~pred) if positive else (pred & ~gt)
+    _, lab = cv2.connectedComponents(error.astype(np.uint8), connectivity=8)
+    return click(lab == lab[y, x], rng, radius), positive
 
 
 @torch.no_grad()
