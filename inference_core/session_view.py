@@ -102,7 +102,7 @@ class SessionView:
         t = self._check_frame(frame)
         if not (0 <= x < self._store.width and 0 <= y < self._store.height):
             return 0
-        return int(self._store.get_mask(t)[int(y), int(x)])
+        return self._store.label_at(t, int(x), int(y))
 
     def probabilities(self, frame):
         """float32 (K+1, H, W) probabilities the propagation holds for a frame (background

@@ -263,6 +263,16 @@ class FrameStore:
         with self.lock:
             return self._read_mask(t)
 
+    def label_at(self, t, x, y):
+        """Label of pixel (x, y) (in the frame) of frame t: one pixel read, not the whole mask
+        (the GUI asks on every mouse move)."""
+        t = self._index(t)
+        with self.lock:
+            if self._mfile is None:
+                return int(self.masks[t][y, x])
+            self._mfile.seek((t * self.height + y) * self.width + x)
+            return self._mfile.read(1)[0]
+
     def set_mask(self, t, labels, edited=None, notify=True):
         """Write the label mask of frame t. edited=True marks t as person-edited, False unmarks
         it, None leaves the mark as is. Ids above num_objects are rejected."""

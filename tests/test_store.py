@@ -195,3 +195,15 @@ def test_concurrent_reads_and_writes_are_consistent():
         stop.set()
         th.join()
     assert not bad
+
+
+@pytest.mark.parametrize('storage', ['memory', 'disk'])
+def test_label_at_reads_the_pixel_of_the_mask(storage):
+    s = FrameStore(_frames(), storage=storage)
+    s.ensure_objects(3)
+    labels = np.random.default_rng(1).integers(0, 4, (12, 20)).astype(np.uint8)
+    s.set_mask(2, labels)
+    s.set_mask(3, 3 - labels)
+    for t in (2, 3):
+        m = s.get_mask(t)
+        assert all(s.label_at(t, x, y) == m[y, x] for y in range(12) for x in range(20))
