@@ -537,15 +537,20 @@ def test_load_masks_and_drop_open(qtbot, win, clip, tmp_path):
     assert win.session.num_frames == N_FRAMES
 
 
-def test_workspace_autosave_and_resume(qtbot, make_window, tmp_path, monkeypatch):
-    from gui import main_window
-    win = make_window('--no-resume')
+def _paint_two_frames_and_add(win, name, frame):
+    """Free-paint object 1 on frame 0, add an object called `name` and paint it on `frame`."""
     win.tools.set_mode('free')
     drag(win.view.canvas, [(20, 30), (60, 30)])
     win.objects.add()
-    win.objects.rename('third')
-    win.view.goto(3)
+    win.objects.rename(name)
+    win.view.goto(frame)
     drag(win.view.canvas, [(80, 60), (120, 60)])
+
+
+def test_workspace_autosave_and_resume(qtbot, make_window, tmp_path, monkeypatch):
+    from gui import main_window
+    win = make_window('--no-resume')
+    _paint_two_frames_and_add(win, 'third', 3)
     # Saved at once (atomically), before the window closes: a kill -9 now loses nothing.
     ws = tmp_path / 'ws'
     meta = json.loads((ws / 'workspace.json').read_text())
@@ -900,12 +905,7 @@ def test_second_instance_lock_never_loses_the_first_windows_work(qtbot, make_win
     workspace.json written won and window A's object and frames were gone at the next resume."""
     from gui import main_window, window_workspace
     a = make_window('--no-resume')
-    a.tools.set_mode('free')
-    drag(a.view.canvas, [(20, 30), (60, 30)])
-    a.objects.add()
-    a.objects.rename('from A')
-    a.view.goto(2)
-    drag(a.view.canvas, [(80, 60), (120, 60)])
+    _paint_two_frames_and_add(a, 'from A', 2)
     ws = tmp_path / 'ws'
     saved_a = _files(ws)
     expected = [a.session.get_mask(t) for t in range(N_FRAMES)]

@@ -135,7 +135,7 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
     label = METRICS[kind][2]
     print(f'{split} split, {label}: new {s_new:.2f}, shipped {s_old:.2f}')
     if kind == 'interaction':
-        photos = noc_decision(noc, split, s_new, s_old, force)
+        noc_fields = noc_decision(noc, split, s_new, s_old, force)
     elif s_new <= s_old + margin and not force:
         by = f' by more than {margin:g}' if margin else ''
         raise UserError(f'not shipped: {s_new:.2f} does not beat the shipped network\'s {s_old:.2f}{by}')
@@ -155,7 +155,7 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
         if tf:
             entry['unseen_report']['training_free_JF'] = round(100 * tf['J&F-Mean'], 2)
     if kind == 'interaction':
-        entry.update(photos)
+        entry.update(noc_fields)
         entry['unseen_first_scribble_j'] = round(s_new, 2)
         entry[f'{old_name}_unseen_first_scribble_j'] = round(s_old, 2)
     if selection:
