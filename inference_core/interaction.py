@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from inference_core.aggregate import aggregate_wbg
-from inference_core.padding import pad_divide_by
+from inference_core.padding import pad_amount, pad_divide_by, unpad
 from util.errors import UserError
 from util.strokes import stroke_mask
 
@@ -41,8 +41,9 @@ class ScribbleController:
         # strokes per frame)
         self.features = ImageFeatureCache()
 
-    def guidance(self, prev_labels, scr_mask, num_objects):
-        """The (K, 3, Hp, Wp) guidance maps [prev == k, positive, negative] (object order 1..K).
+    def guidance(self, prev_labels, scr_mask, num_objects, objects=None):
+        """The (K, 3, Hp, Wp) guidance maps [prev == k, positive, negative] (object order 1..K,
+        or the ids in `objects`).
 
         prev_labels: padded (Hp, Wp) or (1, Hp, Wp) uint8 hard labels; scr_mask: unpadded (H, W)
         uint8 scribble map.
@@ -52,7 +53,7 @@ class ScribbleController:
             prev = prev[0]
         scr = np.asarray(scr_mask)
         out = []
-        for k in range(1, num_objects + 1):
+        for k in (range(1, num_objects + 1) if objects is None else objects):
             pos = (scr == k)
             neg = (scr != k) & (scr != NO_SCRIBBLE)
             rs = torch.from_numpy(np.stack([pos, neg], 0).astype(np.float32))[None].to(self.device)
@@ -93,9 +94,18 @@ class ScribbleController:
                 # the bundled net reads the image apart from the guidance: one backbone pass
                 # for all objects of the frame, kept for the next strokes
                 image = torch.as_tensor(image).to(self.device)
-                g = self.guidance(prev_labels, scr_mask, num_objects)
-                feats = self.features.get(self.net, image)
-                return torch.sigmoid(self.net.segment(image, g, feats).float())
+                run = objects_stroked_or_touched(prev_labels, scr_mask, num_objects)
+                # an object that no stroke is for and whose mask no stroke touches keeps its
+                # mask exactly (keep_unscribbled): it stands in with that mask, and the network
+                # runs only for the others (half the time of a scribble on a two-object frame)
+                prev = torch.as_tensor(np.asarray(prev_labels)).to(self.device).reshape(1, 1, *image.shape[-2:])
+                ids = torch.arange(1, num_objects + 1, device=self.device).view(-1, 1, 1, 1)
+                sig = (prev == ids).float()
+                if run:
+                    g = self.guidance(prev_labels, scr_mask, num_objects, objects=run)
+                    feats = self.features.get(self.net, image)
+                    sig[[k - 1 for k in run]] = torch.sigmoid(self.net.segment(image, g, feats).float())
+                return sig
             x = self.net_inputs(image, prev_labels, scr_mask, num_objects)
             # one object at a time, like the reference
             return torch.cat([torch.sigmoid(self.net(x[k:k + 1]).float())
@@ -117,6 +127,21 @@ class ScribbleController:
             region = seeded_region((sig[k - 1, 0] > 0.5).cpu().numpy(), seeds)
             claim_pixels(prob, k, region)
         return prob
+
+
+def objects_stroked_or_touched(prev_labels, scr_mask, num_objects):
+    """The object ids (1..K, ascending) a stroke can change: those with a positive stroke in
+    `scr_mask` and those whose mask in `prev_labels` a stroke (of any kind) touches.
+
+    prev_labels: (Hp, Wp) or (1, Hp, Wp) labels padded as pad_divide_by pads scr_mask (H, W)."""
+    scr = np.asarray(scr_mask)
+    prev = np.asarray(prev_labels)
+    prev = unpad(prev[0] if prev.ndim == 3 else prev, pad_amount(*scr.shape))
+    marks = scr != NO_SCRIBBLE
+    # histograms: ~3x faster than np.unique on a 480p map
+    stroked = np.bincount(scr[marks], minlength=256)
+    touched = np.bincount(prev[marks].astype(np.int64), minlength=256)
+    return [k for k in range(1, num_objects + 1) if stroked[k] or touched[k]]
 
 
 class ImageFeatureCache:

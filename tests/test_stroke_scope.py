@@ -76,3 +76,38 @@ def test_negative_click_cannot_grow_the_object(lite):
     new = s.click(1, 1, 600, 300, positive=False) == 1
     assert not (new & ~old).any() and np.array_equal(new & obj, obj)
     assert (new & false).sum() < 0.5 * false.sum()           # the clicked blob shrinks
+
+
+def _two_object_frame(nets):
+    """A 480p frame whose textured ellipse (x 197-316, y 196-284) is object 2, with object 1 a
+    box on the right."""
+    frames, gt = make_clip(num_frames=1, height=480, width=854, radius=(60, 45), seed=2)
+    store = FrameStore(frames, storage='memory')
+    store.ensure_objects(2)
+    labels = np.zeros((480, 854), np.uint8)
+    labels[200:300, 600:700] = 1
+    labels[gt[0] == 1] = 2
+    s = Session(store, nets)
+    s.set_labels(0, labels)
+    s.end_interaction()
+    return s, labels
+
+
+def test_scribble_runs_the_network_only_for_objects_a_stroke_can_change(lite, monkeypatch):
+    s, labels = _two_object_frame(lite)
+    batches = []
+    segment = lite.interaction.segment
+
+    def counting_segment(image, guidance, features=None):
+        batches.append(guidance.shape[0])
+        return segment(image, guidance, features)
+    monkeypatch.setattr(lite.interaction, 'segment', counting_segment)
+    # a positive stroke inside object 2, far from object 1: only object 2 is asked, and
+    # object 1 keeps every pixel
+    new = s.scribble(0, 2, positive=[[(230, 240), (280, 240)]], brush=3)
+    assert batches == [1]
+    assert np.array_equal(new == 1, labels == 1)
+    assert (new == 2).sum() > 0.5 * (labels == 2).sum()
+    # a background stroke across object 1 may take pixels from it: both objects are asked
+    s.scribble(0, 2, negative=[[(620, 250), (680, 250)]], brush=3)
+    assert batches == [1, 2]
