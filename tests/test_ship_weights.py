@@ -198,3 +198,28 @@ def test_the_interaction_network_ships_with_fewer_clicks_and_no_worse_first_scri
     assert entry['noc90'] == 5.0 and entry['replaced_noc90'] == 14.0 and entry['noc_photos'] == 3
     assert entry['unseen_first_scribble_j'] == 78.0 and entry['v1_unseen_first_scribble_j'] == 75.0
     assert entry['iou_from_one_box'] == 0.8 and entry['version'] == 'v2'
+
+
+def test_a_later_network_replaces_v3_only_when_it_also_beats_v1_by_the_margin(folders, tmp_path):
+    import torch
+    from model.lite_fusion import LiteFusionNet
+    from util.davis_split import EXTRA_UNSEEN
+    torch.manual_seed(4)
+    for name, version in (('v3', 'v3'), ('v4', None)):
+        export_weights('fusion', LiteFusionNet(), tmp_path / name, 'fused_iou', 85.0, {'iterations': 9})
+    ship_main(['fusion', '--from', str(tmp_path / 'v3'), '--weights', str(folders / 'shipped'),
+               '--version', 'v3', '--report', _eval_json(folders / 'v3.json', 0.76, EXTRA_UNSEEN),
+               '--against', _eval_json(folders / 'v1.json', 0.70, EXTRA_UNSEEN)])
+    args = ['fusion', '--from', str(tmp_path / 'v4'), '--weights', str(folders / 'shipped'),
+            '--version', 'v4', '--against', str(folders / 'v3.json'), '--v1', str(folders / 'v1.json')]
+    with pytest.raises(UserError, match="v1's 70.00 by more than 8"):
+        ship_main(args + ['--report', _eval_json(folders / 'v4a.json', 0.77, EXTRA_UNSEEN), '--v1-margin', '8'])
+    with pytest.raises(UserError, match='same sequences'):
+        ship_main(args + ['--report', _eval_json(folders / 'v4b.json', 0.77, EXTRA_UNSEEN),
+                          '--v1', _eval_json(folders / 'v1r.json', 0.70)])
+    assert ship_main(args + ['--report', str(folders / 'v4a.json')]) == 0
+    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['fusion_lite.pth']
+    assert entry['version'] == 'v4'
+    rep = entry['unseen_report']
+    assert (rep['JF'], rep['v3_JF'], rep['v1_JF']) == (77.0, 76.0, 70.0)
+    assert sorted(rep['v1_per_video']) == sorted(EXTRA_UNSEEN)

@@ -9,7 +9,9 @@ EXTRA_UNSEEN; `--margin 3` for the propagation network), or the report split.
         --against shipped.json --margin 3 --selection new_sel.json shipped_sel.json --version v3
 
 (the manifest entry then gets an `unseen_report` block: videos, J&F, the replaced network's,
-per video and per object size). The report split of davis2016-train:
+per video and per object size). A network that replaces a later one (v3 -> v4) is also held
+to v1's evaluation on the same videos, which is recorded beside (`--v1 v1.json`, beaten by
+`--v1-margin`, default 3). The report split of davis2016-train:
 
     python -m scripts.eval_semi_davis --skip-scribble --split report --output shipped.json
     python -m scripts.eval_semi_davis --skip-scribble --split report --weights runs/v2_weights \
@@ -103,13 +105,16 @@ def _split_of(data):
 
 
 def ship(kind, source, report, against, weights=REPO / 'weights', force=False, note=None, margin=0.0,
-         selection=None, version=None, noc=None):
+         selection=None, version=None, noc=None, v1=None, v1_margin=3.0):
     """Copy `source`/<kind>_lite.pth into `weights` when its score on the deciding split beats
     `against`'s by more than `margin` points; `selection`: (new, shipped) evaluations on the
     selection split, recorded beside; `version`: a name for the new network (the manifest's
     `<version>_JF` keys name the replaced one). An interaction network needs `noc`: (new,
     shipped) eval_noc reports on the held-out photos; it ships when its NoC@90 is lower and its
-    first scribble on the unseen videos is not worse. Returns the new manifest entry."""
+    first scribble on the unseen videos is not worse. `v1`: v1's evaluation on the same
+    sequences, when the shipped network is a later one: the new one must also beat it by more
+    than `v1_margin` points, and its numbers are recorded beside (`v1_JF`). Returns the new
+    manifest entry."""
     from util.davis_split import EXTRA_UNSEEN, SPLITS
     SPLITS = {**SPLITS, 'unseen': EXTRA_UNSEEN}
     fname = WEIGHT_FILES[kind]
@@ -139,6 +144,15 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
     elif s_new <= s_old + margin and not force:
         by = f' by more than {margin:g}' if margin else ''
         raise UserError(f'not shipped: {s_new:.2f} does not beat the shipped network\'s {s_old:.2f}{by}')
+    ref = None
+    if v1 is not None:
+        ref = _read_eval(v1)
+        if sorted(ref['sequences']) != sorted(new['sequences']):
+            raise UserError(f'{v1}: v1\'s evaluation is not on the same sequences')
+        s_v1, _ = report_score(ref, kind, v1)
+        print(f'{split} split, {label}: v1 {s_v1:.2f}')
+        if s_new <= s_v1 + v1_margin and not force:
+            raise UserError(f'not shipped: {s_new:.2f} does not beat v1\'s {s_v1:.2f} by more than {v1_margin:g}')
     entry['report'] = {'split': split, 'sequences': sorted(new['sequences']), 'metric': label,
                        'score': round(s_new, 2), 'per_sequence': per_new,
                        'replaced_network_score': round(s_old, 2), 'replaced_per_sequence': per_old}
@@ -151,7 +165,12 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
                                   f'{old_name}_JF': round(s_old, 2), 'per_video': per_new,
                                   f'{old_name}_per_video': per_old,
                                   'by_size': _by_size(new.get(key)), f'{old_name}_by_size': _by_size(old.get(key))}
-        tf = new.get('semi_training_free') or old.get('semi_training_free')
+        if ref is not None and old_name != 'v1':
+            entry['unseen_report'].update({'v1_JF': round(report_score(ref, kind, v1)[0], 2),
+                                           'v1_per_video': report_score(ref, kind, v1)[1],
+                                           'v1_by_size': _by_size(ref.get(key))})
+        tf = new.get('semi_training_free') or old.get('semi_training_free') or \
+            (ref.get('semi_training_free') if ref is not None else None)
         if tf:
             entry['unseen_report']['training_free_JF'] = round(100 * tf['J&F-Mean'], 2)
     if kind == 'interaction':
@@ -286,6 +305,11 @@ def main(argv=None):
     ap.add_argument('--noc', nargs=2, metavar=('NEW', 'SHIPPED'), default=None,
                     help='interaction: the two networks\' scripts.eval_noc --output reports on the '
                          'held-out photos (the network ships with fewer clicks)')
+    ap.add_argument('--v1', default=None, metavar='JSON',
+                    help='v1\'s evaluation on the same split, when the shipped network is a later one: '
+                         'recorded beside, and the new network must beat it by --v1-margin')
+    ap.add_argument('--v1-margin', type=float, default=3.0, metavar='POINTS',
+                    help='with --v1: how much the new network must beat v1 by (default 3)')
     args = ap.parse_args(argv)
     if args.retire:
         retire(args.kind, args.weights, args.note)
@@ -293,7 +317,7 @@ def main(argv=None):
     if not (args.source and args.report and args.against):
         ap.error('--from, --report and --against are needed to ship')
     ship(args.kind, args.source, args.report, args.against, args.weights, args.force, args.note,
-         args.margin, args.selection, args.version, args.noc)
+         args.margin, args.selection, args.version, args.noc, args.v1, args.v1_margin)
     return 0
 
 
