@@ -124,3 +124,19 @@ def test_a_multi_object_frame_trains_one_object_against_the_others():
         assert len(kind) == 1
         seen[kind[0]] += 1
     assert 0.6 < (seen['one'] + seen['two']) / 200 < 0.8 and min(seen.values()) > 20
+
+
+def test_photo_composites_can_paste_small_objects():
+    # the generated photos' own objects cover ~20% of the frame; pasted ones what `area` asks
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        fg = StaticFG(_fake_static_fg(Path(d), n=6))
+
+        def shares(area):
+            rng = np.random.default_rng(1)
+            return np.array([photo_paste_sample(fg, rng, (192, 320), area)[1].mean() for _ in range(24)])
+        default, small = shares(None), shares((0.004, 0.008))
+    assert default.min() > 0.012                      # uniform 3-35% (partly covered: less)
+    pasted = small[small < 0.01]
+    assert len(pasted) >= 6 and pasted.min() > 0.002  # the pasted targets are the small ones

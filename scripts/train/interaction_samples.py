@@ -21,17 +21,23 @@ from scripts.eval_noc import next_click
 from scripts.simulated_marks import click, perturb_mask
 
 
-def photo_paste_sample(static_fg, rng, size):
+PASTE_AREA = (0.03, 0.35)     # share of the frame a pasted object covers (uniform)
+
+
+def photo_paste_sample(static_fg, rng, size, area=None):
     """(frame, object, soft target) of a photo with another photo's object pasted on it (scaled,
     rotated, placed at random); the object is the pasted one or the photo's own visible part
-    (when at least 2% of it stays in view), at random."""
+    (when at least 2% of it stays in view), at random. The pasted object covers a share of the
+    frame drawn uniformly from PASTE_AREA, or log-uniformly from `area` (min, max): small
+    objects are as frequent per factor of size as large ones."""
     from scripts.train.static_fg import fit
     from util.augment import random_affine
     h, w = size
     rgb, mask, ignore = static_fg.load(int(rng.integers(len(static_fg))))
     rgb, (mask, ignore) = fit(rgb, (mask, ignore), size)
     orgb, omask = static_fg.cutout(int(rng.integers(len(static_fg))))
-    s = np.sqrt(rng.uniform(0.03, 0.35) * h * w / max(1, omask.sum()))
+    share = rng.uniform(*PASTE_AREA) if area is None else np.exp(rng.uniform(*np.log(area)))
+    s = np.sqrt(share * h * w / max(1, omask.sum()))
     oh, ow = max(8, int(omask.shape[0] * s)), max(8, int(omask.shape[1] * s))
     if oh >= h or ow >= w:
         k = min((h - 1) / oh, (w - 1) / ow)

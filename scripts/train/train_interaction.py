@@ -54,7 +54,8 @@ def paste_sample(cache, rng, seq_of):
 
 def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None, deep='f16',
                  errors=None, p_real=0.0, robot=None, robot_share=0.5, static_fg=None, p_static_fg=0.0,
-                 p_absent=0.0, p_photo_paste=0.0, p_box=0.0, p_clicks=0.0, max_clicks=8, head=None):
+                 p_absent=0.0, p_photo_paste=0.0, p_box=0.0, p_clicks=0.0, max_clicks=8, head=None,
+                 paste_area=None):
     """A training batch of interaction rounds. Samples are cached frames (backbone maps from the
     cache); with probability p_paste, composites with an object pasted from another sequence;
     with `static_fg` (a StaticFG), a share p_static_fg of still photos with their foreground
@@ -65,7 +66,9 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
     simulator); a share p_absent of frames without the object under a false previous mask
     (absent_sample: the marks only remove, the target is empty). Maps of pasted composites,
     photos and absent samples are computed online. Of the photo samples, a share p_photo_paste
-    are two-photo composites and a share p_box box rounds (interaction_samples); with `head` (the
+    are two-photo composites (the pasted object's share of the frame: `paste_area` (min, max),
+    log-uniform, or interaction_samples.PASTE_AREA) and a share p_box box rounds
+    (interaction_samples); with `head` (the
     network's head), a share p_clicks of the other first rounds are click sequences of 1 to
     max_clicks clicks placed on the network's own answers. Returns stacked
     (f2, f4, deep, guide, target) where `deep` is the stride-16 map, or the stride-8 one with
@@ -92,8 +95,10 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
                 continue
         if r < p_real + p_fg or rng.random() < p_paste:
             if r < p_real + p_fg:
-                sample = photo_paste_sample if rng.random() < p_photo_paste else photo_sample
-                frame, gt, soft = sample(static_fg, rng, cache.size)
+                if rng.random() < p_photo_paste:
+                    frame, gt, soft = photo_paste_sample(static_fg, rng, cache.size, paste_area)
+                else:
+                    frame, gt, soft = photo_sample(static_fg, rng, cache.size)
             else:
                 frame, gt = paste_sample(cache, rng, seq_of)
                 soft = gt.astype(np.float32)
@@ -352,6 +357,9 @@ def main(argv=None):
     ap.add_argument('--p-photo-paste', type=float, default=0.0,
                     help='with --static-fg: share of photo samples that paste one photo\'s object on '
                          'another (the target is either object)')
+    ap.add_argument('--paste-area', type=float, nargs=2, default=None, metavar=('MIN', 'MAX'),
+                    help='with --p-photo-paste: the pasted object covers this share of the frame, '
+                         'log-uniform (default: uniform 0.03-0.35)')
     ap.add_argument('--p-box', type=float, default=0.0,
                     help='share of photo and composite samples given as a box (as Session.add_box)')
     ap.add_argument('--p-clicks', type=float, default=0.0,
@@ -420,7 +428,7 @@ def main(argv=None):
                                  static_fg=static_fg, p_static_fg=args.p_static_fg,
                                  p_absent=args.p_absent, p_photo_paste=args.p_photo_paste,
                                  p_box=args.p_box, p_clicks=args.p_clicks, max_clicks=args.max_clicks,
-                                 head=click_head)
+                                 head=click_head, paste_area=args.paste_area)
             opt.zero_grad(set_to_none=True)
             loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
