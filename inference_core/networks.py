@@ -159,12 +159,10 @@ def untrained_bundled(roles=BUNDLED_ROLES, seed=0):
 
 
 def write_untrained_bundled(weights_dir, seed=0):
-    """Write untrained stand-ins of the three bundled networks (as untrained_bundled builds them,
-    one at a time) into `weights_dir` as the fp16 weight files load_bundled reads."""
+    """Write untrained stand-ins of the three bundled networks (untrained_bundled's) into
+    `weights_dir` as the fp16 weight files load_bundled reads."""
     from model import lite_networks
-    torch.manual_seed(seed)
-    for role in BUNDLED_ROLES:
-        net = lite_networks.build(role, pretrained=False)
+    for role, net in untrained_bundled(seed=seed).items():
         torch.save({k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()},
                    os.path.join(weights_dir, lite_networks.FILES[role]))
 

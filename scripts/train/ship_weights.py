@@ -149,7 +149,7 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
         ref = _read_eval(v1)
         if sorted(ref['sequences']) != sorted(new['sequences']):
             raise UserError(f'{v1}: v1\'s evaluation is not on the same sequences')
-        s_v1, _ = report_score(ref, kind, v1)
+        s_v1, per_v1 = report_score(ref, kind, v1)
         print(f'{split} split, {label}: v1 {s_v1:.2f}')
         if s_new <= s_v1 + v1_margin and not force:
             raise UserError(f'not shipped: {s_new:.2f} does not beat v1\'s {s_v1:.2f} by more than {v1_margin:g}')
@@ -166,8 +166,7 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
                                   f'{old_name}_per_video': per_old,
                                   'by_size': _by_size(new.get(key)), f'{old_name}_by_size': _by_size(old.get(key))}
         if ref is not None and old_name != 'v1':
-            entry['unseen_report'].update({'v1_JF': round(report_score(ref, kind, v1)[0], 2),
-                                           'v1_per_video': report_score(ref, kind, v1)[1],
+            entry['unseen_report'].update({'v1_JF': round(s_v1, 2), 'v1_per_video': per_v1,
                                            'v1_by_size': _by_size(ref.get(key))})
         tf = new.get('semi_training_free') or old.get('semi_training_free') or \
             (ref.get('semi_training_free') if ref is not None else None)
