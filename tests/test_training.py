@@ -65,6 +65,22 @@ def test_cache_excludes_held_out_and_samples(tiny_cache):
     assert frames.shape == (3,) + PROC_SIZE + (3,) and k in (1, 2) and labels.max() == k
 
 
+def test_pasted_twin_is_the_clips_own_object_tracked_or_background(tiny_cache):
+    """With p_twin=1 the pasted object is the clip's own object (its own pixels, elsewhere):
+    half the time a second object (2), half the time background."""
+    s = ClipSampler(FeatureCache(tiny_cache), seed=3, p_twin=1.0)
+    kinds = set()
+    for _ in range(12):
+        frames, labels, k = s.paste_clip(0)
+        assert labels.max() == k and k in (1, 2)
+        own = frames[0][labels[0] == 1].reshape(-1, 3).mean(0)
+        if k == 2:
+            pasted = frames[0][labels[0] == 2].reshape(-1, 3).mean(0)
+            assert np.abs(own - pasted).max() < 40        # the same object's colours
+        kinds.add(k)
+    assert kinds == {1, 2}
+
+
 def test_the_cache_holds_the_frozen_imagenet_maps(tiny_root, tmp_path):
     """Built from a freshly constructed network (as the trainers do), the cache holds the maps of
     the backbone in eval mode, and building it leaves the BatchNorm statistics alone."""

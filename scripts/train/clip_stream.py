@@ -49,11 +49,12 @@ class ClipStream(torch.utils.data.IterableDataset):
     the frame-skip curriculum follows the iteration estimated from the clips drawn so far."""
 
     def __init__(self, cache_dir, static_fg_root, mix, crop, batch, p_near, seed, start_it,
-                 tune_tail=False):
+                 tune_tail=False, p_twin=0.0):
         super().__init__()
         self.cache_dir, self.static_fg_root = str(cache_dir), static_fg_root
         self.mix, self.crop, self.batch, self.p_near = dict(mix), tuple(crop), batch, p_near
         self.seed, self.start_it, self.tune_tail = seed, start_it, tune_tail
+        self.p_twin = p_twin
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -68,7 +69,7 @@ class ClipStream(torch.utils.data.IterableDataset):
             from scripts.train.static_fg import StaticFG
             fg = StaticFG(self.static_fg_root)
         sampler = ClipSampler(FeatureCache(self.cache_dir), seed=[self.seed, self.start_it, wid],
-                              p_near=self.p_near, static_fg=fg)
+                              p_near=self.p_near, static_fg=fg, p_twin=self.p_twin)
         drawn = 0
         while True:
             it = self.start_it + drawn * workers // max(1, self.batch)

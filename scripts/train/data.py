@@ -167,11 +167,14 @@ class ClipSampler:
     """3-frame training clips: real cached clips (growing frame skip), static warped clips and
     two-object clips made by pasting an object from another sequence."""
 
-    def __init__(self, cache, seed=0, p_near=0.0, static_fg=None):
+    def __init__(self, cache, seed=0, p_near=0.0, static_fg=None, p_twin=0.0):
         self.cache = cache
         self.rng = np.random.default_rng(seed)
         self.p_near = p_near
         self.static_fg = static_fg         # scripts.train.static_fg.StaticFG or None
+        # share of composites and pasted clips whose extra object is a look-alike of another
+        # (static_fg.add_twin; paste_clip pastes the clip's own object)
+        self.p_twin = float(p_twin)
 
     def static_fg_clip(self):
         """A static-image clip (STCN's static stage): with equal chance one static-fg photo
@@ -189,7 +192,7 @@ class ClipSampler:
             s, n = self.cache.seq_range(seq)
             return np.asarray(self.cache.arrays['frames'][s + int(r.integers(n))])
         bg = davis_frame if rng.random() < 0.5 else None
-        return random_composite(fg, rng, size=(h, w), backgrounds=bg)
+        return random_composite(fg, rng, size=(h, w), backgrounds=bg, p_twin=self.p_twin)
 
     def max_skip(self, it):
         # curriculum of STCN: short gaps first, wider gaps later
@@ -263,12 +266,21 @@ class ClipSampler:
 
     def paste_clip(self, it):
         """Real clip of sequence A with an object (+mask) of sequence B pasted on every frame:
-        two objects (1 = A's object where visible, 2 = pasted)."""
+        two objects (1 = A's object where visible, 2 = pasted).
+
+        With chance `p_twin`, B is A itself: the clip's own objects pasted elsewhere as a
+        look-alike, half the time a second object to track (2), half the time an unlabelled
+        distractor (background), as the look-alikes of a crowd or a herd are."""
         names = self.cache.names
         a, b = self.rng.choice(len(names), 2, replace=False)
+        twin = bool(self.p_twin) and self.rng.random() < self.p_twin
         sa, sb = names[a], names[b]
         fa, ma = self._frames_masks(sa, [i - self.cache.seq_range(sa)[0] for i in self.real_indices(sa, it)])
-        fb, mb = self._frames_masks(sb, [i - self.cache.seq_range(sb)[0] for i in self.real_indices(sb, it)])
+        if twin:
+            fb, mb = fa, ma
+            twin_label = 2 if self.rng.random() < 0.5 else 0
+        else:
+            fb, mb = self._frames_masks(sb, [i - self.cache.seq_range(sb)[0] for i in self.real_indices(sb, it)])
         h, w = fa.shape[1:3]
         # one random placement for the clip, plus a small drift per frame
         base = random_affine(self.rng, h, w, rot=10, scale=(0.5, 0.9), shear=5, trans=0.25)
@@ -282,15 +294,17 @@ class ClipSampler:
             f = (fa[j] * (1 - soft) + ob * soft).astype(np.uint8)
             lab = np.zeros((h, w), np.int64)
             lab[ma[j].astype(bool)] = 1
-            lab[obm] = 2
+            lab[obm] = twin_label if twin else 2
             frames.append(f)
             labels.append(lab)
         labels = np.stack(labels)
-        k = 2 if (labels[0] == 1).any() else 1
-        if k == 1:   # A's object is hidden on the first frame: it is background for this clip
-            labels[labels == 1] = 0
-            labels[labels == 2] = 1
-        return np.stack(frames), labels, k
+        present = [v for v in (1, 2) if (labels[0] == v).any()]
+        if present == [1, 2]:
+            return np.stack(frames), labels, 2
+        # an object hidden on the first frame is background for this clip; renumber the rest
+        remap = np.zeros(3, np.int64)
+        remap[present] = np.arange(1, len(present) + 1)
+        return np.stack(frames), remap[labels], max(1, len(present))
 
 
 # ---------------------------------------------------------------------------- crops

@@ -146,13 +146,16 @@ def object_path(rng, obj_hw, frame_hw, n, scale=(0.3, 0.7)):
     return mats
 
 
-def composite_clip(objects, background, rng, n=3, size=(240, 432), background_motion=True):
+def composite_clip(objects, background, rng, n=3, size=(240, 432), background_motion=True,
+                   labelled=None):
     """Paste `objects` [(rgb, mask bool), ...] (in that order: later ones occlude earlier ones)
     over `background` (an RGB image, resized to `size`), each moving on its own path.
 
     Returns frames (n,h,w,3) uint8 and labels (n,h,w) int64: k for pixels where object k
     (1-based) is visible, 0 elsewhere. Every object is visible in frame 0 (a clip whose object
-    would start hidden is re-drawn)."""
+    would start hidden is re-drawn). `labelled` (one bool per object, default all True): an
+    unlabelled object is a distractor, pasted and occluding like the others but background in
+    the labels; the labelled ones are numbered 1.. in order."""
     h, w = size
     bg = fit_background(background, size)
     bg_mats = [np.float32([[1, 0, 0], [0, 1, 0]])] * n
@@ -162,7 +165,9 @@ def composite_clip(objects, background, rng, n=3, size=(240, 432), background_mo
     frames = np.stack([cv2.warpAffine(bg, m, (w, h), flags=cv2.INTER_LINEAR,
                                       borderMode=cv2.BORDER_REFLECT_101) for m in bg_mats]).astype(np.float32)
     labels = np.zeros((n, h, w), np.int64)
-    for k, (rgb, mask) in enumerate(objects, start=1):
+    labelled = [True] * len(objects) if labelled is None else [bool(v) for v in labelled]
+    ids = np.cumsum(labelled) * np.asarray(labelled, np.int64)     # 1.. for labelled, 0 otherwise
+    for (rgb, mask), k in zip(objects, ids):
         for _try in range(10):
             mats = object_path(rng, mask.shape, size, n)
             m0 = cv2.warpAffine(mask.astype(np.uint8), mats[0], (w, h), flags=cv2.INTER_NEAREST)
@@ -176,25 +181,55 @@ def composite_clip(objects, background, rng, n=3, size=(240, 432), background_mo
             labels[j][m] = k
     frames = np.clip(frames, 0, 255).astype(np.uint8)
     # objects fully hidden by later ones in frame 0 cannot be tracked: renumber the rest
-    present = [k for k in range(1, len(objects) + 1) if (labels[0] == k).any()]
-    if len(present) < len(objects):
-        remap = np.zeros(len(objects) + 1, np.int64)
+    count = int(ids.max()) if len(ids) else 0
+    present = [k for k in range(1, count + 1) if (labels[0] == k).any()]
+    if len(present) < count:
+        remap = np.zeros(count + 1, np.int64)
         for new, old in enumerate(present, start=1):
             remap[old] = new
         labels = remap[labels]
     return frames, labels
 
 
-def random_composite(fg, rng, n=3, size=(240, 432), backgrounds=None, max_objects=3):
+def random_composite(fg, rng, n=3, size=(240, 432), backgrounds=None, max_objects=3, p_twin=0.0):
     """A composite clip of 1..max_objects random static-fg objects over a background: a frame
     from `backgrounds` (a callable rng -> RGB image, e.g. a DAVIS training frame) or another
-    static-fg photo. Returns frames, labels, number of objects."""
+    static-fg photo. Returns frames, labels, number of objects.
+
+    With chance `p_twin` one object also appears a second time on its own path (see `twin`):
+    a look-alike, as in a crowd or a herd, that only its position and motion tell apart."""
     k = int(rng.integers(1, max_objects + 1))
     ids = rng.choice(len(fg), k + 1, replace=False)
     objects = [fg.cutout(int(i)) for i in ids[:k]]
     bg = backgrounds(rng) if backgrounds is not None else fg.load(int(ids[k]))[0]
-    frames, labels = composite_clip(objects, bg, rng, n=n, size=size)
+    labelled = None
+    if p_twin and rng.random() < p_twin:     # (no draw at 0: validation clips stay the same)
+        objects, labelled = add_twin(objects, rng)
+    frames, labels = composite_clip(objects, bg, rng, n=n, size=size, labelled=labelled)
     return frames, labels, int(labels.max())
+
+
+def twin(rgb, rng):
+    """A look-alike of an object's cutout: mirrored half the time, brightness and colour
+    changed by a few percent (two dogs of one breed, two girls in one uniform)."""
+    out = rgb[:, ::-1] if rng.random() < 0.5 else rgb
+    gain = rng.uniform(0.9, 1.1) * rng.uniform(0.95, 1.05, 3)
+    return np.clip(out.astype(np.float32) * gain, 0, 255).astype(np.uint8), out is not rgb
+
+
+def add_twin(objects, rng):
+    """objects [(rgb, mask)] -> (objects with a twin of one of them inserted at a random
+    depth, labelled flags). Half the time the twin is another object to track, half the time
+    an unlabelled distractor (a look-alike nobody annotated)."""
+    src = int(rng.integers(len(objects)))
+    rgb, mask = objects[src]
+    trgb, mirrored = twin(rgb, rng)
+    tmask = mask[:, ::-1] if mirrored else mask
+    labelled = [True] * len(objects)
+    at = int(rng.integers(len(objects) + 1))
+    objects = objects[:at] + [(np.ascontiguousarray(trgb), np.ascontiguousarray(tmask))] + objects[at:]
+    labelled.insert(at, bool(rng.random() < 0.5))
+    return objects, labelled
 
 
 def validation_clips(fg, count=24, n=8, seed=0, size=(240, 432)):

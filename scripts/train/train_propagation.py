@@ -136,6 +136,10 @@ def main(argv=None):
                          'validate on its selection videos (util.davis_split)')
     ap.add_argument('--p-static-fg', type=float, default=0.3,
                     help='with --static-fg: share of static-image clips')
+    ap.add_argument('--p-twin', type=float, default=0.0,
+                    help='share of composites and pasted clips with a look-alike: one object a '
+                         'second time (mirrored, recoloured a little), to track or a distractor, '
+                         'so that only position and motion tell them apart (crowds, herds)')
     ap.add_argument('--ema', type=float, default=0.998,
                     help='decay of the weight average that is validated and exported (0: raw weights)')
     ap.add_argument('--p-near', type=float, default=0.5,
@@ -208,7 +212,8 @@ def main(argv=None):
         else:
             print(f'static-fg: only {len(held)} validation photos, no synthetic validation', flush=True)
     score_label = score_name(val_clips, args.composites_weight)
-    sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near, static_fg=static_fg)
+    sampler = ClipSampler(cache, seed=args.seed, p_near=args.p_near, static_fg=static_fg,
+                          p_twin=args.p_twin)
     it, best, avg = common.starting_weights(net, opt, args, state)
     for n in (net, avg.net if avg is not None else None):
         if n is not None:       # the run's size wins over the one stored in --init weights
@@ -226,7 +231,7 @@ def main(argv=None):
     if args.workers > 0:
         from scripts.train.clip_stream import ClipStream
         stream = ClipStream(cache_dir, args.static_fg, mix, crop, args.batch, args.p_near, args.seed,
-                            it, args.tune_backbone)
+                            it, args.tune_backbone, args.p_twin)
         clips = iter(torch.utils.data.DataLoader(
             stream, batch_size=None, num_workers=args.workers, prefetch_factor=8,
             pin_memory=device.type == 'cuda', persistent_workers=True,
