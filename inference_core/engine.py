@@ -34,7 +34,7 @@ from inference_core.memory_bank import (DEFAULT_LONG_TERM_FRAMES, DEFAULT_WORKIN
                                         MemoryBank, ProbabilityCache)
 from inference_core.masks import mask_to_prob, onehot_padded, zero_pad_border
 from inference_core.padding import pad_amount, pad_divide_by, unpad
-from inference_core import small_object_zoom
+from inference_core import region_gate, small_object_zoom
 from util.errors import UserError
 from util.device import amp_dtype
 from util.tensor_util import argmax0, normalize_frames
@@ -71,7 +71,7 @@ class PropagationEngine:
                  device=None, prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, frame_loader=None,
                  working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
-                 keep_confident=True, zoom_small_objects=True):
+                 keep_confident=True, zoom_small_objects=True, gate_regions=False):
         if int(mem_freq) < 1:
             raise UserError(f'mem_freq must be >= 1, got {mem_freq}')
         if max_memory_frames is not None and int(max_memory_frames) < 1:
@@ -113,6 +113,9 @@ class PropagationEngine:
         # small objects also get an object-centred zoomed pass (small_object_zoom.py; bundled
         # networks only: the official ones match at full resolution)
         self.zoom_small_objects = bool(zoom_small_objects)
+        # each object's result is kept near its previous-frame mask (region_gate.py; networks
+        # that take the previous mask, i.e. the bundled ones)
+        self.gate_regions = bool(gate_regions)
         self.peak_memory_frames = 0
         self._lock = threading.RLock()
         self._set_top_k()
@@ -296,6 +299,7 @@ class PropagationEngine:
             prev = self._prob(idx)[1:] if getattr(net, 'uses_previous_mask', False) else None
             last_result = self._prob(idx)      # previous frame's result, for the confidence
             self.memory.begin_pass(idx)
+            valid = (self.pad[2], self.pad[0], self.h, self.w)     # (top, left, height, width)
             zoom = None
             if self.zoom_small_objects and small_object_zoom.supported(net):
                 lw, _, lh, _ = self.pad
@@ -315,6 +319,8 @@ class PropagationEngine:
                         out = net.segment_with_query(mk, mv, f8, f4, k16, qv16, **extra)
                         if img is not None:
                             out = zoom.refine(img, out.float(), prev)
+                    if self.gate_regions and prev is not None:
+                        out = region_gate.gate(out.float(), prev.float(), valid)
                     out = aggregate_wbg(out.float(), keep_bg=True)
                     if ti != end and abs(ti - last) >= self.mem_freq and self.memory.can_add_temporary():
                         with self._autocast():

@@ -66,6 +66,8 @@ class Session(SessionView):
     zoom_corrections: corrective strokes on small objects are segmented on an enlarged crop
     (inference_core/scribble_zoom.py). zoom_small_objects: small objects also get an
     object-centred zoomed pass (inference_core/small_object_zoom.py; bundled networks only).
+    gate_regions: each object's propagated result is kept near its previous-frame mask
+    (inference_core/region_gate.py; bundled networks only).
     interaction_threads: intra-op threads of clicks, strokes and boxes on a CPU: 'auto' (no
     more than the cores the rest of the machine leaves free), an int, or None (torch's setting);
     see util/cpu_threads.py. Propagation keeps torch's setting.
@@ -77,7 +79,7 @@ class Session(SessionView):
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, history_bytes=256 << 20,
                  working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
                  keep_confident=True, zoom_corrections=True, zoom_small_objects=True,
-                 interaction_threads='auto'):
+                 gate_regions=False, interaction_threads='auto'):
         try:
             self._threads = check_policy(interaction_threads)
         except ValueError as e:
@@ -103,7 +105,8 @@ class Session(SessionView):
                                    feature_cache_bytes=feature_cache_bytes,
                                    working_frames=working_frames, long_term_frames=long_term_frames,
                                    keep_confident=keep_confident,
-                                   zoom_small_objects=zoom_small_objects)
+                                   zoom_small_objects=zoom_small_objects,
+                                   gate_regions=gate_regions)
         prompts = Prompts(store, networks, self._device, amp_dtype(self._amp, self._device),
                           zoom_corrections, self._local_session)
         super().__init__(store, engine, Pending(store.edited_frames), prompts)

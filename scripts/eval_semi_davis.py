@@ -95,7 +95,7 @@ def by_size(results):
 
 
 def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None,
-                  adapt=0, seed=0, flip=False, training_free=False, zoom=True):
+                  adapt=0, seed=0, flip=False, training_free=False, zoom=True, gate=False):
     """Semi-supervised J&F (util.metrics.summarize dict, values in 0..1) plus 'fps' and per-sequence results.
     adapt > 0: first adapt the network to each sequence's first mask for that many steps
     (inference_core/adaptation.py, with `seed`); 'adapt_s' is the mean time it took.
@@ -103,7 +103,7 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
     the adaptation). training_free: the reference row instead of the network
     (inference_core.networks.training_free_propagation: frozen ImageNet features, no
     training). zoom: the engine's zoomed pass for small objects
-    (inference_core/small_object_zoom.py)."""
+    (inference_core/small_object_zoom.py); gate: its regional gate (inference_core/region_gate.py)."""
     from util.davis_io import load_labels
     from util.metrics import evaluate_sequence, summarize
     results, n_frames, t_total, t_adapt = [], 0, 0.0, []
@@ -123,7 +123,7 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
             else:
                 timing = {}
                 pred = propagate_sequence(prop_net, frames, gt[0], zoom=zoom, adapt=adapt, seed=seed,
-                                          timing=timing)
+                                          timing=timing, gate=gate)
                 if adapt:
                     t_adapt.append(timing['adapt_s'])
                     t0 += timing['adapt_s']         # the propagation's time alone
@@ -340,6 +340,8 @@ def main(argv=None):
                          'davisinteractive); J before and after the interaction net')
     ap.add_argument('--no-zoom', action='store_true',
                     help='without the zoomed pass for small objects (to measure what it gives)')
+    ap.add_argument('--gate', action='store_true',
+                    help="with the engine's regional gate (each object kept near its previous mask)")
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--output', default=None, help='also write the results (JSON) here')
     args = ap.parse_args(argv)
@@ -352,7 +354,8 @@ def main(argv=None):
     sequences = tuple(args.sequences) if args.sequences else tuple(
         split_items(args.split, args.data, args.extra_data))
     names = [s[1] if isinstance(s, tuple) else s for s in sequences]
-    out = {'sequences': names, 'split': None if args.sequences else args.split, 'zoom': not args.no_zoom}
+    out = {'sequences': names, 'split': None if args.sequences else args.split, 'zoom': not args.no_zoom,
+           'gate': args.gate}
     if args.kind == 'bundled':
         seen = networks_that_saw(args.weights, names)
         if seen:
@@ -376,7 +379,7 @@ def main(argv=None):
             label = f'semi (adapt {args.adapt} steps, seed {seed})' if args.adapt else 'semi'
             label += ' + flip' if args.flip else ''
             res = evaluate_semi(prop, args.data, sequences, max_frames=args.max_frames, adapt=args.adapt,
-                                seed=seed, flip=args.flip, zoom=not args.no_zoom,
+                                seed=seed, flip=args.flip, zoom=not args.no_zoom, gate=args.gate,
                                 progress=lambda d, t: print(f'\r{label} {d}/{t}', end='', file=sys.stderr))
             print(file=sys.stderr)
             runs.append(res)

@@ -14,7 +14,7 @@ def _networks(prop_net, fusion=None, inter_net=None):
 
 
 def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, top_k=20, zoom=True,
-                       adapt=0, seed=0, timing=None):
+                       adapt=0, seed=0, timing=None, gate=False):
     """Semi-supervised propagation of `first_labels` (H,W uint8) through frames (T,H,W,3): a
     Session, the labels set on frame 0, propagated forward. adapt > 0: the network is first
     adapted to that mask for `adapt` steps (Session.adapt, with `seed`; the seconds it took go
@@ -23,7 +23,8 @@ def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, 
     with Session.from_frames(np.ascontiguousarray(frames), storage='memory',
                              num_objects=int(first_labels.max()),
                              networks=_networks(prop_net, fusion), mem_freq=mem_freq,
-                             top_k=top_k, amp=False, history_bytes=0, zoom_small_objects=zoom) as s:
+                             top_k=top_k, amp=False, history_bytes=0, zoom_small_objects=zoom,
+                             gate_regions=gate) as s:
         s.set_labels(0, first_labels)
         if adapt:
             t0 = time.time()
