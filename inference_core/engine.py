@@ -71,7 +71,7 @@ class PropagationEngine:
                  device=None, prob_dtype='uint8', prob_cache_bytes=DEFAULT_PROB_CACHE_BYTES,
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, frame_loader=None,
                  working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
-                 keep_confident=True, zoom_small_objects=True, gate_regions=False):
+                 keep_confident=True, zoom_small_objects=True, gate_regions=True):
         if int(mem_freq) < 1:
             raise UserError(f'mem_freq must be >= 1, got {mem_freq}')
         if max_memory_frames is not None and int(max_memory_frames) < 1:

@@ -79,7 +79,7 @@ class Session(SessionView):
                  feature_cache_bytes=DEFAULT_FEATURE_CACHE_BYTES, history_bytes=256 << 20,
                  working_frames=DEFAULT_WORKING_FRAMES, long_term_frames=DEFAULT_LONG_TERM_FRAMES,
                  keep_confident=True, zoom_corrections=True, zoom_small_objects=True,
-                 gate_regions=False, interaction_threads='auto'):
+                 gate_regions=True, interaction_threads='auto'):
         try:
             self._threads = check_policy(interaction_threads)
         except ValueError as e:

@@ -95,7 +95,7 @@ def by_size(results):
 
 
 def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None,
-                  adapt=0, seed=0, flip=False, training_free=False, zoom=True, gate=False):
+                  adapt=0, seed=0, flip=False, training_free=False, zoom=True, gate=True):
     """Semi-supervised J&F (util.metrics.summarize dict, values in 0..1) plus 'fps' and per-sequence results.
     adapt > 0: first adapt the network to each sequence's first mask for that many steps
     (inference_core/adaptation.py, with `seed`); 'adapt_s' is the mean time it took.
@@ -340,8 +340,9 @@ def main(argv=None):
                          'davisinteractive); J before and after the interaction net')
     ap.add_argument('--no-zoom', action='store_true',
                     help='without the zoomed pass for small objects (to measure what it gives)')
-    ap.add_argument('--gate', action='store_true',
-                    help="with the engine's regional gate (each object kept near its previous mask)")
+    ap.add_argument('--no-gate', action='store_true',
+                    help="without the engine's regional gate (each object kept near its previous "
+                         "mask; to measure what it gives)")
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--output', default=None, help='also write the results (JSON) here')
     args = ap.parse_args(argv)
@@ -355,7 +356,7 @@ def main(argv=None):
         split_items(args.split, args.data, args.extra_data))
     names = [s[1] if isinstance(s, tuple) else s for s in sequences]
     out = {'sequences': names, 'split': None if args.sequences else args.split, 'zoom': not args.no_zoom,
-           'gate': args.gate}
+           'gate': not args.no_gate}
     if args.kind == 'bundled':
         seen = networks_that_saw(args.weights, names)
         if seen:
@@ -379,7 +380,7 @@ def main(argv=None):
             label = f'semi (adapt {args.adapt} steps, seed {seed})' if args.adapt else 'semi'
             label += ' + flip' if args.flip else ''
             res = evaluate_semi(prop, args.data, sequences, max_frames=args.max_frames, adapt=args.adapt,
-                                seed=seed, flip=args.flip, zoom=not args.no_zoom, gate=args.gate,
+                                seed=seed, flip=args.flip, zoom=not args.no_zoom, gate=not args.no_gate,
                                 progress=lambda d, t: print(f'\r{label} {d}/{t}', end='', file=sys.stderr))
             print(file=sys.stderr)
             runs.append(res)

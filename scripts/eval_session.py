@@ -14,7 +14,7 @@ def _networks(prop_net, fusion=None, inter_net=None):
 
 
 def propagate_sequence(prop_net, frames, first_labels, fusion=None, mem_freq=5, top_k=20, zoom=True,
-                       adapt=0, seed=0, timing=None, gate=False):
+                       adapt=0, seed=0, timing=None, gate=True):
     """Semi-supervised propagation of `first_labels` (H,W uint8) through frames (T,H,W,3): a
     Session, the labels set on frame 0, propagated forward. adapt > 0: the network is first
     adapted to that mask for `adapt` steps (Session.adapt, with `seed`; the seconds it took go

@@ -356,7 +356,8 @@ def test_networks_that_ask_get_the_previous_result_of_the_pass():
     prop.segment_with_query = spy
     nets = Networks('bundled', prop, build('fusion').eval(), None, None, torch.device('cpu'))
     frames, gt = make_clip(num_frames=6, height=96, width=128)
-    eng = _engine(nets, _store(frames))
+    # without the regional gate the stored result is the network's output, aggregated
+    eng = _engine(nets, _store(frames), gate_regions=False)
     assert eng.interact(2, gt[2])
     assert len(seen) == 5                      # frames 3, 4, 5 then 1, 0
     first = eng._onehot(gt[2], 1)[1:]
