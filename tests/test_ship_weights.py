@@ -28,29 +28,30 @@ def folders(tmp_path):
     export_weights('propagation', torch.nn.Linear(2, 2), tmp_path / 'shipped', 'semi_JF', 70.0, {'iterations': 5})
     torch.manual_seed(1)
     export_weights('fusion', LiteFusionNet(), tmp_path / 'new', 'fused_iou', 82.0, {'iterations': 99})
+    export_weights('propagation', torch.nn.Linear(2, 2), tmp_path / 'new', 'semi_JF', 72.0, {'iterations': 99})
     return tmp_path
 
 
 def test_ships_a_better_network_with_both_report_numbers(folders):
     new, old = _eval_json(folders / 'new.json', 0.75), _eval_json(folders / 'old.json', 0.70)
     before = json.loads((folders / 'shipped' / 'manifest.json').read_text())
-    assert ship_main(['fusion', '--from', str(folders / 'new'), '--report', new, '--against', old,
+    assert ship_main(['propagation', '--from', str(folders / 'new'), '--report', new, '--against', old,
                       '--weights', str(folders / 'shipped'), '--note', 'test']) == 0
-    assert sha256(folders / 'shipped' / 'fusion_lite.pth') == sha256(folders / 'new' / 'fusion_lite.pth')
+    assert sha256(folders / 'shipped' / 'propagation_lite.pth') == sha256(folders / 'new' / 'propagation_lite.pth')
     man = json.loads((folders / 'shipped' / 'manifest.json').read_text())
-    entry = man['files']['fusion_lite.pth']
-    assert entry['iterations'] == 99 and entry['validation']['fused_iou'] == 82.0   # the trainer's entry
+    entry = man['files']['propagation_lite.pth']
+    assert entry['iterations'] == 99 and entry['validation']['semi_JF'] == 72.0     # the trainer's entry
     assert entry['report']['score'] == 75.0 and entry['report']['replaced_network_score'] == 70.0
     assert set(entry['report']['per_sequence']) == set(REPORT_SEQUENCES)
-    assert entry['replaces']['sha256'] == before['files']['fusion_lite.pth']['sha256']
-    assert entry['sha256'] == sha256(folders / 'shipped' / 'fusion_lite.pth') and entry['note'] == 'test'
-    assert man['files']['propagation_lite.pth'] == before['files']['propagation_lite.pth']
+    assert entry['replaces']['sha256'] == before['files']['propagation_lite.pth']['sha256']
+    assert entry['sha256'] == sha256(folders / 'shipped' / 'propagation_lite.pth') and entry['note'] == 'test'
+    assert man['files']['fusion_lite.pth'] == before['files']['fusion_lite.pth']
     assert man['total_bytes'] == sum(f['bytes'] for f in man['files'].values())
 
 
 def test_refuses_a_network_that_is_not_better_or_not_comparable(folders):
-    shipped = sha256(folders / 'shipped' / 'fusion_lite.pth')
-    args = ['fusion', '--from', str(folders / 'new'), '--weights', str(folders / 'shipped')]
+    shipped = sha256(folders / 'shipped' / 'propagation_lite.pth')
+    args = ['propagation', '--from', str(folders / 'new'), '--weights', str(folders / 'shipped')]
     with pytest.raises(UserError, match='does not beat'):
         ship_main(args + ['--report', _eval_json(folders / 'a.json', 0.70),
                           '--against', _eval_json(folders / 'b.json', 0.72)])
@@ -63,18 +64,17 @@ def test_refuses_a_network_that_is_not_better_or_not_comparable(folders):
     (folders / 'g.json').write_text('{"no": 1')
     with pytest.raises(UserError, match='not a readable evaluation'):
         ship_main(args + ['--report', str(folders / 'g.json'), '--against', str(folders / 'b.json')])
-    assert sha256(folders / 'shipped' / 'fusion_lite.pth') == shipped            # untouched
+    assert sha256(folders / 'shipped' / 'propagation_lite.pth') == shipped            # untouched
 
 
 def test_a_network_trained_on_the_report_videos_is_compared_on_the_selection_split(folders, tmp_path):
     import torch
-    from model.lite_fusion import LiteFusionNet
     from scripts.train.common import TRAIN_DATA, TRAIN_DATA_WITH_REPORT
-    export_weights('fusion', LiteFusionNet(), tmp_path / 'all', 'fused_iou', 83.0,
+    export_weights('propagation', torch.nn.Linear(2, 2), tmp_path / 'all', 'semi_JF', 83.0,
                    {'iterations': 7, 'data': TRAIN_DATA_WITH_REPORT, 'trained_on_report': True})
     man = json.loads((tmp_path / 'all' / 'manifest.json').read_text())
     assert 'trained on by the files marked trained_on_report' in man['validation_set']
-    args = ['fusion', '--from', str(tmp_path / 'all'), '--weights', str(folders / 'shipped')]
+    args = ['propagation', '--from', str(tmp_path / 'all'), '--weights', str(folders / 'shipped')]
     # its report numbers say how well it learnt those videos: not a comparison
     with pytest.raises(UserError, match='not on the selection split'):
         ship_main(args + ['--report', _eval_json(folders / 'r1.json', 0.9),
@@ -84,15 +84,15 @@ def test_a_network_trained_on_the_report_videos_is_compared_on_the_selection_spl
                           '--against', _eval_json(folders / 's2.json', 0.71, SELECTION_SEQUENCES)])
     assert ship_main(args + ['--report', _eval_json(folders / 's3.json', 0.74, SELECTION_SEQUENCES),
                              '--against', _eval_json(folders / 's4.json', 0.71, SELECTION_SEQUENCES)]) == 0
-    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['fusion_lite.pth']
+    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['propagation_lite.pth']
     assert entry['report']['split'] == 'selection' and entry['report']['score'] == 74.0
     assert entry['trained_on_report'] and entry['data'] == TRAIN_DATA_WITH_REPORT
     # a network trained without them, against a shipped one that saw them: selection decides too
     torch.manual_seed(2)
-    export_weights('fusion', LiteFusionNet(), tmp_path / 'clean', 'fused_iou', 84.0,
+    export_weights('propagation', torch.nn.Linear(2, 2), tmp_path / 'clean', 'semi_JF', 84.0,
                    {'iterations': 8, 'data': TRAIN_DATA})
     with pytest.raises(UserError, match='not on the selection split'):
-        ship_main(['fusion', '--from', str(tmp_path / 'clean'), '--weights', str(folders / 'shipped'),
+        ship_main(['propagation', '--from', str(tmp_path / 'clean'), '--weights', str(folders / 'shipped'),
                    '--report', _eval_json(folders / 'r3.json', 0.9), '--against', str(folders / 'r2.json')])
 
 
@@ -127,14 +127,13 @@ def test_the_fusion_file_can_be_retired_with_its_reason(folders):
 
 def test_the_unseen_split_decides_with_a_margin_and_the_manifest_records_both_splits(folders, tmp_path):
     import torch
-    from model.lite_fusion import LiteFusionNet
     from scripts.train.common import TRAIN_DATA_WITH_REPORT
     from util.davis_split import EXTRA_UNSEEN
     torch.manual_seed(3)
     # trained on the report videos: on the unseen videos (nobody trained there) it is compared all the same
-    export_weights('fusion', LiteFusionNet(), tmp_path / 'v3', 'fused_iou', 85.0,
+    export_weights('propagation', torch.nn.Linear(2, 2), tmp_path / 'v3', 'semi_JF', 85.0,
                    {'iterations': 9, 'data': TRAIN_DATA_WITH_REPORT, 'trained_on_report': True})
-    args = ['fusion', '--from', str(tmp_path / 'v3'), '--weights', str(folders / 'shipped'), '--margin', '3',
+    args = ['propagation', '--from', str(tmp_path / 'v3'), '--weights', str(folders / 'shipped'), '--margin', '3',
             '--version', 'v3']
     with pytest.raises(UserError, match='by more than 3'):
         ship_main(args + ['--report', _eval_json(folders / 'u1.json', 0.72, EXTRA_UNSEEN),
@@ -143,11 +142,50 @@ def test_the_unseen_split_decides_with_a_margin_and_the_manifest_records_both_sp
                              '--against', str(folders / 'u2.json'),
                              '--selection', _eval_json(folders / 's1.json', 0.80, SELECTION_SEQUENCES),
                              _eval_json(folders / 's2.json', 0.79, SELECTION_SEQUENCES)]) == 0
-    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['fusion_lite.pth']
+    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['propagation_lite.pth']
     assert entry['report']['split'] == 'unseen' and entry['version'] == 'v3'
     assert entry['unseen_report']['videos'] == sorted(EXTRA_UNSEEN)
     assert entry['unseen_report']['JF'] == 76.0 and entry['unseen_report']['v1_JF'] == 70.0
     assert entry['selection_report']['JF'] == 80.0 and entry['selection_report']['v1_JF'] == 79.0
+
+
+def _rounds_json(path, auc, sequences):
+    """What `eval_interactive_davis --output` writes (the fields shipping reads)."""
+    reps = [{'name': n, 'AUC': auc + i / 100, 'rounds': []} for i, n in enumerate(sequences)]
+    auc_mean = sum(r['AUC'] for r in reps) / len(reps)
+    path.write_text(json.dumps({'summary': {'AUC': auc_mean, 'rounds': []}, 'sequences': reps,
+                                'settings': {'rounds': 8}, 'dataset': '/data/video-extra'}))
+    return str(path)
+
+
+def test_the_fusion_network_is_decided_by_the_robots_rounds(folders):
+    """The fusion network acts only between interaction rounds: it ships on the DAVIS robot's
+    AUC over the rounds (eval_interactive_davis reports), never on semi-supervised J&F."""
+    from util.davis_split import EXTRA_UNSEEN
+    args = ['fusion', '--from', str(folders / 'new'), '--weights', str(folders / 'shipped')]
+    with pytest.raises(UserError, match='has no DAVIS robot J&F AUC'):
+        ship_main(args + ['--report', _eval_json(folders / 'a.json', 0.9, EXTRA_UNSEEN),
+                          '--against', _eval_json(folders / 'b.json', 0.7, EXTRA_UNSEEN)])
+    with pytest.raises(UserError, match='does not beat'):
+        ship_main(args + ['--report', _rounds_json(folders / 'c.json', 0.80, EXTRA_UNSEEN),
+                          '--against', _rounds_json(folders / 'd.json', 0.81, EXTRA_UNSEEN)])
+    (folders / 'e.json').write_text(json.dumps({'summary': {}, 'sequences': [], 'dataset': 'x'}))
+    with pytest.raises(UserError, match='not a readable eval_interactive_davis'):
+        ship_main(args + ['--report', str(folders / 'e.json'), '--against', str(folders / 'd.json')])
+    selection = ('bear', 'boat', 'car-turn', 'dance-jump', 'hike', 'soccerball')
+    assert ship_main(args + ['--report', _rounds_json(folders / 'f.json', 0.83, EXTRA_UNSEEN),
+                             '--against', str(folders / 'd.json'), '--version', 'v2', '--selection',
+                             _rounds_json(folders / 'g.json', 0.87, selection),
+                             _rounds_json(folders / 'h.json', 0.86, selection)]) == 0
+    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['fusion_lite.pth']
+    rep = entry['report']
+    assert rep['split'] == 'unseen' and rep['metric'] == 'DAVIS robot J&F AUC over the rounds'
+    assert rep['score'] == pytest.approx(100 * (0.83 + 0.025)) and rep['per_sequence']['judo'] == 84.0
+    assert rep['replaced_network_score'] == pytest.approx(100 * (0.81 + 0.025))
+    assert 'unseen_report' not in entry                  # (J&F blocks are the propagation's)
+    assert entry['selection_report']['AUC'] == pytest.approx(100 * (0.87 + 0.025))
+    assert entry['selection_report']['v1_AUC'] == pytest.approx(100 * (0.86 + 0.025))
+    assert sha256(folders / 'shipped' / 'fusion_lite.pth') == sha256(folders / 'new' / 'fusion_lite.pth')
 
 
 def _robot_json(path, j):
@@ -202,15 +240,14 @@ def test_the_interaction_network_ships_with_fewer_clicks_and_no_worse_first_scri
 
 def test_a_later_network_replaces_v3_only_when_it_also_beats_v1_by_the_margin(folders, tmp_path):
     import torch
-    from model.lite_fusion import LiteFusionNet
     from util.davis_split import EXTRA_UNSEEN
     torch.manual_seed(4)
     for name, version in (('v3', 'v3'), ('v4', None)):
-        export_weights('fusion', LiteFusionNet(), tmp_path / name, 'fused_iou', 85.0, {'iterations': 9})
-    ship_main(['fusion', '--from', str(tmp_path / 'v3'), '--weights', str(folders / 'shipped'),
+        export_weights('propagation', torch.nn.Linear(2, 2), tmp_path / name, 'semi_JF', 85.0, {'iterations': 9})
+    ship_main(['propagation', '--from', str(tmp_path / 'v3'), '--weights', str(folders / 'shipped'),
                '--version', 'v3', '--report', _eval_json(folders / 'v3.json', 0.76, EXTRA_UNSEEN),
                '--against', _eval_json(folders / 'v1.json', 0.70, EXTRA_UNSEEN)])
-    args = ['fusion', '--from', str(tmp_path / 'v4'), '--weights', str(folders / 'shipped'),
+    args = ['propagation', '--from', str(tmp_path / 'v4'), '--weights', str(folders / 'shipped'),
             '--version', 'v4', '--against', str(folders / 'v3.json'), '--v1', str(folders / 'v1.json')]
     with pytest.raises(UserError, match="v1's 70.00 by more than 8"):
         ship_main(args + ['--report', _eval_json(folders / 'v4a.json', 0.77, EXTRA_UNSEEN), '--v1-margin', '8'])
@@ -218,7 +255,7 @@ def test_a_later_network_replaces_v3_only_when_it_also_beats_v1_by_the_margin(fo
         ship_main(args + ['--report', _eval_json(folders / 'v4b.json', 0.77, EXTRA_UNSEEN),
                           '--v1', _eval_json(folders / 'v1r.json', 0.70)])
     assert ship_main(args + ['--report', str(folders / 'v4a.json')]) == 0
-    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['fusion_lite.pth']
+    entry = json.loads((folders / 'shipped' / 'manifest.json').read_text())['files']['propagation_lite.pth']
     assert entry['version'] == 'v4'
     rep = entry['unseen_report']
     assert (rep['JF'], rep['v3_JF'], rep['v1_JF']) == (77.0, 76.0, 70.0)

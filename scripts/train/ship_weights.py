@@ -33,6 +33,9 @@ evaluations are not on the deciding split, or when the bundled weights would exc
     python -m scripts.train.ship_weights fusion --retire --note 'what decided it'
 
 removes the (optional) fusion file when it no longer helps a newly shipped propagation network.
+A fusion network acts only between interaction rounds, so it is compared by the DAVIS robot's
+rounds (`scripts.eval_interactive_davis --rounds 8 --output`, AUC over the rounds) on the unseen
+videos, with the selection videos' rounds recorded beside (`--selection NEW SHIPPED`).
 
 The interaction network is shipped when it needs fewer clicks on the held-out photos (NoC@90 of
 `scripts.eval_noc --output`, the same photos for both) and its DAVIS-robot first scribble on the
@@ -61,7 +64,8 @@ MAX_BUNDLED_BYTES = 25 * 1000 * 1000
 METRICS = {   # kind -> (key in the eval_semi_davis JSON, value field, label)
     'propagation': ('semi', 'J&F-Mean', 'semi-supervised J&F'),
     'interaction': ('first_scribble_robot', 'J', 'first-scribble J (DAVIS robot)'),
-    'fusion': ('semi', 'J&F-Mean', 'semi-supervised J&F'),
+    # the fusion network only acts between interaction rounds: the DAVIS robot's rounds decide
+    'fusion': ('interactive', 'AUC', 'DAVIS robot J&F AUC over the rounds'),
 }
 
 
@@ -70,9 +74,24 @@ def _read_eval(path):
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise UserError(f'{path}: not a readable evaluation (JSON from eval_semi_davis --output): {e}') from None
+    if isinstance(data, dict) and 'summary' in data and 'dataset' in data:
+        return _interactive_eval(data, path)
     if not isinstance(data, dict) or 'sequences' not in data:
         raise UserError(f'{path}: not an eval_semi_davis --output file')
     return data
+
+
+def _interactive_eval(data, path):
+    """An eval_interactive_davis --output report in eval_semi_davis's shape: sequence names and
+    an 'interactive' block with the AUC over the rounds, overall and per sequence (0..1)."""
+    try:
+        names = [s['name'] for s in data['sequences']]
+        block = {'AUC': float(data['summary']['AUC']),
+                 'per_sequence': {s['name']: {'AUC': float(s['AUC'])} for s in data['sequences']},
+                 'rounds': data['settings']['rounds']}
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f'{path}: not a readable eval_interactive_davis --output report: {e}') from None
+    return {'sequences': names, 'split': None, 'interactive': block}
 
 
 def report_score(data, kind, path):
@@ -84,7 +103,9 @@ def report_score(data, kind, path):
     if isinstance(res, list):
         raise UserError(f'{path}: several runs (--seeds); evaluate the network once without adaptation')
     if not res or field not in res:
-        raise UserError(f'{path}: has no {label}; run eval_semi_davis with that part enabled')
+        how = ('scripts.eval_interactive_davis --output' if kind == 'fusion'
+               else 'eval_semi_davis with that part enabled')
+        raise UserError(f'{path}: has no {label}; run {how}')
     per = {s: round(100 * (v[field.split('-')[0]] if isinstance(v, dict) else v), 2)
            for s, v in res.get('per_sequence', {}).items()}
     return 100 * float(res[field]), per
@@ -159,7 +180,7 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
     old_name = previous.get('version', 'v1')
     if version:
         entry['version'] = version
-    if split == 'unseen' and kind != 'interaction':      # (its J is recorded below)
+    if split == 'unseen' and kind == 'propagation':     # (the others' scores are below)
         key = METRICS[kind][0]
         entry['unseen_report'] = {'videos': sorted(new['sequences']), 'JF': round(s_new, 2),
                                   f'{old_name}_JF': round(s_old, 2), 'per_video': per_new,
@@ -181,7 +202,8 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
         if sorted(sel_new['sequences']) != sorted(sel_old['sequences']):
             raise UserError('the two selection evaluations are not on the same sequences')
         (a_new, p_new), (a_old, p_old) = report_score(sel_new, kind, selection[0]), report_score(sel_old, kind, selection[1])
-        m = 'J' if kind == 'interaction' else 'JF'       # the first scribble is scored by J only
+        # the first scribble is scored by J only, the fusion network by the rounds' AUC
+        m = {'interaction': 'J', 'fusion': 'AUC'}.get(kind, 'JF')
         entry['selection_report'] = {'videos': sorted(sel_new['sequences']), m: round(a_new, 2),
                                      f'{old_name}_{m}': round(a_old, 2), 'per_video': p_new,
                                      f'{old_name}_per_video': p_old,
