@@ -20,9 +20,9 @@ RAMP = 0.1           # width of the fade outside the window, a share of the shor
 MIN_PIXELS = 16      # objects with fewer pixels above 0.5 in the previous frame are not gated
 
 
-def _profile(n, lo, hi, ramp):
+def _profile(n, lo, hi, ramp, device=None):
     """1-D gate of length n: 1 on [lo, hi), falling linearly to 0 over `ramp` on both sides."""
-    x = torch.arange(n, dtype=torch.float32) + 0.5
+    x = torch.arange(n, dtype=torch.float32, device=device) + 0.5
     d = torch.clamp(lo - x, min=0) + torch.clamp(x - hi, min=0)
     return torch.clamp(1 - d / max(ramp, 1e-6), min=0)
 
@@ -58,7 +58,7 @@ def gate(raw, prev, valid):
         oy, ox = valid[0], valid[1]
         if y0 - ramp <= oy and x0 - ramp <= ox and y1 + ramp >= oy + vh and x1 + ramp >= ox + vw:
             continue                       # the window covers the frame
-        g = _profile(h, y0, y1, ramp)[:, None] * _profile(w, x0, x1, ramp)[None]
+        g = _profile(h, y0, y1, ramp, raw.device)[:, None] * _profile(w, x0, x1, ramp, raw.device)[None]
         if out is None:
             out = raw.clone()
         out[k, 0] *= g.to(raw.dtype)
