@@ -284,7 +284,7 @@ class ClipSampler:
         h, w = fa.shape[1:3]
         # one random placement for the clip, plus a small drift per frame
         base = random_affine(self.rng, h, w, rot=10, scale=(0.5, 0.9), shear=5, trans=0.25)
-        frames, labels = [], []
+        frames, labels, pasted = [], [], []
         for j in range(3):
             m = base.copy()
             m[:, 2] += self.rng.normal(0, 4, 2)
@@ -297,7 +297,10 @@ class ClipSampler:
             lab[obm] = twin_label if twin else 2
             frames.append(f)
             labels.append(lab)
+            pasted.append(obm)
         labels = np.stack(labels)
+        if twin and twin_label == 0 and not (labels[0] == 1).any():
+            labels[np.stack(pasted)] = 2      # the distractor hides the object: track it instead
         present = [v for v in (1, 2) if (labels[0] == v).any()]
         if present == [1, 2]:
             return np.stack(frames), labels, 2

@@ -206,6 +206,9 @@ def random_composite(fg, rng, n=3, size=(240, 432), backgrounds=None, max_object
     if p_twin and rng.random() < p_twin:     # (no draw at 0: validation clips stay the same)
         objects, labelled = add_twin(objects, rng)
     frames, labels = composite_clip(objects, bg, rng, n=n, size=size, labelled=labelled)
+    if labelled is not None and not labels[0].any():
+        # the distractor hides every object on the first frame: it is the object to track
+        frames, labels = composite_clip(objects, bg, rng, n=n, size=size)
     return frames, labels, int(labels.max())
 
 
