@@ -7,6 +7,16 @@ from inference_core.padding import pad_divide_by, unpad
 from util.errors import UserError
 
 
+def mask_box(mask):
+    """(y0, x0, y1, x1) integer bounding box (ends exclusive) of the pixels of `mask` (H, W bool
+    tensor), or None when it is empty."""
+    rows, cols = mask.any(1), mask.any(0)
+    if not bool(rows.any()):
+        return None
+    ys, xs = torch.nonzero(rows)[:, 0], torch.nonzero(cols)[:, 0]
+    return int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1
+
+
 def zero_pad_border(x, pad):
     """`x` (..., nh, nw) with its pad border (pad_amount's tuple) set to zero."""
     if any(pad):

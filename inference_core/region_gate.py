@@ -14,6 +14,8 @@ gate does the same, more loosely, for the rest.
 """
 import torch
 
+from inference_core.masks import mask_box
+
 CONTEXT = 2.0        # window side / object box side
 MIN_SIDE = 0.3       # smallest window side, a share of the frame's side
 RAMP = 0.1           # width of the fade outside the window, a share of the shorter side
@@ -33,9 +35,7 @@ def window(mask, valid):
     if int(mask.sum()) < MIN_PIXELS:
         return None
     _, _, vh, vw = valid
-    ys = torch.nonzero(mask.any(1))[:, 0]
-    xs = torch.nonzero(mask.any(0))[:, 0]
-    y0, y1, x0, x1 = float(ys[0]), float(ys[-1]) + 1, float(xs[0]), float(xs[-1]) + 1
+    y0, x0, y1, x1 = mask_box(mask)
     hh = max((y1 - y0) * CONTEXT, MIN_SIDE * vh) / 2
     hw = max((x1 - x0) * CONTEXT, MIN_SIDE * vw) / 2
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2

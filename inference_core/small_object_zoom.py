@@ -17,6 +17,7 @@ full resolution and are left as they are.
 import torch
 import torch.nn.functional as F
 
+from inference_core.masks import mask_box
 from model.lite_propagation import proc_size
 
 CONTEXT = 2.5        # window side / object box side
@@ -45,11 +46,10 @@ def object_window(mask, valid):
     object is absent or too large to gain from zooming. valid: (top, left, height, width) of the
     frame inside its padding; the window stays inside it."""
     oy, ox, vh, vw = valid
-    rows, cols = mask.any(1), mask.any(0)
-    if not bool(rows.any()):
+    box = mask_box(mask)
+    if box is None:
         return None
-    ys, xs = torch.nonzero(rows)[:, 0], torch.nonzero(cols)[:, 0]
-    y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+    y0, x0, y1, x1 = box
     side_h = max(y1 - y0, (x1 - x0) * vh / vw) * CONTEXT
     side_h = max(side_h, MIN_SIDE * vh)
     if side_h > MAX_SIDE * vh:

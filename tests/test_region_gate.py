@@ -3,12 +3,12 @@ bundled weights a generated clip with a look-alike of the tracked object that th
 (the global memory read alone labels both)."""
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from inference_core import region_gate
+from tests.generated_frames import textured_background
 
 WEIGHTS = Path(__file__).resolve().parent.parent / 'weights'
 VALID = (0, 0, 480, 864)
@@ -56,9 +56,7 @@ def look_alike_clip(n=20, h=480, w=864, seed=5):
     """Two identical textured ellipses (~2% of the frame each) moving towards each other on a
     textured background; only the left one is labelled (1)."""
     rng = np.random.default_rng(seed)
-    bg = cv2.resize(rng.random((h // 24, w // 24, 3)).astype(np.float32), (w, h),
-                    interpolation=cv2.INTER_CUBIC)
-    bg = np.clip(bg * 160 + 40, 0, 255).astype(np.uint8)
+    bg = textured_background(rng, h, w)
     texture = rng.integers(0, 60, (90, 70, 3)) + np.array([170, 50, 10])
     yy, xx = np.mgrid[0:h, 0:w]
     frames, labels = [], []

@@ -3,13 +3,13 @@ window geometry, and with the bundled weights a generated clip whose small movin
 tracked (and is lost without the zoom)."""
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from inference_core import small_object_zoom as zoom
 from model.lite_propagation import LitePropagationNet
+from tests.generated_frames import textured_background
 
 WEIGHTS = Path(__file__).resolve().parent.parent / 'weights'
 
@@ -48,9 +48,7 @@ def small_object_clip(n=24, h=480, w=864, seed=3):
     """A textured background and one small textured ellipse (~0.13% of the frame, like a car far
     away) moving across it. Labels: 1 = the small object."""
     rng = np.random.default_rng(seed)
-    bg = cv2.resize(rng.random((h // 24, w // 24, 3)).astype(np.float32), (w, h),
-                    interpolation=cv2.INTER_CUBIC)
-    bg = np.clip(bg * 160 + 40, 0, 255).astype(np.uint8)
+    bg = textured_background(rng, h, w)
     texture = rng.integers(0, 50, (h, w, 1))
     yy, xx = np.mgrid[0:h, 0:w]
     frames, labels = [], []

@@ -61,11 +61,13 @@ from util.davis_split import trained_on_report
 from util.errors import UserError, run_cli
 
 MAX_BUNDLED_BYTES = 25 * 1000 * 1000
-METRICS = {   # kind -> (key in the eval_semi_davis JSON, value field, label)
-    'propagation': ('semi', 'J&F-Mean', 'semi-supervised J&F'),
-    'interaction': ('first_scribble_robot', 'J', 'first-scribble J (DAVIS robot)'),
-    # the fusion network only acts between interaction rounds: the DAVIS robot's rounds decide
-    'fusion': ('interactive', 'AUC', 'DAVIS robot J&F AUC over the rounds'),
+# kind -> (key in the evaluation JSON, value field, label, short name in the manifest). The first
+# scribble is scored by J only; the fusion network only acts between interaction rounds, so the
+# DAVIS robot's rounds decide it.
+METRICS = {
+    'propagation': ('semi', 'J&F-Mean', 'semi-supervised J&F', 'JF'),
+    'interaction': ('first_scribble_robot', 'J', 'first-scribble J (DAVIS robot)', 'J'),
+    'fusion': ('interactive', 'AUC', 'DAVIS robot J&F AUC over the rounds', 'AUC'),
 }
 
 
@@ -96,7 +98,7 @@ def _interactive_eval(data, path):
 
 def report_score(data, kind, path):
     """(score 0..100, per-sequence dict) of `kind`'s metric in an eval_semi_davis JSON."""
-    key, field, label = METRICS[kind]
+    key, field, label, _ = METRICS[kind]
     res = data.get(key)
     if kind == 'interaction' and res is None:      # without davisinteractive: the simulator's
         res = data.get('first_scribble')
@@ -202,8 +204,7 @@ def ship(kind, source, report, against, weights=REPO / 'weights', force=False, n
         if sorted(sel_new['sequences']) != sorted(sel_old['sequences']):
             raise UserError('the two selection evaluations are not on the same sequences')
         (a_new, p_new), (a_old, p_old) = report_score(sel_new, kind, selection[0]), report_score(sel_old, kind, selection[1])
-        # the first scribble is scored by J only, the fusion network by the rounds' AUC
-        m = {'interaction': 'J', 'fusion': 'AUC'}.get(kind, 'JF')
+        m = METRICS[kind][3]
         entry['selection_report'] = {'videos': sorted(sel_new['sequences']), m: round(a_new, 2),
                                      f'{old_name}_{m}': round(a_old, 2), 'per_video': p_new,
                                      f'{old_name}_per_video': p_old,
