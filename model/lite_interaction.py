@@ -15,6 +15,12 @@ sequences that lifts J from the DAVIS robot's first scribble on frame 0 from 84.
 helps a little on every other measure (scripts/train/README.md), for about 1.5x the time of one
 size (81-91 instead of 56-60 ms per scribble through the Session at 480p on a 2-core CPU).
 
+Edge refinement (`edge_refine`, on in the shipped configuration, inference only): the logits,
+predicted at stride 2 of a processing size well below the frame's and upsampled, have smooth
+boundaries that ignore the image's edges; a colour guided filter (model/guided_filter.py) fits the
+mask to the frame's colours near its boundary. It lifts the DAVIS robot's first-scribble J on
+the selection videos from 81.4 to 83.2 for ~5-15 ms per interaction at 480p (docs/MODELS.md).
+
 Post-processing (`keep_connected`, on by default): connected regions of the predicted mask that
 touch neither a positive scribble/click nor the previous mask are dropped. The small network
 has a saliency bias (it sometimes also fires on another salient thing far from the strokes);
@@ -28,8 +34,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from model.efficientnet_lite import from_imagenet_norm
+from model.guided_filter import EdgeRefine
 from model.lite_propagation import LiteBackbone, proc_size, resize_to
 from model.modules import ResBlock
+from util.tensor_util import denormalize
 
 
 class DilatedResBlock(nn.Module):
@@ -86,9 +94,11 @@ def drop_unmarked_regions(logits, guide, min_dist=10.0):
 
 class LiteInteractionNet(nn.Module):
     def __init__(self, variant='lite0', pretrained=True, proc_short=240, keep_connected=True,
-                 extra_scales=()):
+                 extra_scales=(), edge_refine=False):
         super().__init__()
         self.keep_connected = keep_connected
+        # guided-filter refinement of the upsampled mask along the frame's edges (inference only)
+        self.edge_refine = EdgeRefine() if edge_refine else None
         # test-time multi-scale: also run at these short sides and average the logits
         self.extra_scales = tuple(extra_scales)
         self.backbone = LiteBackbone(variant, pretrained)
@@ -171,7 +181,10 @@ class LiteInteractionNet(nn.Module):
             # at the head's resolution (stride 2 of the first processing size), with that size's
             # shrunk guidance: the same regions, at 1/16 of the cost of the full-resolution analysis
             logits = drop_unmarked_regions(logits, guide[:, :2], min_dist=10.0 * logits.shape[-1] / w)
-        return resize_to(logits, (h, w))
+        logits = resize_to(logits, (h, w))
+        if self.edge_refine is not None and not self.training:
+            logits = self.edge_refine(image, logits, to_unit=denormalize, inplace=True)
+        return logits
 
     def trainable_parameters(self, backbone_tail=False):
         """The heads' parameters (+ the backbone's stride-16 stages with backbone_tail=True)."""

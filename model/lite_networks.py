@@ -27,10 +27,11 @@ def build(kind, pretrained=False):
         from model.lite_propagation import LitePropagationNet
         return LitePropagationNet(pretrained=pretrained)
     if kind == 'interaction':
-        # trained at one size; the shipped configuration averages two (TEST_SCALES)
+        # trained at one size; the shipped configuration averages two (TEST_SCALES) and
+        # refines the mask along the frame's edges
         from model.lite_interaction import LiteInteractionNet, TEST_SCALES
         return LiteInteractionNet(pretrained=pretrained, proc_short=TEST_SCALES[0],
-                                  extra_scales=TEST_SCALES[1:])
+                                  extra_scales=TEST_SCALES[1:], edge_refine=True)
     if kind == 'fusion':
         from model.lite_fusion import LiteFusionNet
         return LiteFusionNet()

@@ -227,6 +227,9 @@ def main(argv=None, networks=None):
     ap.add_argument('--box', action='store_true',
                     help='also the IoU from one box (Session.add_box) and the clicks after it')
     ap.add_argument('--weights', default=None, help='bundled weights folder (default weights/)')
+    ap.add_argument('--no-edge-refine', action='store_true',
+                    help="without the bundled interaction net's edge refinement (the guided "
+                         "filter along the photo's edges; to measure what it gives)")
     ap.add_argument('--model', default='bundled', choices=('bundled', 'official', 'auto'))
     ap.add_argument('--threads', type=int, default=None, help='torch threads')
     ap.add_argument('--output', help='write the JSON report here')
@@ -255,6 +258,10 @@ def main(argv=None, networks=None):
     if networks is None:
         from inference_core.networks import load_networks
         networks = load_networks(args.model, device='cpu', weights_dir=args.weights)
+    if args.no_edge_refine:
+        if getattr(networks.interaction, 'edge_refine', None) is None:
+            raise UserError('--no-edge-refine needs the bundled interaction network')
+        networks.interaction.edge_refine = None
     rows = []
     for i, (name, img, msk) in enumerate(photos):
         rgb, gt, ignore = load_photo(img, msk)
@@ -273,7 +280,8 @@ def main(argv=None, networks=None):
         write_json(args.output, {
             'summary': summary, 'photos': rows, 'roots': [str(r) for r in args.roots],
             'rule': 'util.photo_split.is_validation_photo(name): crc32(name) % 20 == 0',
-            'first': args.first, 'spread': args.spread, 'weights': args.weights or 'weights', 'model': networks.kind},
+            'first': args.first, 'spread': args.spread, 'weights': args.weights or 'weights', 'model': networks.kind,
+            'edge_refine': getattr(networks.interaction, 'edge_refine', None) is not None},
             indent=1)
     return 0
 

@@ -267,6 +267,41 @@ def evaluate_first_scribble(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCE
             'latency_ms': 1000 * float(np.median(times))}
 
 
+def evaluate_first_scribble_objects(inter_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, robot=None):
+    """The DAVIS robot's first scribble for each object of frame 0, as the DAVIS interactive
+    benchmark draws it on multi-object videos: the robot runs on the frame's object-id labels
+    (a stroke per object, each sized by its own object) and a Session with all the objects turns
+    the strokes into labels. J per object; a sequence's J is the mean over its objects, 'J' the
+    mean over sequences and 'J_objects' the mean over all objects.
+
+    (evaluate_first_scribble with `robot` instead treats all objects as one: one robot call on
+    their union, whose opening, sized by the union, can erase a small object's stroke.)"""
+    from scripts.eval_interactive_davis import robot_paths
+    from scripts.eval_session import interaction_labels
+    from util.davis_io import load_labels
+    from util.metrics import jaccard
+    per, times = {}, []
+    with torch.inference_mode():
+        for folder, seq in available_sequences(root, sequences):
+            frames, gt = load_labels(folder, seq)
+            img, lab = frames[0], gt[0]
+            ids = [int(v) for v in np.unique(lab) if v]
+            if not ids:
+                continue
+            k = max(ids)
+            ans = robot.interact(seq, np.zeros((1,) + lab.shape, int), lab[None].astype(int),
+                                 nb_objects=k, frame=0)
+            _, by_obj = robot_paths(ans, 1)
+            pred, seconds = interaction_labels(inter_net, img, by_obj, k)
+            times.append(seconds)
+            per[seq] = {str(i): float(jaccard(lab == i, pred == i)) for i in ids}
+    seq_j = {s: float(np.mean(list(o.values()))) for s, o in per.items()}
+    return {'J': float(np.mean(list(seq_j.values()))),
+            'J_objects': float(np.mean([j for o in per.values() for j in o.values()])),
+            'per_sequence': seq_j, 'per_object': per,
+            'latency_ms': 1000 * float(np.median(times)) if times else float('nan')}
+
+
 def networks_that_saw(weights, sequences):
     """Files of a bundled weights folder whose manifest says they trained on report videos
     among `sequences` (util.davis_split.trained_on_report)."""
@@ -309,6 +344,9 @@ def main(argv=None):
     ap.add_argument('--scribble-scales', type=int, nargs='+', default=None, metavar='SHORT',
                     help='run the interaction net at these processing sizes (short sides) and average '
                          'the logits (default: the shipped ones, model.lite_interaction.TEST_SCALES)')
+    ap.add_argument('--no-edge-refine', action='store_true',
+                    help="without the interaction net's edge refinement (the guided filter along "
+                         "the frame's edges; to measure what it gives)")
     ap.add_argument('--scribble-trials', type=int, default=5, help='random scribbles per frame (J is averaged)')
     ap.add_argument('--adapt', type=int, default=0, metavar='STEPS',
                     help='online adaptation to each first mask before propagating (steps; 0 = off)')
@@ -374,6 +412,11 @@ def main(argv=None):
             raise UserError('--scribble-scales needs the bundled networks and sizes of at least 32 pixels')
         inter.proc_short, inter.extra_scales = args.scribble_scales[0], tuple(args.scribble_scales[1:])
         out['scribble_scales'] = args.scribble_scales
+    if args.no_edge_refine:
+        if args.kind != 'bundled':
+            raise UserError('--no-edge-refine needs the bundled networks')
+        inter.edge_refine = None
+    out['edge_refine'] = args.kind == 'bundled' and inter.edge_refine is not None
     if not args.skip_semi:
         runs = []
         for seed in (args.seeds if args.adapt else [0]):
@@ -422,6 +465,14 @@ def main(argv=None):
             print(f'first-scribble J {res["J"]*100:.2f}  (the DAVIS interactive robot\'s first scribble)')
             for s, j in res['per_sequence'].items():
                 print(f'  {s:14s} J {j*100:6.2f}')
+            res = evaluate_first_scribble_objects(inter, args.data, sequences, robot=robot)
+            out['first_scribble_robot_objects'] = res
+            print(f'first-scribble J {res["J"]*100:.2f} per sequence, {res["J_objects"]*100:.2f} per '
+                  f'object  (the DAVIS robot\'s first scribble for each object, as its benchmark '
+                  f'draws multi-object frames; the line above treats all objects as one)')
+            for s, j in res['per_sequence'].items():
+                objs = ' '.join(f'{i}:{v*100:.1f}' for i, v in res['per_object'][s].items())
+                print(f'  {s:14s} J {j*100:6.2f}   objects {objs}')
         else:
             print('(the DAVIS robot\'s first-scribble J needs the optional davisinteractive package: '
                   f'{davis_compat.INSTALL_HINT})')
