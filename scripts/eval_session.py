@@ -73,3 +73,19 @@ def interaction_mask(inter_net, img, prev, pos, neg):
         s.scribble(0, 1, positive=pos, negative=neg)
         seconds = time.time() - t0
         return s.get_mask(0) == 1, seconds
+
+
+def interaction_labels(inter_net, img, by_object, num_objects):
+    """(labels (H,W) uint8, seconds) of one frame's first scribbles for several objects through
+    a Session with `num_objects` objects: `by_object` {object id: normalised robot paths} (0 =
+    background) drawn as scripts/eval_interactive_davis.py draws a robot round (every object's
+    strokes on the frame; the last call segments every object from all of them)."""
+    from inference_core.session import Session
+    from scripts.eval_interactive_davis import scribble_robot_round
+    with Session.from_frames(np.ascontiguousarray(img)[None], storage='memory',
+                             num_objects=num_objects, networks=_networks(None, None, inter_net),
+                             amp=False, history_bytes=0, zoom_corrections=False,
+                             interaction_threads=None) as s:
+        t0 = time.time()
+        scribble_robot_round(s, 0, by_object, list(range(1, num_objects + 1)), zoom=False)
+        return s.get_mask(0), time.time() - t0

@@ -163,3 +163,50 @@ def test_paired_corrections_on_generated_sequence(tmp_path, nets):
     with pytest.raises(UserError, match='frames'):
         eval_corrections.main(['--data', str(root), '--sequences', 's', '--frames', '0'],
                               networks=nets)
+
+
+def _two_object_frame(root, name='two'):
+    """A one-frame davis2016-train-style sequence (videos/<name>.mp4, masks/<name>/00000.png)
+    with a large ellipse (object 1) and a small ellipse (object 2, 0.4% of the frame)."""
+    import cv2
+    h, w = 240, 320
+    rng = np.random.default_rng(3)
+    frame = cv2.resize(rng.integers(60, 140, (h // 8, w // 8, 3), dtype=np.uint8), (w, h))
+    labels = np.zeros((h, w), np.uint8)
+    cv2.ellipse(labels, (140, 125), (110, 75), 0, 0, 360, 1, -1)
+    cv2.ellipse(labels, (280, 30), (18, 6), 0, 0, 360, 2, -1)
+    frame[labels == 1] = (40, 40, 200)
+    frame[labels == 2] = (230, 230, 40)
+    (root / 'videos').mkdir(parents=True, exist_ok=True)
+    (root / 'masks' / name).mkdir(parents=True, exist_ok=True)
+    vw = cv2.VideoWriter(str(root / 'videos' / f'{name}.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 24, (w, h))
+    vw.write(frame[..., ::-1])
+    vw.release()
+    cv2.imwrite(str(root / 'masks' / name / '00000.png'), labels)
+    return labels
+
+
+def test_first_scribble_for_each_object_strokes_small_objects_too(tmp_path):
+    """The DAVIS robot on the union of two objects sizes its opening by the union and erases the
+    small object's stroke; run per object (as its benchmark draws multi-object frames) each
+    object gets its own stroke, and the trained interaction net segments both."""
+    from pathlib import Path
+
+    from scripts.eval_semi_davis import evaluate_first_scribble_objects, robot_first_scribbles
+    robot = _robot_or_skip()
+    labels = _two_object_frame(tmp_path)
+    pos, _ = robot_first_scribbles(labels > 0, robot)
+    assert pos[labels == 1].any() and not pos[labels == 2].any()
+    ans = robot.interact('two', np.zeros((1,) + labels.shape, int), labels[None].astype(int),
+                         nb_objects=2, frame=0)
+    _, by_obj = ev.robot_paths(ans, 1)
+    assert sorted(k for k in by_obj if k) == [1, 2]
+    weights = Path(__file__).resolve().parent.parent / 'weights'
+    if not (weights / 'interaction_lite.pth').is_file():
+        pytest.skip('the bundled interaction weights are not in weights/')
+    from inference_core.networks import load_bundled
+    res = evaluate_first_scribble_objects(load_bundled(str(weights)).interaction, tmp_path, ('two',),
+                                          robot=robot)
+    assert set(res['per_object']['two']) == {'1', '2'}
+    assert min(res['per_object']['two'].values()) > 0.6
+    assert res['J'] == pytest.approx(np.mean(list(res['per_object']['two'].values())))
