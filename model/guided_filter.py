@@ -42,9 +42,12 @@ def box_mean(x, r):
     return sums / count
 
 
-def guided_filter(image, p, radius, eps=1e-4, subsample=2):
+def guided_filter(image, p, radius, eps=1e-4, subsample=2, colour=None):
     """image (1 or B,3,H,W) colours in [0,1]; p (B,1,H,W) soft masks in [0,1] -> filtered p
-    (B,1,H,W). radius in pixels of the full size; the coefficients are computed at 1/subsample."""
+    (B,1,H,W). radius in pixels of the full size; the coefficients are computed at 1/subsample.
+    colour: (scale, shift) per channel when the image is normalised: its colours in [0, 1] are
+    image * scale + shift (the map is folded into the coefficients, so the full-size image is
+    never converted)."""
     dtype = p.dtype
     h, w = p.shape[-2:]
     image, p = image.float(), p.float()
@@ -56,6 +59,10 @@ def guided_filter(image, p, radius, eps=1e-4, subsample=2):
         r = max(1, round(radius / subsample))
     else:
         small_i, small_p, r = image.double(), p.double(), radius
+    if colour is not None:
+        scale, shift = (torch.as_tensor(v, dtype=torch.float64, device=image.device).view(1, 3, 1, 1)
+                        for v in colour)
+        small_i = small_i * scale + shift
     r = max(0, min(r, (min(small_p.shape[-2:]) - 1) // 2))
     b = p.shape[0]
     i = small_i.expand(b, -1, -1, -1)
@@ -76,6 +83,9 @@ def guided_filter(image, p, radius, eps=1e-4, subsample=2):
     a = torch.stack([c11 * x + c12 * y + c13 * z, c12 * x + c22 * y + c23 * z,
                      c13 * x + c23 * y + c33 * z], 1) / det.unsqueeze(1)
     bias = mean_p - (a * mean_i).sum(1, keepdim=True)
+    if colour is not None:      # a . (x * scale + shift) + bias = (a * scale) . x + (bias + a . shift)
+        bias = bias + (a * shift).sum(1, keepdim=True)
+        a = a * scale
     coef = box_mean(torch.cat([a, bias], 1), r).float()
     if subsample > 1:
         coef = F.interpolate(coef, size=(h, w), mode='bilinear', align_corners=False)
@@ -110,7 +120,7 @@ class EdgeRefine(nn.Module):
         super().__init__()
         self.radius_share, self.eps, self.subsample = radius_share, eps, subsample
 
-    def _filtered(self, image, band, crop_probabilities, to_unit):
+    def _filtered(self, image, band, crop_probabilities, colour):
         """(box, filtered probabilities in the box) around the uncertain `band` (B,1,H,W), or
         None when it is empty; crop_probabilities(y0, y1, x0, x1) -> (B,1,h,w) float."""
         radius = max(1, round(self.radius_share * min(band.shape[-2:])))
@@ -118,17 +128,16 @@ class EdgeRefine(nn.Module):
         if box is None:
             return None
         y0, y1, x0, x1 = box
-        crop = image[..., y0:y1, x0:x1]
-        crop = to_unit(crop) if to_unit is not None else crop
-        return box, guided_filter(crop, crop_probabilities(*box), radius, self.eps, self.subsample)
+        return box, guided_filter(image[..., y0:y1, x0:x1], crop_probabilities(*box), radius,
+                                  self.eps, self.subsample, colour)
 
-    def forward(self, image, logits, to_unit=None, inplace=False):
+    def forward(self, image, logits, colour=None, inplace=False):
         """image (1 or B,3,H,W); logits (B,1,H,W) -> refined logits (written into `logits`
-        with inplace=True). `to_unit` maps the image (cropped) to colours in [0, 1]; None: it
-        already is."""
+        with inplace=True). colour: guided_filter's (scale, shift) of a normalised image; None:
+        its colours are in [0, 1]."""
         res = self._filtered(image, logits.abs() < math.log((1 - LOW) / LOW),
                              lambda y0, y1, x0, x1: torch.sigmoid(logits[..., y0:y1, x0:x1].float()),
-                             to_unit)
+                             colour)
         if res is None:
             return logits
         (y0, y1, x0, x1), q = res
@@ -137,10 +146,10 @@ class EdgeRefine(nn.Module):
         out[..., y0:y1, x0:x1] = torch.log(q / (1 - q)).to(logits.dtype)
         return out
 
-    def probabilities(self, image, p, to_unit=None):
+    def probabilities(self, image, p, colour=None):
         """Like forward, for probabilities p (B,1,H,W) -> refined probabilities (a new tensor)."""
         res = self._filtered(image, (p > LOW) & (p < 1 - LOW),
-                             lambda y0, y1, x0, x1: p[..., y0:y1, x0:x1].float(), to_unit)
+                             lambda y0, y1, x0, x1: p[..., y0:y1, x0:x1].float(), colour)
         if res is None:
             return p
         (y0, y1, x0, x1), q = res

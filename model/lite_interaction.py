@@ -37,7 +37,7 @@ from model.efficientnet_lite import from_imagenet_norm
 from model.guided_filter import EdgeRefine
 from model.lite_propagation import LiteBackbone, proc_size, resize_to
 from model.modules import ResBlock
-from util.tensor_util import denormalize
+from util.tensor_util import IMAGENET_MEAN, IMAGENET_STD
 
 
 class DilatedResBlock(nn.Module):
@@ -183,7 +183,7 @@ class LiteInteractionNet(nn.Module):
             logits = drop_unmarked_regions(logits, guide[:, :2], min_dist=10.0 * logits.shape[-1] / w)
         logits = resize_to(logits, (h, w))
         if self.edge_refine is not None and not self.training:
-            logits = self.edge_refine(image, logits, to_unit=denormalize, inplace=True)
+            logits = self.edge_refine(image, logits, colour=(IMAGENET_STD, IMAGENET_MEAN), inplace=True)
         return logits
 
     def trainable_parameters(self, backbone_tail=False):

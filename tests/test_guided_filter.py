@@ -6,7 +6,7 @@ import torch
 from model import lite_networks
 from model.guided_filter import EdgeRefine, band_box, box_mean, guided_filter
 from model.lite_interaction import LiteInteractionNet
-from util.tensor_util import denormalize, normalize_frames
+from util.tensor_util import IMAGENET_MEAN, IMAGENET_STD, normalize_frames
 
 
 def test_box_mean_is_the_mean_over_clipped_windows():
@@ -49,8 +49,14 @@ def test_guided_filter_matches_the_per_window_definition():
     torch.manual_seed(0)
     image = torch.rand(1, 3, 14, 19)
     p = torch.rand(1, 1, 14, 19)
+    want = _reference_guided_filter(image, p, 2, 1e-3)
     got = guided_filter(image, p, radius=2, eps=1e-3, subsample=1)[0, 0].double().numpy()
-    np.testing.assert_allclose(got, _reference_guided_filter(image, p, 2, 1e-3), atol=1e-5)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # a normalised image with its colour map folded into the coefficients: the same result
+    normalised = (image - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    got = guided_filter(normalised, p, radius=2, eps=1e-3, subsample=1,
+                        colour=(IMAGENET_STD, IMAGENET_MEAN))[0, 0].double().numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 def _object_scene(h=120, w=160):
@@ -76,7 +82,7 @@ def test_edge_refine_snaps_a_coarse_mask_to_the_object_edges():
     small = torch.nn.functional.avg_pool2d(torch.from_numpy(disc).float()[None, None], 8)
     p = torch.nn.functional.interpolate(small, size=disc.shape, mode='bilinear', align_corners=False)
     logits = 6 * (p - 0.5)
-    refined = EdgeRefine()(normalize_frames(rgb), logits, to_unit=denormalize)
+    refined = EdgeRefine()(normalize_frames(rgb), logits, colour=(IMAGENET_STD, IMAGENET_MEAN))
     before, after = logits[0, 0].numpy() > 0, refined[0, 0].numpy() > 0
     assert _iou(before, disc) < 0.98 and _iou(after, disc) > 0.99
     assert (after != disc).sum() < 0.2 * (before != disc).sum()

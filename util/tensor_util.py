@@ -24,13 +24,6 @@ def normalize_frames(frames):
     return (x - mean) / std
 
 
-def denormalize(x):
-    """ImageNet-normalised (B,3,H,W) -> colours in [0, 1] (the inverse of normalize_frames)."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return x[:, :3] * std + mean
-
-
 def argmax0(x):
     """Index of the largest value along dim 0 (the first one on ties, like torch.argmax), as a
     tensor; max(dim=0).indices is >10x faster than torch.argmax(dim=0) on the CPU for
