@@ -126,6 +126,34 @@ def test_a_multi_object_frame_trains_one_object_against_the_others():
     assert 0.6 < (seen['one'] + seen['two']) / 200 < 0.8 and min(seen.values()) > 20
 
 
+def test_neighbour_marks_are_negative_strokes_on_the_other_objects():
+    """A multi-object frame whose target is one object: the other object's id comes along, and
+    neighbour_marks draws the strokes a person would draw for it, on it only."""
+    from scripts.train.train_interaction import _cached_item, neighbour_marks
+
+    class Cache:
+        masks = np.zeros((1, 64, 96), np.uint8)
+        masks[0, 10:30, 10:40] = 1
+        masks[0, 35:60, 50:90] = 2
+        arrays = {'masks': masks, 'f2': np.zeros((1, 2, 32, 48), np.float16),
+                  'f4': np.zeros((1, 2, 16, 24), np.float16), 'f16': np.zeros((1, 2, 4, 6), np.float16)}
+
+    rng = np.random.default_rng(3)
+    drawn = 0
+    for _ in range(60):
+        it = _cached_item(Cache, rng, 0, (64, 96), 'f16')
+        if 'others' not in it:                    # all objects as the target: nobody else
+            assert it['gt'].sum() == (Cache.masks[0] > 0).sum()
+            continue
+        gt, others = it['gt'], it['others']
+        assert gt.any() and others.any() and not (gt & (others > 0)).any()
+        assert set(np.unique(others)) <= {0, 1, 2} and len(np.unique(others)) == 2
+        neg = neighbour_marks(others, rng, p_each=1.0) > 0
+        assert neg.any() and not (neg & gt).any() and (others[neg] > 0).all()
+        drawn += 1
+    assert drawn > 30
+
+
 def test_photo_composites_can_paste_small_objects():
     # the generated photos' own objects cover ~20% of the frame; pasted ones what `area` asks
     import tempfile

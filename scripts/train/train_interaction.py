@@ -24,7 +24,7 @@ from scripts.train import common
 from scripts.train.loop import TrainLoop
 from scripts.train.data import DEFAULT_ROOT, FeatureCache, cache_folder, crop_maps, crop_window
 from scripts.train.interaction_samples import box_sample, click_sequences, photo_paste_sample
-from scripts.simulated_marks import correction, simulate_round
+from scripts.simulated_marks import correction, simulate_round, stroke
 from util.errors import UserError, run_cli
 from util.metrics import jaccard
 
@@ -55,7 +55,7 @@ def paste_sample(cache, rng, seq_of):
 def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None, deep='f16',
                  errors=None, p_real=0.0, robot=None, robot_share=0.5, static_fg=None, p_static_fg=0.0,
                  p_absent=0.0, p_photo_paste=0.0, p_box=0.0, p_clicks=0.0, max_clicks=8, head=None,
-                 paste_area=None):
+                 paste_area=None, p_neighbour_marks=0.0):
     """A training batch of interaction rounds. Samples are cached frames (backbone maps from the
     cache); with probability p_paste, composites with an object pasted from another sequence;
     with `static_fg` (a StaticFG), a share p_static_fg of still photos with their foreground
@@ -70,7 +70,10 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
     log-uniform, or interaction_samples.PASTE_AREA) and a share p_box box rounds
     (interaction_samples); with `head` (the
     network's head), a share p_clicks of the other first rounds are click sequences of 1 to
-    max_clicks clicks placed on the network's own answers. Returns stacked
+    max_clicks clicks placed on the network's own answers. On a multi-object frame whose target is
+    one object, a share p_neighbour_marks of the rounds also get negative strokes along the other
+    objects, as the Session gives an object the strokes drawn for the others on the frame
+    (neighbour_marks). Returns stacked
     (f2, f4, deep, guide, target) where `deep` is the stride-16 map, or the stride-8 one with
     deep='f8' (to tune the backbone tail)."""
     from model.lite_propagation import backbone_maps
@@ -137,6 +140,8 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
             prev = pos = neg = np.zeros(gt.shape, np.float32)
         else:
             prev, pos, neg = simulate_round(gt, rng, thickness=int(rng.integers(1, 4)))
+            if 'others' in it and p_neighbour_marks > 0 and rng.random() < p_neighbour_marks:
+                neg = np.maximum(neg, neighbour_marks(it['others'], rng))
         maps.append(it['maps'])
         guides.append(torch.from_numpy(np.stack([prev, pos, neg])))
         targets.append(torch.from_numpy(np.ascontiguousarray(it.get('target', gt)).astype(np.float32)))
@@ -218,29 +223,50 @@ def _false_mask(cache, rng, crop, tries=10):
 
 
 def _cached_item(cache, rng, i, crop, deep, prev=None, p_one=0.7):
-    """{'maps': (f2, f4, deep map), 'gt' (, 'prev')} of cached frame i, randomly flipped and
-    cropped (the crop follows the object, or the wrong mask when the object is gone). On a frame
-    with several objects (object-id masks) the target is one of them with probability p_one
-    (the others are look-alike distractors the marks must leave out), else all of them."""
+    """{'maps': (f2, f4, deep map), 'gt' (, 'prev' | 'others')} of cached frame i, randomly
+    flipped and cropped (the crop follows the object, or the wrong mask when the object is gone).
+    On a frame with several objects (object-id masks) the target is one of them with probability
+    p_one (the others are look-alike distractors the marks must leave out; 'others' holds their
+    ids, 0 elsewhere), else all of them."""
     d = {k: torch.from_numpy(np.asarray(cache.arrays[k][i]).astype(np.float32)) for k in ('f2', 'f4', deep)}
     ids = np.asarray(cache.arrays['masks'][i]).astype(np.int64)
     present = np.unique(ids[ids > 0])
+    others = None
     if prev is None and len(present) > 1 and rng.random() < p_one:
-        ids = (ids == rng.choice(present)).astype(np.int64)
+        target = rng.choice(present)
+        others = np.where(ids == target, 0, ids)
+        ids = (ids == target).astype(np.int64)
     lab = torch.from_numpy(ids)
     if prev is not None:
         lab = torch.stack([lab, torch.from_numpy(prev.astype(np.int64))])
+    elif others is not None:
+        lab = torch.stack([lab, torch.from_numpy(others)])
     if rng.random() < 0.5:
         d = {k: v.flip(-1) for k, v in d.items()}
         lab = lab.flip(-1)
     hw = lab.shape[-2:]
-    focus = lab.numpy() if prev is None else (lab[0] + lab[1]).numpy()
+    focus = (lab.numpy() if prev is None and others is None
+             else lab[0].numpy() if prev is None else (lab[0] + lab[1]).numpy())
     win = crop_window(focus, rng, hw, crop)
     (f2, f4, f16), lab = crop_maps((d['f2'], d['f4'], d[deep]), lab, win, (2, 4, int(deep[1:])))
+    if others is not None:
+        return {'maps': (f2, f4, f16), 'gt': lab[0].numpy() > 0,
+                'others': np.ascontiguousarray(lab[1].numpy().astype(np.uint8))}
     lab = lab.numpy() > 0
     if prev is None:
         return {'maps': (f2, f4, f16), 'gt': lab}
     return {'maps': (f2, f4, f16), 'gt': lab[0], 'prev': lab[1]}
+
+
+def neighbour_marks(others, rng, p_each=0.8):
+    """(H, W) float32 strokes along the objects of `others` (object ids, 0 elsewhere), each
+    with probability p_each: the positive strokes a person draws for the other objects of a
+    frame, which the Session gives the target object as negative marks."""
+    out = np.zeros(others.shape, bool)
+    for oid in np.unique(others[others > 0]):
+        if rng.random() < p_each:
+            out |= stroke(others == oid, rng, thickness=int(rng.integers(1, 4)), frac=1.0)
+    return out.astype(np.float32)
 
 
 def real_correction(gt, prev, rng, robot=None, robot_share=0.5):
@@ -366,6 +392,9 @@ def main(argv=None):
                     help='share of photo and composite samples given as a click sequence placed on '
                          'the network\'s own answers (iterative training)')
     ap.add_argument('--max-clicks', type=int, default=8, help='with --p-clicks: the longest sequence')
+    ap.add_argument('--p-neighbour-marks', type=float, default=0.0,
+                    help='multi-object frames whose target is one object: share of rounds with '
+                         'negative strokes along the other objects (the strokes drawn for them)')
     ap.add_argument('--extra-video', default=None, metavar='DIR',
                     help='also train on the training videos of a video-extra folder (object-id masks: '
                          'one object of a multi-object frame is the target, the others distractors)')
@@ -428,7 +457,8 @@ def main(argv=None):
                                  static_fg=static_fg, p_static_fg=args.p_static_fg,
                                  p_absent=args.p_absent, p_photo_paste=args.p_photo_paste,
                                  p_box=args.p_box, p_clicks=args.p_clicks, max_clicks=args.max_clicks,
-                                 head=click_head, paste_area=args.paste_area)
+                                 head=click_head, paste_area=args.paste_area,
+                                 p_neighbour_marks=args.p_neighbour_marks)
             opt.zero_grad(set_to_none=True)
             loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
