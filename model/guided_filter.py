@@ -120,39 +120,17 @@ class EdgeRefine(nn.Module):
         super().__init__()
         self.radius_share, self.eps, self.subsample = radius_share, eps, subsample
 
-    def _filtered(self, image, band, crop_probabilities, colour):
-        """(box, filtered probabilities in the box) around the uncertain `band` (B,1,H,W), or
-        None when it is empty; crop_probabilities(y0, y1, x0, x1) -> (B,1,h,w) float."""
-        radius = max(1, round(self.radius_share * min(band.shape[-2:])))
-        box = band_box(band, 2 * radius + self.subsample)
-        if box is None:
-            return None
-        y0, y1, x0, x1 = box
-        return box, guided_filter(image[..., y0:y1, x0:x1], crop_probabilities(*box), radius,
-                                  self.eps, self.subsample, colour)
-
     def forward(self, image, logits, colour=None, inplace=False):
         """image (1 or B,3,H,W); logits (B,1,H,W) -> refined logits (written into `logits`
         with inplace=True). colour: guided_filter's (scale, shift) of a normalised image; None:
         its colours are in [0, 1]."""
-        res = self._filtered(image, logits.abs() < math.log((1 - LOW) / LOW),
-                             lambda y0, y1, x0, x1: torch.sigmoid(logits[..., y0:y1, x0:x1].float()),
-                             colour)
-        if res is None:
+        radius = max(1, round(self.radius_share * min(logits.shape[-2:])))
+        box = band_box(logits.abs() < math.log((1 - LOW) / LOW), 2 * radius + self.subsample)
+        if box is None:
             return logits
-        (y0, y1, x0, x1), q = res
-        q = q.clamp(1e-4, 1 - 1e-4)
+        y0, y1, x0, x1 = box
+        q = guided_filter(image[..., y0:y1, x0:x1], torch.sigmoid(logits[..., y0:y1, x0:x1].float()),
+                          radius, self.eps, self.subsample, colour).clamp(1e-4, 1 - 1e-4)
         out = logits if inplace else logits.clone()
         out[..., y0:y1, x0:x1] = torch.log(q / (1 - q)).to(logits.dtype)
-        return out
-
-    def probabilities(self, image, p, colour=None):
-        """Like forward, for probabilities p (B,1,H,W) -> refined probabilities (a new tensor)."""
-        res = self._filtered(image, (p > LOW) & (p < 1 - LOW),
-                             lambda y0, y1, x0, x1: p[..., y0:y1, x0:x1].float(), colour)
-        if res is None:
-            return p
-        (y0, y1, x0, x1), q = res
-        out = p.clone()
-        out[..., y0:y1, x0:x1] = q.clamp(0, 1).to(p.dtype)
         return out

@@ -91,16 +91,13 @@ def test_edge_refine_snaps_a_coarse_mask_to_the_object_edges():
     assert np.array_equal(refined[0, 0].numpy()[far], logits[0, 0].numpy()[far])
 
 
-def test_edge_refine_leaves_confident_masks_alone_and_works_on_probabilities():
+def test_edge_refine_leaves_confident_masks_alone():
     rgb, disc = _object_scene()
-    image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
-    certain = torch.from_numpy(np.where(disc, 0.99, 0.01)).float()[None, None]
-    assert torch.equal(EdgeRefine().probabilities(image, certain), certain)
+    certain = torch.from_numpy(np.where(disc, 4.0, -4.0)).float()[None, None]
+    assert torch.equal(EdgeRefine()(normalize_frames(rgb), certain, colour=(IMAGENET_STD, IMAGENET_MEAN)),
+                       certain)
     assert band_box(torch.zeros(1, 1, 5, 5, dtype=torch.bool), 3) is None
-    soft = torch.nn.functional.avg_pool2d(certain, 7, 1, 3, count_include_pad=False)
-    out = EdgeRefine().probabilities(image, soft)
-    assert out.shape == soft.shape and float(out.min()) >= 0 and float(out.max()) <= 1
-    assert _iou(out[0, 0].numpy() > 0.5, disc) >= _iou(soft[0, 0].numpy() > 0.5, disc)
+    assert band_box(torch.ones(2, 1, 5, 7, dtype=torch.bool), 3) == (0, 5, 0, 7)
 
 
 def test_the_shipped_interaction_configuration_refines_edges():
