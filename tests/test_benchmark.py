@@ -66,3 +66,30 @@ def test_interaction_benchmark_with_a_busy_neighbour(tmp_path, capsys):
         assert res['click']['wall_s'] > 0
     with pytest.raises(UserError, match='interaction-threads'):
         main(['interaction', '--clip', str(tmp_path / 'clip'), '--interaction-threads', 'x'])
+
+
+def test_interaction_benchmark_times_scribbles_clicks_and_boxes(tmp_path):
+    """Without --clicks-only every prompt is timed, first on the frame and later, and the box
+    (the object's tight box) gives back the object."""
+    import json
+    import sys
+    from tests.conftest import REPO
+    from tests.test_engine import bundled_networks_or_skip
+    bundled_networks_or_skip()
+    sys.path.insert(0, str(REPO / 'example'))
+    from make_example import make_example
+    make_example(num_frames=1, height=240, width=428, out=str(tmp_path))
+    from scripts.benchmark import main
+    threads = torch.get_num_threads()
+    try:
+        main(['interaction', '--clip', str(tmp_path / 'clip'), '--mask',
+              str(tmp_path / 'masks' / '00000.png'), '--resolution', '240', '--repeats', '1',
+              '--threads', '1', '--device', 'cpu', '--output', str(tmp_path / 'r.json')])
+    finally:
+        torch.set_num_threads(threads)
+    rep = json.loads((tmp_path / 'r.json').read_text())
+    for res in rep['objects'].values():
+        assert set(res) == {'scribble', 'scribble_same_frame', 'click', 'click_same_frame',
+                            'box', 'box_same_frame'}
+        assert all(r['wall_s'] > 0 for r in res.values())
+        assert res['box']['iou'] > 0.85 and res['box_same_frame']['iou'] == res['box']['iou']

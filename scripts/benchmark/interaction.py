@@ -1,4 +1,4 @@
-"""`python -m scripts.benchmark interaction`: scribble -> mask and click -> mask latency through
+"""`python -m scripts.benchmark interaction`: scribble, click and box -> mask latency through
 the Session on the 480p example clip.
 
     python example/make_example.py                  # once: creates example/clip, example/masks
@@ -11,7 +11,8 @@ example/clip (854x480) from an empty mask, for each object of example/masks/0000
 scribble twice: as the first stroke on the frame (`scribble`: the frame's backbone maps computed)
 and as a later one (`scribble_same_frame`: the maps of the frame's previous stroke reused, as
 when a person draws several strokes on one frame), the click likewise (`click`,
-`click_same_frame`). One warm-up of each, then the median of --repeats: wall seconds, and process
+`click_same_frame`), and a box prompt (`Session.add_box` with the object's tight box: `box`,
+`box_same_frame`). One warm-up of each, then the median of --repeats: wall seconds, and process
 CPU seconds (all threads together), which stay meaningful on a loaded machine where the wall time
 does not. (The default command measures the same calls on a synthetic clip together with
 propagation; the `click` command times the click controller alone.)
@@ -33,7 +34,7 @@ import numpy as np
 from scripts.benchmark import common
 from util.errors import UserError
 
-HELP = 'Session.scribble and Session.click latency on the 480p example clip'
+HELP = 'Session.scribble, Session.click and Session.add_box latency on the 480p example clip'
 
 
 def add_arguments(p):
@@ -158,11 +159,15 @@ def _run(args, policy):
             x, y = deepest_point(obj)
             res = {}
             scribble = lambda: s.scribble(0, k, positive=[stroke])      # noqa: E731
+            ys, xs = np.nonzero(obj)
+            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
             calls = (('scribble', scribble, first_on_frame),
                      ('scribble_same_frame', scribble, fresh),
                      ('click', lambda: s.click(0, k, x, y), first_on_frame),
-                     ('click_same_frame', lambda: s.click(0, k, x, y), fresh))
-            for name, fn, before in calls[2:] if args.clicks_only else calls:
+                     ('click_same_frame', lambda: s.click(0, k, x, y), fresh),
+                     ('box', lambda: s.add_box(0, k, box), first_on_frame),
+                     ('box_same_frame', lambda: s.add_box(0, k, box), fresh))
+            for name, fn, before in calls[2:4] if args.clicks_only else calls:
                 wall, cpu, runs = _timed(fn, args.repeats, before)
                 m = s.get_mask(0) == k
                 res[name] = {'wall_s': round(wall, 4), 'cpu_s': round(cpu, 4),
