@@ -12,7 +12,8 @@ scribble twice: as the first stroke on the frame (`scribble`: the frame's backbo
 and as a later one (`scribble_same_frame`: the maps of the frame's previous stroke reused, as
 when a person draws several strokes on one frame), the click likewise (`click`,
 `click_same_frame`), and a box prompt (`Session.add_box` with the object's tight box: `box`,
-`box_same_frame`). One warm-up of each, then the median of --repeats: wall seconds, and process
+and `box_same_frame`, the same box again: a box is segmented on a zoomed crop, so only the same
+box reuses its crop's maps; another box on the frame costs what `box` does). One warm-up of each, then the median of --repeats: wall seconds, and process
 CPU seconds (all threads together), which stay meaningful on a loaded machine where the wall time
 does not. (The default command measures the same calls on a synthetic clip together with
 propagation; the `click` command times the click controller alone.)
