@@ -38,9 +38,9 @@ def test_busy_neighbour_runs_while_measuring_and_is_gone_afterwards():
         assert pids == []
 
 
-def test_interaction_benchmark_with_a_busy_neighbour(tmp_path, capsys):
-    """The interaction command's clicks, next to a CPU-burning child, under the thread policy
-    (a tiny generated clip: the point is the bookkeeping, not the numbers)."""
+def _interaction_benchmark(tmp_path, height, width, *args):
+    """The interaction command on a generated one-frame clip (trained bundled networks, or a
+    skip); its JSON report."""
     import json
     import sys
     from tests.conftest import REPO
@@ -48,17 +48,24 @@ def test_interaction_benchmark_with_a_busy_neighbour(tmp_path, capsys):
     bundled_networks_or_skip()
     sys.path.insert(0, str(REPO / 'example'))
     from make_example import make_example
-    make_example(num_frames=1, height=120, width=214, out=str(tmp_path))
+    make_example(num_frames=1, height=height, width=width, out=str(tmp_path))
     from scripts.benchmark import main
     threads = torch.get_num_threads()
     try:
         main(['interaction', '--clip', str(tmp_path / 'clip'), '--mask',
-              str(tmp_path / 'masks' / '00000.png'), '--resolution', '120', '--repeats', '1',
-              '--clicks-only', '--busy-neighbour', '--interaction-threads', '1', '--threads', '2',
-              '--device', 'cpu', '--output', str(tmp_path / 'r.json')])
+              str(tmp_path / 'masks' / '00000.png'), '--resolution', str(height), '--repeats', '1',
+              '--device', 'cpu', '--output', str(tmp_path / 'r.json'), *args])
     finally:
         torch.set_num_threads(threads)
-    rep = json.loads((tmp_path / 'r.json').read_text())
+    return json.loads((tmp_path / 'r.json').read_text())
+
+
+def test_interaction_benchmark_with_a_busy_neighbour(tmp_path, capsys):
+    """The interaction command's clicks, next to a CPU-burning child, under the thread policy
+    (a tiny generated clip: the point is the bookkeeping, not the numbers)."""
+    from scripts.benchmark import main
+    rep = _interaction_benchmark(tmp_path, 120, 214, '--clicks-only', '--busy-neighbour',
+                                 '--interaction-threads', '1', '--threads', '2')
     assert rep['busy_neighbours'] == 1 and rep['interaction_threads'] == 1
     assert rep['interaction_threads_policy'] == 1 and rep['threads'] == 2
     for res in rep['objects'].values():
@@ -71,23 +78,7 @@ def test_interaction_benchmark_with_a_busy_neighbour(tmp_path, capsys):
 def test_interaction_benchmark_times_scribbles_clicks_and_boxes(tmp_path):
     """Without --clicks-only every prompt is timed, first on the frame and later, and the box
     (the object's tight box) gives back the object."""
-    import json
-    import sys
-    from tests.conftest import REPO
-    from tests.test_engine import bundled_networks_or_skip
-    bundled_networks_or_skip()
-    sys.path.insert(0, str(REPO / 'example'))
-    from make_example import make_example
-    make_example(num_frames=1, height=240, width=428, out=str(tmp_path))
-    from scripts.benchmark import main
-    threads = torch.get_num_threads()
-    try:
-        main(['interaction', '--clip', str(tmp_path / 'clip'), '--mask',
-              str(tmp_path / 'masks' / '00000.png'), '--resolution', '240', '--repeats', '1',
-              '--threads', '1', '--device', 'cpu', '--output', str(tmp_path / 'r.json')])
-    finally:
-        torch.set_num_threads(threads)
-    rep = json.loads((tmp_path / 'r.json').read_text())
+    rep = _interaction_benchmark(tmp_path, 240, 428, '--threads', '1')
     for res in rep['objects'].values():
         assert set(res) == {'scribble', 'scribble_same_frame', 'click', 'click_same_frame',
                             'box', 'box_same_frame'}

@@ -103,21 +103,23 @@ def test_photo_composite_target_is_one_of_its_two_objects(tmp_path):
     assert two_objects >= 5
 
 
+class TwoObjectCache:
+    """A feature cache of one 64x96 frame holding objects 1 and 2."""
+    masks = np.zeros((1, 64, 96), np.uint8)
+    masks[0, 10:30, 10:40] = 1
+    masks[0, 35:60, 50:90] = 2
+    arrays = {'masks': masks, 'f2': np.zeros((1, 2, 32, 48), np.float16),
+              'f4': np.zeros((1, 2, 16, 24), np.float16), 'f16': np.zeros((1, 2, 4, 6), np.float16)}
+
+
 def test_a_multi_object_frame_trains_one_object_against_the_others():
     from scripts.train.train_interaction import _cached_item
-
-    class Cache:       # a feature cache of one 64x96 frame holding objects 1 and 2
-        masks = np.zeros((1, 64, 96), np.uint8)
-        masks[0, 10:30, 10:40] = 1
-        masks[0, 35:60, 50:90] = 2
-        arrays = {'masks': masks, 'f2': np.zeros((1, 2, 32, 48), np.float16),
-                  'f4': np.zeros((1, 2, 16, 24), np.float16), 'f16': np.zeros((1, 2, 4, 6), np.float16)}
 
     rng = np.random.default_rng(0)
     seen = {'one': 0, 'two': 0, 'both': 0}
     for _ in range(200):
-        gt = _cached_item(Cache, rng, 0, (64, 96), 'f16')['gt']
-        one, two = Cache.masks[0] == 1, Cache.masks[0] == 2
+        gt = _cached_item(TwoObjectCache, rng, 0, (64, 96), 'f16')['gt']
+        one, two = TwoObjectCache.masks[0] == 1, TwoObjectCache.masks[0] == 2
         kinds = {'one': one, 'two': two, 'both': one | two}
         kind = [k for k, m in kinds.items()                        # (maybe flipped)
                 if np.array_equal(gt, m) or np.array_equal(gt, np.fliplr(m))]
@@ -131,19 +133,12 @@ def test_neighbour_marks_are_negative_strokes_on_the_other_objects():
     neighbour_marks draws the strokes a person would draw for it, on it only."""
     from scripts.train.train_interaction import _cached_item, neighbour_marks
 
-    class Cache:
-        masks = np.zeros((1, 64, 96), np.uint8)
-        masks[0, 10:30, 10:40] = 1
-        masks[0, 35:60, 50:90] = 2
-        arrays = {'masks': masks, 'f2': np.zeros((1, 2, 32, 48), np.float16),
-                  'f4': np.zeros((1, 2, 16, 24), np.float16), 'f16': np.zeros((1, 2, 4, 6), np.float16)}
-
     rng = np.random.default_rng(3)
     drawn = 0
     for _ in range(60):
-        it = _cached_item(Cache, rng, 0, (64, 96), 'f16')
+        it = _cached_item(TwoObjectCache, rng, 0, (64, 96), 'f16')
         if 'others' not in it:                    # all objects as the target: nobody else
-            assert it['gt'].sum() == (Cache.masks[0] > 0).sum()
+            assert it['gt'].sum() == (TwoObjectCache.masks[0] > 0).sum()
             continue
         gt, others = it['gt'], it['others']
         assert gt.any() and others.any() and not (gt & (others > 0)).any()
