@@ -39,6 +39,11 @@ from util.tensor_util import normalize_frames
 BOX_CONTEXT = 1.4       # the crop: the box enlarged by this factor (then to the frame's aspect)
 OUTSIDE_GAP = 0.03      # negative strokes run this share of the box's size outside its edges
 MIN_BOX_SIDE = 2        # pixels
+# The bundled network segments a box's crop at one short side, the one it was trained at, not at
+# the two it averages for strokes: every new box needs its crop's backbone maps, and at two sizes
+# a box took 0.15-0.17 s at 480p on a 2-core CPU, at one 0.10 s; the IoU from one box on the
+# selection videos' frames went from 82.31 to 82.18 (docs/MODELS.md). The official net ignores it.
+BOX_SHORTS = (240,)
 
 
 def check_box(box, height, width):
@@ -154,7 +159,7 @@ def box_probability(scribbler, frame_rgb, box, context=None):
     scr, prev = box_guidance(box, (H, W), (x0, y0, x1, y1), (lh, lw))
     image, pad = pad_divide_by(normalize_frames(crop[None]), 16)
     prev = pad_divide_by(torch.from_numpy(prev)[None, None], 16)[0][0, 0].numpy()
-    sig = scribbler.interact(image.to(scribbler.device), prev, scr, 1)   # (1, 1, Hp, Wp)
+    sig = scribbler.interact(image.to(scribbler.device), prev, scr, 1, shorts=BOX_SHORTS)   # (1, 1, Hp, Wp)
     sig = unpad(sig, pad).float().cpu()
     if (lh, lw) != (ch, cw):
         sig = F.interpolate(sig, size=(ch, cw), mode='bilinear', align_corners=False)

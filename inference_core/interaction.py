@@ -83,10 +83,11 @@ class ScribbleController:
                 self.features.get(self.net, torch.as_tensor(image).to(self.device))
 
     @torch.inference_mode()
-    def interact(self, image, prev_labels, scr_mask, num_objects):
+    def interact(self, image, prev_labels, scr_mask, num_objects, shorts=None):
         """Per-object sigmoid probabilities (K, 1, Hp, Wp) (MiVOS S2MController.interact).
         The bundled net's backbone maps of the image are kept for the next call on the same
-        image (the same frame, or the same zoomed crop)."""
+        image (the same frame, or the same zoomed crop); `shorts`: the bundled net runs at these
+        short sides instead of its configured ones (the official net ignores it)."""
         if self.net is None:
             raise UserError('no scribble network is loaded')
         with self._autocast():
@@ -103,7 +104,7 @@ class ScribbleController:
                 sig = (prev == ids).float()
                 if run:
                     g = self.guidance(prev_labels, scr_mask, num_objects, objects=run)
-                    feats = self.features.get(self.net, image)
+                    feats = self.features.get(self.net, image, shorts)
                     sig[[k - 1 for k in run]] = torch.sigmoid(self.net.segment(image, g, feats).float())
                 return sig
             x = self.net_inputs(image, prev_labels, scr_mask, num_objects)
@@ -152,18 +153,20 @@ class ImageFeatureCache:
     controllers of a Session, and filled ahead of time by Session.prepare_interaction."""
 
     def __init__(self):
-        self._entry = None        # (net, image, features)
+        self._entry = None        # (net, image, shorts, features)
 
-    def get(self, net, image):
-        """The maps of `image` (1,3,H,W) for `net` (computed now unless kept), or None when the
-        net reads the image together with the strokes."""
+    def get(self, net, image, shorts=None):
+        """The maps of `image` (1,3,H,W) for `net` (computed now unless kept; `shorts`: at these
+        short sides, see LiteInteractionNet.image_features), or None when the net reads the
+        image together with the strokes."""
         if not hasattr(net, 'image_features'):
             return None
         e = self._entry
-        if e is None or e[0] is not net or not _same_image(e[1], image):
+        if e is None or e[0] is not net or e[2] != shorts or not _same_image(e[1], image):
             self._entry = None                 # drop the old maps before computing new ones
-            e = self._entry = (net, image, net.image_features(image))
-        return e[2]
+            feats = net.image_features(image) if shorts is None else net.image_features(image, shorts)
+            e = self._entry = (net, image, shorts, feats)
+        return e[3]
 
     def clear(self):
         self._entry = None

@@ -141,21 +141,23 @@ class LiteInteractionNet(nn.Module):
         """x (B,6,H,W) = [image, prev, pos, neg] -> logits (B,1,H,W)."""
         return self.segment(x[:, :3], x[:, 3:6])
 
-    def processing_sizes(self, h, w):
-        """The processing sizes of an (h, w) input, base size first."""
+    def processing_sizes(self, h, w, shorts=None):
+        """The processing sizes of an (h, w) input, base size first (`shorts`: these short sides
+        instead of the configured ones)."""
         sizes = []
-        for short in (self.proc_short, *self.extra_scales):
+        for short in (self.proc_short, *self.extra_scales) if shorts is None else shorts:
             ps = proc_size(h, w, short)
             if ps not in sizes:       # small frames are never upscaled: sizes can coincide
                 sizes.append(ps)
         return sizes
 
-    def image_features(self, image):
-        """Backbone maps (f2, f4, f16) of `image` (1 or B,3,H,W) at each processing size. They
-        depend on the image only: a caller may keep them for the next strokes on the same frame
-        (inference_core/interaction.py does) and pass them to `segment`."""
+    def image_features(self, image, shorts=None):
+        """Backbone maps (f2, f4, f16) of `image` (1 or B,3,H,W) at each processing size (or at
+        the short sides `shorts`). They depend on the image only: a caller may keep them for the
+        next strokes on the same frame (inference_core/interaction.py does) and pass them to
+        `segment`, which segments at the sizes they were computed at."""
         feats = []
-        for ps in self.processing_sizes(*image.shape[-2:]):
+        for ps in self.processing_sizes(*image.shape[-2:], shorts):
             f2, f4, _, f16 = self.backbone(from_imagenet_norm(resize_to(image, ps)))
             feats.append((f2, f4, f16))
         return feats

@@ -94,6 +94,32 @@ def test_box_segments_a_clear_object(session, scene):
     assert session._soft_probabilities(0) is not None
 
 
+def test_a_box_runs_the_bundled_net_at_one_size_and_strokes_after_it_at_two(session, scene, lite):
+    """A new box needs its crop's backbone maps, so the bundled net segments it at one size
+    (BOX_SHORTS: half the maps of the two sizes strokes average); the frame's next stroke
+    computes the frame's maps at both sizes again."""
+    from inference_core.box_prompt import BOX_SHORTS
+    net = lite.interaction
+    calls = []
+    real = net.image_features
+
+    def counted(image, shorts=None):
+        feats = real(image, shorts)
+        calls.append(len(feats))
+        return feats
+    net.image_features = counted
+    try:
+        _, gt = scene
+        session.add_box(0, 1, _bbox(gt == 1))
+        assert calls == [len(BOX_SHORTS)] == [1]
+        ys, xs = np.nonzero(gt == 2)
+        session.scribble(0, 2, positive=[[(float(xs.min() + 5), float(ys.mean())),
+                                          (float(xs.max() - 5), float(ys.mean()))]])
+        assert calls == [1, len(net.processing_sizes(*gt.shape))] and calls[1] == 2
+    finally:
+        del net.image_features
+
+
 def test_box_replaces_the_objects_mask_and_undo_redo_restore(session, scene):
     _, gt = scene
     stray = np.zeros(gt.shape, bool)
