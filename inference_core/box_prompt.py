@@ -41,7 +41,7 @@ OUTSIDE_GAP = 0.03      # negative strokes run this share of the box's size outs
 MIN_BOX_SIDE = 2        # pixels
 # The bundled network segments a box's crop at one short side, the one it was trained at, not at
 # the two it averages for strokes: every new box needs its crop's backbone maps, and at two sizes
-# a box took 0.15-0.17 s at 480p on a 2-core CPU, at one 0.10 s; the IoU from one box on the
+# a box took 0.15-0.17 s at 480p on a 2-core CPU, at one 0.09 s; the IoU from one box on the
 # selection videos' frames went from 82.31 to 82.18 (docs/MODELS.md). The official net ignores it.
 BOX_SHORTS = (240,)
 
