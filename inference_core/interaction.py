@@ -164,8 +164,7 @@ class ImageFeatureCache:
         e = self._entry
         if e is None or e[0] is not net or e[2] != shorts or not _same_image(e[1], image):
             self._entry = None                 # drop the old maps before computing new ones
-            feats = net.image_features(image) if shorts is None else net.image_features(image, shorts)
-            e = self._entry = (net, image, shorts, feats)
+            e = self._entry = (net, image, shorts, net.image_features(image, shorts))
         return e[3]
 
     def clear(self):

@@ -53,20 +53,27 @@ def propagate_flipped(prop_net, frames, first_labels, fusion=None, adapt=0, seed
             run.close()
 
 
+def _frame_session(inter_net, img, num_objects):
+    """A Session on one frame (H,W,3 uint8) with the interaction net `inter_net`, as the
+    evaluations score a frame's scribbles: at full resolution, no zoomed corrections, no
+    history, the caller's threads."""
+    from inference_core.session import Session
+    return Session.from_frames(np.ascontiguousarray(img)[None], storage='memory',
+                               num_objects=num_objects, networks=_networks(None, None, inter_net),
+                               amp=False, history_bytes=0, zoom_corrections=False,
+                               interaction_threads=None)
+
+
 def interaction_mask(inter_net, img, prev, pos, neg):
     """(mask (H,W) bool, seconds) of a Session's scribble with `inter_net` on one frame (H,W,3
     uint8) whose previous mask is `prev`, with positive / negative marks (H,W), at full
     resolution: the interaction as the GUI runs it (no zoom: the frame is the whole picture;
     an object without a positive stroke may shrink, not grow). The seconds are the scribble's."""
-    from inference_core.session import Session
     prev = np.asarray(prev, bool)
     pos, neg = np.asarray(pos) > 0, np.asarray(neg) > 0
     if not pos.any() and not neg.any():
         return prev, 0.0
-    with Session.from_frames(np.ascontiguousarray(img)[None], storage='memory', num_objects=1,
-                             networks=_networks(None, None, inter_net), amp=False,
-                             history_bytes=0, zoom_corrections=False,
-                             interaction_threads=None) as s:
+    with _frame_session(inter_net, img, 1) as s:
         if prev.any():
             s.set_labels(0, prev.astype(np.uint8))
         t0 = time.time()
@@ -80,12 +87,8 @@ def interaction_labels(inter_net, img, by_object, num_objects):
     a Session with `num_objects` objects: `by_object` {object id: normalised robot paths} (0 =
     background) drawn as scripts/eval_interactive_davis.py draws a robot round (every object's
     strokes on the frame; the last call segments every object from all of them)."""
-    from inference_core.session import Session
     from scripts.eval_interactive_davis import scribble_robot_round
-    with Session.from_frames(np.ascontiguousarray(img)[None], storage='memory',
-                             num_objects=num_objects, networks=_networks(None, None, inter_net),
-                             amp=False, history_bytes=0, zoom_corrections=False,
-                             interaction_threads=None) as s:
+    with _frame_session(inter_net, img, num_objects) as s:
         t0 = time.time()
         scribble_robot_round(s, 0, by_object, list(range(1, num_objects + 1)), zoom=False)
         return s.get_mask(0), time.time() - t0

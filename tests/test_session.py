@@ -388,7 +388,7 @@ def test_strokes_on_one_frame_reuse_its_backbone_maps(nets):
     twin = copy.deepcopy(inter)                     # same weights, never keeps maps (see below)
     calls = []
     real = inter.image_features
-    inter.image_features = lambda image: calls.append(1) or real(image)
+    inter.image_features = lambda image, shorts=None: calls.append(1) or real(image, shorts)
     frames, _ = make_clip(num_frames=2, height=96, width=128)
 
     def session(net):

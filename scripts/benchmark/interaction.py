@@ -13,9 +13,9 @@ and as a later one (`scribble_same_frame`: the maps of the frame's previous stro
 when a person draws several strokes on one frame), the click likewise (`click`,
 `click_same_frame`), and a box prompt (`Session.add_box` with the object's tight box: `box`,
 and `box_same_frame`, the same box again: a box is segmented on a zoomed crop, so only the same
-box reuses its crop's maps; another box on the frame costs what `box` does). One warm-up of each, then the median of --repeats: wall seconds, and process
-CPU seconds (all threads together), which stay meaningful on a loaded machine where the wall time
-does not. (The default command measures the same calls on a synthetic clip together with
+box reuses its crop's maps; another box on the frame costs what `box` does). One warm-up of
+each, then the median of --repeats: wall seconds, and process CPU seconds (all threads
+together), which stay meaningful on a loaded machine where the wall time does not. (The default command measures the same calls on a synthetic clip together with
 propagation; the `click` command times the click controller alone.)
 
 `--busy-neighbour [N]` measures while N child processes (default 1) each burn a core, as another
@@ -121,6 +121,7 @@ def _run(args, policy):
     common.check_engine(args)
     import torch
 
+    from inference_core.masks import mask_box
     from inference_core.networks import load_networks
     from inference_core.session import Session
     from util.cpu_threads import threads_for_interaction
@@ -160,8 +161,8 @@ def _run(args, policy):
             x, y = deepest_point(obj)
             res = {}
             scribble = lambda: s.scribble(0, k, positive=[stroke])      # noqa: E731
-            ys, xs = np.nonzero(obj)
-            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            y0, x0, y1, x1 = mask_box(torch.from_numpy(obj))
+            box = (x0, y0, x1, y1)
             calls = (('scribble', scribble, first_on_frame),
                      ('scribble_same_frame', scribble, fresh),
                      ('click', lambda: s.click(0, k, x, y), first_on_frame),

@@ -236,26 +236,23 @@ def _cached_item(cache, rng, i, crop, deep, prev=None, p_one=0.7):
         target = rng.choice(present)
         others = np.where(ids == target, 0, ids)
         ids = (ids == target).astype(np.int64)
-    lab = torch.from_numpy(ids)
-    if prev is not None:
-        lab = torch.stack([lab, torch.from_numpy(prev.astype(np.int64))])
-    elif others is not None:
-        lab = torch.stack([lab, torch.from_numpy(others)])
+    # a second label channel cropped with the target: the wrong previous mask, or the others' ids
+    extra = prev.astype(np.int64) if prev is not None else others
+    lab = torch.from_numpy(ids if extra is None else np.stack([ids, extra]))
     if rng.random() < 0.5:
         d = {k: v.flip(-1) for k, v in d.items()}
         lab = lab.flip(-1)
     hw = lab.shape[-2:]
-    focus = (lab.numpy() if prev is None and others is None
-             else lab[0].numpy() if prev is None else (lab[0] + lab[1]).numpy())
+    target = lab if extra is None else lab[0]
+    focus = (target + lab[1] if prev is not None else target).numpy()
     win = crop_window(focus, rng, hw, crop)
     (f2, f4, f16), lab = crop_maps((d['f2'], d['f4'], d[deep]), lab, win, (2, 4, int(deep[1:])))
-    if others is not None:
-        return {'maps': (f2, f4, f16), 'gt': lab[0].numpy() > 0,
-                'others': np.ascontiguousarray(lab[1].numpy().astype(np.uint8))}
-    lab = lab.numpy() > 0
-    if prev is None:
-        return {'maps': (f2, f4, f16), 'gt': lab}
-    return {'maps': (f2, f4, f16), 'gt': lab[0], 'prev': lab[1]}
+    lab = lab.numpy()
+    if extra is None:
+        return {'maps': (f2, f4, f16), 'gt': lab > 0}
+    if prev is not None:
+        return {'maps': (f2, f4, f16), 'gt': lab[0] > 0, 'prev': lab[1] > 0}
+    return {'maps': (f2, f4, f16), 'gt': lab[0] > 0, 'others': np.ascontiguousarray(lab[1].astype(np.uint8))}
 
 
 def neighbour_marks(others, rng, p_each=0.8):
