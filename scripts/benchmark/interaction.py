@@ -121,7 +121,6 @@ def _run(args, policy):
     common.check_engine(args)
     import torch
 
-    from inference_core.masks import mask_box
     from inference_core.networks import load_networks
     from inference_core.session import Session
     from util.cpu_threads import threads_for_interaction
@@ -161,8 +160,8 @@ def _run(args, policy):
             x, y = deepest_point(obj)
             res = {}
             scribble = lambda: s.scribble(0, k, positive=[stroke])      # noqa: E731
-            y0, x0, y1, x1 = mask_box(torch.from_numpy(obj))
-            box = (x0, y0, x1, y1)
+            ys, xs = np.nonzero(obj)
+            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
             calls = (('scribble', scribble, first_on_frame),
                      ('scribble_same_frame', scribble, fresh),
                      ('click', lambda: s.click(0, k, x, y), first_on_frame),
