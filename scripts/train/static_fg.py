@@ -127,17 +127,18 @@ def fit_background(rgb, size):
     return _fit(rgb, np.zeros(rgb.shape[:2], bool), size)[0]
 
 
-def object_path(rng, obj_hw, frame_hw, n, scale=(0.3, 0.7)):
+def object_path(rng, obj_hw, frame_hw, n, scale=(0.3, 0.7), motion=1.0):
     """Per-frame 2x3 affine matrices placing an object of size obj_hw in the frame: a random
     size (the object's longer side a `scale` fraction of the frame's shorter side), position and
-    rotation, then a smooth drift (translation, small rotation and zoom) frame to frame."""
+    rotation, then a smooth drift (translation, small rotation and zoom) frame to frame, its
+    speed times `motion`."""
     oh, ow = obj_hw
     fh, fw = frame_hw
     s = rng.uniform(*scale) * min(fh, fw) / max(oh, ow)
     ang = rng.uniform(-20, 20)
     cx, cy = rng.uniform(0.2, 0.8) * fw, rng.uniform(0.2, 0.8) * fh
-    v = rng.normal(0, 0.04 * min(fh, fw), 2)            # pixels per frame
-    dang, dzoom = rng.normal(0, 3), rng.normal(0, 0.04)
+    v = rng.normal(0, 0.04 * motion * min(fh, fw), 2)            # pixels per frame
+    dang, dzoom = rng.normal(0, 3 * motion), rng.normal(0, 0.04 * motion)
     mats = []
     for j in range(n):
         a = cv2.getRotationMatrix2D((ow / 2, oh / 2), ang + j * dang, s * (1 + j * dzoom))
@@ -147,7 +148,7 @@ def object_path(rng, obj_hw, frame_hw, n, scale=(0.3, 0.7)):
 
 
 def composite_clip(objects, background, rng, n=3, size=(240, 432), background_motion=True,
-                   labelled=None):
+                   labelled=None, scale=(0.3, 0.7), motion=1.0):
     """Paste `objects` [(rgb, mask bool), ...] (in that order: later ones occlude earlier ones)
     over `background` (an RGB image, resized to `size`), each moving on its own path.
 
@@ -155,13 +156,15 @@ def composite_clip(objects, background, rng, n=3, size=(240, 432), background_mo
     (1-based) is visible, 0 elsewhere. Every object is visible in frame 0 (a clip whose object
     would start hidden is re-drawn). `labelled` (one bool per object, default all True): an
     unlabelled object is a distractor, pasted and occluding like the others but background in
-    the labels; the labelled ones are numbered 1.. in order."""
+    the labels; the labelled ones are numbered 1.. in order. `scale`, `motion`: the objects'
+    sizes and speeds (object_path)."""
     h, w = size
     bg = fit_background(background, size)
     bg_mats = [np.float32([[1, 0, 0], [0, 1, 0]])] * n
     if background_motion:                                # a slow camera pan / zoom
-        bg_mats = [random_affine(rng, h, w, rot=2 * j, scale=(1 - 0.03 * j, 1 + 0.03 * j),
-                                 shear=1, trans=0.02 * j) for j in range(n)]
+        c = motion
+        bg_mats = [random_affine(rng, h, w, rot=2 * c * j, scale=(1 - 0.03 * c * j, 1 + 0.03 * c * j),
+                                 shear=1, trans=0.02 * c * j) for j in range(n)]
     frames = np.stack([cv2.warpAffine(bg, m, (w, h), flags=cv2.INTER_LINEAR,
                                       borderMode=cv2.BORDER_REFLECT_101) for m in bg_mats]).astype(np.float32)
     labels = np.zeros((n, h, w), np.int64)
@@ -169,7 +172,7 @@ def composite_clip(objects, background, rng, n=3, size=(240, 432), background_mo
     ids = np.cumsum(labelled) * np.asarray(labelled, np.int64)     # 1.. for labelled, 0 otherwise
     for (rgb, mask), k in zip(objects, ids):
         for _try in range(10):
-            mats = object_path(rng, mask.shape, size, n)
+            mats = object_path(rng, mask.shape, size, n, scale, motion)
             m0 = cv2.warpAffine(mask.astype(np.uint8), mats[0], (w, h), flags=cv2.INTER_NEAREST)
             if m0.sum() > 64:
                 break
@@ -245,3 +248,28 @@ def validation_clips(fg, count=24, n=8, seed=0, size=(240, 432)):
         raise ValueError(f'{fg.root}: too few validation photos ({len(fg)}) for composites')
     rng = np.random.default_rng(seed)
     return [random_composite(fg, rng, n=n, size=size) for _ in range(count)]
+
+
+def small_object_clips(fg, count=16, n=24, seed=0, size=(480, 854), objects=(3, 5)):
+    """Fixed synthetic clips of small look-alike objects at video resolution, for the small
+    objects a few real videos hold too few of (a herd, a crowd, far cars): `count` clips of
+    `objects` (min, max) objects of `fg`'s validation photos, each 7-20% of the frame's shorter
+    side long (about 0.1-1% of the frame), one of them twice (a mirrored, recoloured twin,
+    also tracked), moving slowly over another of its photos for `n` frames. The same for the
+    same folder and seed. Returns [(frames, labels, objects), ...]."""
+    if fg.part == 'train':
+        raise ValueError('validation clips must come from photos training does not use')
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        k = int(rng.integers(objects[0], objects[1]))
+        ids = rng.choice(len(fg), k + 1, replace=False)
+        cut = [fg.cutout(int(i)) for i in ids[:k]]
+        rgb, mask = cut[int(rng.integers(k))]
+        trgb, mirrored = twin(rgb, rng)
+        cut.append((np.ascontiguousarray(trgb), np.ascontiguousarray(mask[:, ::-1] if mirrored else mask)))
+        frames, labels = composite_clip(cut, fg.load(int(ids[k]))[0], rng, n=n, size=size,
+                                        scale=(0.07, 0.2), motion=0.25)
+        if labels.max() >= 2:
+            out.append((frames, labels, int(labels.max())))
+    return out
