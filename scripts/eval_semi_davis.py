@@ -154,8 +154,8 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
 def evaluate_clips(prop_net, clips, zoom=True, gate=True, progress=None):
     """Semi-supervised J&F (util.metrics.summarize dict, values 0..1, plus 'by_size') of
     `prop_net` on synthetic multi-object clips [(frames, labels, objects), ...]
-    (scripts.train.static_fg.validation_clips, small_object_clips): frame 0's labels given, the
-    rest propagated through the Session (zoom, gate: as evaluate_semi)."""
+    (scripts.train.static_fg.validation_clips, scripts.train.small_composites): frame 0's
+    labels given, the rest propagated through the Session (zoom, gate: as evaluate_semi)."""
     from util.metrics import evaluate_sequence, summarize
     results = []
     with torch.inference_mode():
@@ -312,20 +312,6 @@ def evaluate_first_scribble_objects(inter_net, root=DEFAULT_ROOT, sequences=VAL_
             'latency_ms': 1000 * float(np.median(times)) if times else float('nan')}
 
 
-def small_composites(prop, args):
-    """evaluate_clips on args.small_composites clips of small objects from the held-out photos."""
-    from scripts.eval_noc import DEFAULT_ROOTS
-    from scripts.train.static_fg import StaticFG, small_object_clips
-    roots = args.photos or [str(r) for r in DEFAULT_ROOTS]
-    if not StaticFG.available(roots):
-        raise UserError(f'--small-composites: {" ".join(map(str, roots))}: not photo folders (images/, masks/)')
-    clips = small_object_clips(StaticFG(roots, part='validation'), count=args.small_composites)
-    res = evaluate_clips(prop, clips, zoom=not args.no_zoom, gate=not args.no_gate,
-                         progress=lambda d, t: print(f'\rsmall composites {d}/{t}', end='', file=sys.stderr))
-    print(file=sys.stderr)
-    return res
-
-
 def networks_that_saw(weights, sequences):
     """Files of a bundled weights folder whose manifest says they trained on report videos
     among `sequences` (util.davis_split.trained_on_report)."""
@@ -405,12 +391,6 @@ def main(argv=None):
     ap.add_argument('--no-gate', action='store_true',
                     help="without the engine's regional gate (each object kept near its previous "
                          "mask; to measure what it gives)")
-    ap.add_argument('--small-composites', type=int, default=0, metavar='N',
-                    help='also score N synthetic clips of small look-alike objects (0.1-1%% of a '
-                         '480p frame, one of them twice, 24 frames) cut from the held-out photos '
-                         '(--photos): small objects, which the real videos hold few of')
-    ap.add_argument('--photos', nargs='+', default=None, metavar='DIR',
-                    help='photo folders for --small-composites (default static-sal and static-fg)')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--output', default=None, help='also write the results (JSON) here')
     args = ap.parse_args(argv)
@@ -477,12 +457,6 @@ def main(argv=None):
             jf = [r['J&F-Mean'] * 100 for r in runs]
             print(f'semi-supervised over {len(runs)} adaptation seeds: J&F mean {np.mean(jf):.2f} '
                   f'(min {min(jf):.2f}, max {max(jf):.2f})')
-    if args.small_composites > 0:
-        res = small_composites(prop, args)
-        out['small_composites'] = res
-        print(f'small-object composites ({args.small_composites} clips): J&F {res["J&F-Mean"]*100:.2f}  '
-              f'J {res["J-Mean"]*100:.2f}  F {res["F-Mean"]*100:.2f}')
-        print_by_size(res['by_size'])
     if not args.skip_scribble:
         res = evaluate_first_scribble(inter, args.data, sequences, trials=args.scribble_trials)
         out['first_scribble'] = res

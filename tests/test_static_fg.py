@@ -265,37 +265,3 @@ def test_propagation_training_validates_on_synthetic_clips(tmp_path):
     assert val['selection_and_composites_JF'] == pytest.approx((val['semi_JF'] + val['composites_JF']) / 2,
                                                                abs=0.02)
 
-
-def test_small_object_clips_hold_small_look_alikes_and_are_fixed(tmp_path):
-    from scripts.train.static_fg import small_object_clips
-    held = StaticFG(_fake_static_fg(tmp_path, n=2, validation=8), part='validation')
-    clips = small_object_clips(held, count=3, n=5, size=(240, 432))
-    again = small_object_clips(held, count=3, n=5, size=(240, 432))
-    for (frames, labels, k), (f2, l2, k2) in zip(clips, again):
-        assert np.array_equal(frames, f2) and np.array_equal(labels, l2) and k == k2
-        assert frames.shape == (5, 240, 432, 3) and 2 <= k <= 5 and labels.max() == k
-        shares = [(labels[0] == j).mean() for j in range(1, k + 1)]
-        assert all(0 < s < 0.02 for s in shares), shares
-    with pytest.raises(ValueError):
-        small_object_clips(StaticFG(held.root), count=1)
-
-
-@pytest.mark.slow
-def test_small_composites_option_scores_the_zoom(tmp_path, capsys):
-    import json
-    from scripts.eval_semi_davis import main
-    root = _fake_static_fg(tmp_path, n=0, validation=8)
-    data = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'davis2016-train'
-    if not (data / 'videos').is_dir():
-        data = tmp_path / 'davis'                  # any DAVIS-layout folder: only the photos are read
-        (data / 'videos').mkdir(parents=True)
-    scores = {}
-    for zoom in ('', '--no-zoom'):
-        out = tmp_path / f'res{zoom}.json'
-        argv = ['--data', str(data), '--skip-semi', '--skip-scribble', '--small-composites', '2',
-                '--photos', str(root), '--output', str(out)] + ([zoom] if zoom else [])
-        assert main(argv) == 0
-        scores[zoom] = json.loads(out.read_text())['small_composites']
-    assert 'small-object composites (2 clips)' in capsys.readouterr().out
-    assert set(scores['']['by_size']) == {'small'}
-    assert scores['']['J&F-Mean'] > scores['--no-zoom']['J&F-Mean'], scores

@@ -249,27 +249,3 @@ def validation_clips(fg, count=24, n=8, seed=0, size=(240, 432)):
     rng = np.random.default_rng(seed)
     return [random_composite(fg, rng, n=n, size=size) for _ in range(count)]
 
-
-def small_object_clips(fg, count=16, n=24, seed=0, size=(480, 854), objects=(3, 5)):
-    """Fixed synthetic clips of small look-alike objects at video resolution, for the small
-    objects a few real videos hold too few of (a herd, a crowd, far cars): `count` clips of
-    `objects` (min, max) objects of `fg`'s validation photos, each 7-20% of the frame's shorter
-    side long (about 0.1-1% of the frame), one of them twice (a mirrored, recoloured twin,
-    also tracked), moving slowly over another of its photos for `n` frames. The same for the
-    same folder and seed. Returns [(frames, labels, objects), ...]."""
-    if fg.part == 'train':
-        raise ValueError('validation clips must come from photos training does not use')
-    rng = np.random.default_rng(seed)
-    out = []
-    while len(out) < count:
-        k = int(rng.integers(objects[0], objects[1]))
-        ids = rng.choice(len(fg), k + 1, replace=False)
-        cut = [fg.cutout(int(i)) for i in ids[:k]]
-        rgb, mask = cut[int(rng.integers(k))]
-        trgb, mirrored = twin(rgb, rng)
-        cut.append((np.ascontiguousarray(trgb), np.ascontiguousarray(mask[:, ::-1] if mirrored else mask)))
-        frames, labels = composite_clip(cut, fg.load(int(ids[k]))[0], rng, n=n, size=size,
-                                        scale=(0.07, 0.2), motion=0.25)
-        if labels.max() >= 2:
-            out.append((frames, labels, int(labels.max())))
-    return out
