@@ -81,6 +81,26 @@ def test_pasted_twin_is_the_clips_own_object_tracked_or_background(tiny_cache):
     assert kinds == {1, 2}
 
 
+def test_zoom_clips_show_one_object_alone_enlarged_as_the_zoomed_pass_does(tiny_cache):
+    """The trainer's zoom clips: each frame a window around the object resized to the zoom size
+    (2/3 of the processing size), the object alone (k = 1), larger in the window than in the
+    frame; objects too large for a window are refused (None)."""
+    from scripts.train.clip_stream import draw_clip
+    cache = FeatureCache(tiny_cache)
+    s = ClipSampler(cache, seed=0)
+    assert s.zoom_hw == (160, 288)                      # 2/3 of 240x432, sides /16
+    share = (np.asarray(cache.arrays['masks'][0]) > 0).mean()
+    for _ in range(4):          # (the tiny clips' ellipse is a third of the frame: a wider limit)
+        frames, labels, k = s.zoom_clip(0, max_side=1.0)
+        assert frames.shape == (3, 160, 288, 3) and labels.shape == (3, 160, 288) and k == 1
+        assert labels.max() == 1 and labels[0].mean() > share
+        colour = frames[0][labels[0] == 1].reshape(-1, 3).mean(0)
+        assert np.abs(frames[0][labels[0] == 1] - colour).mean() < 30    # the object's own colour
+    assert s.zoom_clip(0, max_side=0.1) is None          # every object too large for that window
+    clip = draw_clip(s, 0, {'static_fg': 0, 'static': 0, 'paste': 0, 'zoom': 1.0}, (96, 160))
+    assert clip['k'] == 1 and clip['labels'].shape == (3, 96, 160)     # a zoom clip or a real one
+
+
 def test_the_cache_holds_the_frozen_imagenet_maps(tiny_root, tmp_path):
     """Built from a freshly constructed network (as the trainers do), the cache holds the maps of
     the backbone in eval mode, and building it leaves the BatchNorm statistics alone."""

@@ -19,17 +19,24 @@ def draw_clip(sampler, it, mix, crop, tune_tail=False):
     """One training clip: dict with 'labels' (3,h,w) int64 tensor, 'k' (objects) and either
     'frames' (uint8 (3,h,w,3) array) or 'maps' ((f2, f4, f16) float tensors; (f2, f4, f8) with
     tune_tail, for the trainable stride-16 stages). mix: shares of the synthetic kinds,
-    {'static_fg', 'static', 'paste'} (the rest are real cached clips)."""
+    {'static_fg', 'static', 'paste'} and optionally 'zoom' (real clips cut as the small-object
+    zoom sees them); the rest are real cached clips."""
     rng = sampler.rng
     r = rng.random()
     p_fg = mix['static_fg'] if sampler.static_fg is not None else 0.0
-    if r < p_fg + mix['static'] + mix['paste']:
+    synthetic = p_fg + mix['static'] + mix['paste']
+    drawn = None
+    if r < synthetic:
         if r < p_fg:
-            fr, lab, k = sampler.static_fg_clip()
+            drawn = sampler.static_fg_clip()
         elif r < p_fg + mix['static']:
-            fr, lab, k = sampler.static_clip()
+            drawn = sampler.static_clip()
         else:
-            fr, lab, k = sampler.paste_clip(it)
+            drawn = sampler.paste_clip(it)
+    elif r < synthetic + mix.get('zoom', 0.0):
+        drawn = sampler.zoom_clip(it)          # None: the object was too large, a real clip instead
+    if drawn is not None:
+        fr, lab, k = drawn
         y, x, ch, cw = crop_window(lab[0], rng, lab.shape[1:], crop)
         return {'frames': np.ascontiguousarray(fr[:, y:y + ch, x:x + cw]),
                 'labels': torch.from_numpy(np.ascontiguousarray(lab[:, y:y + ch, x:x + cw])), 'k': k}

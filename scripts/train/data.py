@@ -256,6 +256,61 @@ class ClipSampler:
         mk = np.stack([np.asarray(self.cache.arrays['masks'][s + t]) for t in idx_local])
         return fr, mk
 
+    def zoom_clip(self, it, context=2.5, min_side=0.15, max_side=0.8):
+        """A real clip as the engine's small-object zoom (inference_core/small_object_zoom.py)
+        sees it: one object alone (the others are background, k = 1), each frame cut to a
+        window around the object's box x `context` (shifted and scaled a little, as a window
+        placed from the frame before is; kept where the object is gone), at least `min_side` of
+        the frame, with the frame's aspect ratio, resized to the zoom size (2/3 of the
+        processing size): upsampled, blurrier frames than the full ones. Objects whose window
+        would exceed `max_side` are not used: a few draws, then None."""
+        for _ in range(8):
+            clip = self._zoom_clip(it, context, min_side, max_side)
+            if clip is not None:
+                return clip
+        return None
+
+    def _zoom_clip(self, it, context, min_side, max_side):
+        names = self.cache.names
+        seq = names[self.rng.integers(len(names))]
+        start, _ = self.cache.seq_range(seq)
+        fr, mk = self._frames_masks(seq, [i - start for i in self.real_indices(seq, it)])
+        present = [int(v) for v in np.unique(mk[0]) if v]
+        if not present:
+            return None
+        k = int(self.rng.choice(present))
+        h, w = fr.shape[1:3]
+        zh, zw = self.zoom_hw
+        frames, labels, win = [], [], None
+        for j in range(3):
+            obj = mk[j] == k
+            if obj.any():
+                ys, xs = np.nonzero(obj)
+                side = max(ys.max() - ys.min() + 1, (xs.max() - xs.min() + 1) * h / w)
+                side = max(side * context * self.rng.uniform(0.85, 1.15), min_side * h)
+                if side > max_side * h:
+                    return None
+                sw = side * w / h
+                cy = (ys.min() + ys.max()) / 2 + self.rng.normal(0, 0.05 * side)
+                cx = (xs.min() + xs.max()) / 2 + self.rng.normal(0, 0.05 * sw)
+                y0 = int(round(np.clip(cy - side / 2, 0, h - side)))
+                x0 = int(round(np.clip(cx - sw / 2, 0, w - sw)))
+                win = (y0, x0, y0 + int(round(side)), x0 + int(round(sw)))
+            y0, x0, y1, x1 = win
+            frames.append(cv2.resize(fr[j, y0:y1, x0:x1], (zw, zh), interpolation=cv2.INTER_LINEAR))
+            labels.append(cv2.resize((mk[j, y0:y1, x0:x1] == k).astype(np.uint8), (zw, zh),
+                                     interpolation=cv2.INTER_NEAREST))
+        labels = np.stack(labels).astype(np.int64)
+        if not labels[0].any():
+            return None
+        return np.stack(frames), labels, 1
+
+    @property
+    def zoom_hw(self):
+        """The zoom pass's window size for the cache's frames: 2/3 of their short side, /16."""
+        h, w = self.cache.size
+        return proc_size(h, w, max(64, int(round(min(h, w) * 2 / 3 / 16)) * 16))
+
     def static_clip(self):
         """One frame warped three times (affine + elastic): uint8 frames (3,h,w,3), labels (3,h,w)."""
         seq = self.cache.names[self.rng.integers(len(self.cache.names))]

@@ -140,6 +140,10 @@ def main(argv=None):
                     help='share of composites and pasted clips with a look-alike: one object a '
                          'second time (mirrored, recoloured a little), to track or a distractor, '
                          'so that only position and motion tell them apart (crowds, herds)')
+    ap.add_argument('--p-zoom', type=float, default=0.0,
+                    help='share of real clips cut as the engine\'s small-object zoom sees them: one '
+                         'object alone, each frame a window around it resized to 2/3 of the '
+                         'processing size (upsampled, blurrier frames)')
     ap.add_argument('--ema', type=float, default=0.998,
                     help='decay of the weight average that is validated and exported (0: raw weights)')
     ap.add_argument('--p-near', type=float, default=0.5,
@@ -226,7 +230,8 @@ def main(argv=None):
         late = args.anneal_minutes is not None and loop.minutes > args.anneal_minutes
         return args.lr * (0.1 if late or i > 0.8 * args.iters else 1.0)
 
-    mix = {'static_fg': args.p_static_fg, 'static': args.p_static, 'paste': args.p_paste}
+    mix = {'static_fg': args.p_static_fg, 'static': args.p_static, 'paste': args.p_paste,
+           'zoom': args.p_zoom}
     crop = tuple(args.crop) if args.crop else default_crop(args.proc_short)
     if args.workers > 0:
         from scripts.train.clip_stream import ClipStream
