@@ -29,8 +29,8 @@ def small_object_clips(fg, count=16, n=24, seed=0, size=(480, 854), objects=(3, 
     objects a few real videos hold too few of (a herd, a crowd, far cars): `count` clips of
     objects[0] to objects[1] - 1 objects of `fg`'s validation photos, each 7-20% of the frame's
     shorter side long (about 0.1-1% of the frame), one of them twice (a recoloured twin,
-    mirrored half the time, also tracked), moving slowly over another of its photos for `n` frames. The same for the
-    same folder and seed. Returns [(frames, labels, objects), ...]."""
+    mirrored half the time, also tracked), moving slowly over another of its photos for `n`
+    frames. The same for the same folder and seed. Returns [(frames, labels, objects), ...]."""
     if fg.part == 'train':
         raise ValueError('validation clips must come from photos training does not use')
     rng = np.random.default_rng(seed)

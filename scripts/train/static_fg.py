@@ -248,4 +248,3 @@ def validation_clips(fg, count=24, n=8, seed=0, size=(240, 432)):
         raise ValueError(f'{fg.root}: too few validation photos ({len(fg)}) for composites')
     rng = np.random.default_rng(seed)
     return [random_composite(fg, rng, n=n, size=size) for _ in range(count)]
-
