@@ -103,6 +103,24 @@ def test_photo_composite_target_is_one_of_its_two_objects(tmp_path):
     assert two_objects >= 5
 
 
+def test_a_pasted_look_alike_is_never_the_target(tmp_path, monkeypatch):
+    """p_twin=1: a copy of the pasted object appears elsewhere in every composite (made pure red
+    here to find it) and is never part of the target; p_twin=0 draws exactly as before."""
+    from scripts.train import static_fg
+    fg = StaticFG(_fake_static_fg(tmp_path, n=6))
+    a = photo_paste_sample(fg, np.random.default_rng(7), (96, 160))
+    b = photo_paste_sample(fg, np.random.default_rng(7), (96, 160), p_twin=0.0)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    red = lambda rgb, rng: (np.full_like(rgb, (255, 0, 0)), False)      # noqa: E731
+    monkeypatch.setattr(static_fg, 'twin', red)
+    rng = np.random.default_rng(1)
+    for _ in range(12):
+        frame, gt, soft = photo_paste_sample(fg, rng, (96, 160), p_twin=1.0)
+        copy = (frame[..., 0] > 240) & (frame[..., 1] < 15) & (frame[..., 2] < 15)
+        assert copy.sum() >= 8 and gt.any()
+        assert not (gt & copy).any() and (soft[copy] == 0).all()
+
+
 class TwoObjectCache:
     """A feature cache of one 64x96 frame holding objects 1 and 2."""
     masks = np.zeros((1, 64, 96), np.uint8)

@@ -24,14 +24,16 @@ from scripts.simulated_marks import click, perturb_mask
 PASTE_AREA = (0.03, 0.35)     # share of the frame a pasted object covers (uniform)
 
 
-def photo_paste_sample(static_fg, rng, size, area=None):
+def photo_paste_sample(static_fg, rng, size, area=None, p_twin=0.0):
     """(frame, object, soft target) of a photo with another photo's object pasted on it (scaled,
     rotated, placed at random); the object is the pasted one or the photo's own visible part
     (when at least 2% of it stays in view), at random. The pasted object covers a share of the
     frame drawn uniformly from PASTE_AREA, or log-uniformly from `area` (min, max): small
-    objects are as frequent per factor of size as large ones."""
-    from scripts.train.static_fg import fit
-    from util.augment import random_affine
+    objects are as frequent per factor of size as large ones. With chance `p_twin` a look-alike
+    of the pasted object (recoloured a little, mirrored half the time) is pasted elsewhere too,
+    never the target: the marks, not the look, must say which of two alike things is wanted
+    (a herd, a crowd)."""
+    from scripts.train.static_fg import fit, twin
     h, w = size
     rgb, mask, ignore = static_fg.load(int(rng.integers(len(static_fg))))
     rgb, (mask, ignore) = fit(rgb, (mask, ignore), size)
@@ -44,6 +46,25 @@ def photo_paste_sample(static_fg, rng, size, area=None):
         oh, ow = max(8, int(oh * k)), max(8, int(ow * k))
     orgb = cv2.resize(orgb, (ow, oh), interpolation=cv2.INTER_AREA)
     omask = cv2.resize(omask.astype(np.uint8), (ow, oh), interpolation=cv2.INTER_NEAREST)
+    frame, pasted = _paste(rgb, orgb, omask, rng)
+    own = mask & ~pasted
+    if p_twin and rng.random() < p_twin:
+        trgb, mirrored = twin(orgb, rng)
+        frame, copy = _paste(frame, np.ascontiguousarray(trgb),
+                             np.ascontiguousarray(omask[:, ::-1] if mirrored else omask), rng)
+        pasted, own, ignore = pasted & ~copy, own & ~copy, ignore & ~copy
+    if pasted.sum() < 20 or (rng.random() < 0.5 and own.sum() >= 0.02 * max(1, mask.sum())
+                             and own.sum() >= 50):
+        return frame, own, np.where(own, 1.0, np.where(ignore & ~pasted, 0.5, 0.0)).astype(np.float32)
+    return frame, pasted, pasted.astype(np.float32)
+
+
+def _paste(rgb, orgb, omask, rng):
+    """(frame, mask of the pasted pixels): the object orgb / omask (uint8) placed at random on
+    rgb, rotated and scaled a little, its border blended."""
+    from util.augment import random_affine
+    h, w = rgb.shape[:2]
+    oh, ow = omask.shape
     canvas = np.zeros((h, w, 3), np.uint8)
     cmask = np.zeros((h, w), np.uint8)
     y, x = int(rng.integers(0, h - oh + 1)), int(rng.integers(0, w - ow + 1))
@@ -52,12 +73,7 @@ def photo_paste_sample(static_fg, rng, size, area=None):
     canvas = cv2.warpAffine(canvas, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
     pasted = cv2.warpAffine(cmask, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0) > 0
     alpha = cv2.GaussianBlur(pasted.astype(np.float32), (3, 3), 0)[..., None]
-    frame = (rgb * (1 - alpha) + canvas * alpha).astype(np.uint8)
-    own = mask & ~pasted
-    if pasted.sum() < 20 or (rng.random() < 0.5 and own.sum() >= 0.02 * max(1, mask.sum())
-                             and own.sum() >= 50):
-        return frame, own, np.where(own, 1.0, np.where(ignore & ~pasted, 0.5, 0.0)).astype(np.float32)
-    return frame, pasted, pasted.astype(np.float32)
+    return (rgb * (1 - alpha) + canvas * alpha).astype(np.uint8), pasted
 
 
 def jittered_box(gt, rng, jitter=0.06):

@@ -55,7 +55,7 @@ def paste_sample(cache, rng, seq_of):
 def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None, deep='f16',
                  errors=None, p_real=0.0, robot=None, robot_share=0.5, static_fg=None, p_static_fg=0.0,
                  p_absent=0.0, p_photo_paste=0.0, p_box=0.0, p_clicks=0.0, max_clicks=8, head=None,
-                 paste_area=None, p_neighbour_marks=0.0):
+                 paste_area=None, p_neighbour_marks=0.0, p_photo_twin=0.0):
     """A training batch of interaction rounds. Samples are cached frames (backbone maps from the
     cache); with probability p_paste, composites with an object pasted from another sequence;
     with `static_fg` (a StaticFG), a share p_static_fg of still photos with their foreground
@@ -67,7 +67,8 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
     (absent_sample: the marks only remove, the target is empty). Maps of pasted composites,
     photos and absent samples are computed online. Of the photo samples, a share p_photo_paste
     are two-photo composites (the pasted object's share of the frame: `paste_area` (min, max),
-    log-uniform, or interaction_samples.PASTE_AREA) and a share p_box box rounds
+    log-uniform, or interaction_samples.PASTE_AREA; a share p_photo_twin of them with a look-alike
+    distractor) and a share p_box box rounds
     (interaction_samples); with `head` (the
     network's head), a share p_clicks of the other first rounds are click sequences of 1 to
     max_clicks clicks placed on the network's own answers. On a multi-object frame whose target is
@@ -99,7 +100,8 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
         if r < p_real + p_fg or rng.random() < p_paste:
             if r < p_real + p_fg:
                 if rng.random() < p_photo_paste:
-                    frame, gt, soft = photo_paste_sample(static_fg, rng, cache.size, paste_area)
+                    frame, gt, soft = photo_paste_sample(static_fg, rng, cache.size, paste_area,
+                                                         p_photo_twin)
                 else:
                     frame, gt, soft = photo_sample(static_fg, rng, cache.size)
             else:
@@ -380,6 +382,10 @@ def main(argv=None):
     ap.add_argument('--p-photo-paste', type=float, default=0.0,
                     help='with --static-fg: share of photo samples that paste one photo\'s object on '
                          'another (the target is either object)')
+    ap.add_argument('--p-photo-twin', type=float, default=0.0,
+                    help='with --p-photo-paste: share of those composites with a look-alike of the '
+                         'pasted object pasted elsewhere too, never the target (the marks must pick '
+                         'one of two alike things)')
     ap.add_argument('--paste-area', type=float, nargs=2, default=None, metavar=('MIN', 'MAX'),
                     help='with --p-photo-paste: the pasted object covers this share of the frame, '
                          'log-uniform (default: uniform 0.03-0.35)')
@@ -455,7 +461,8 @@ def main(argv=None):
                                  p_absent=args.p_absent, p_photo_paste=args.p_photo_paste,
                                  p_box=args.p_box, p_clicks=args.p_clicks, max_clicks=args.max_clicks,
                                  head=click_head, paste_area=args.paste_area,
-                                 p_neighbour_marks=args.p_neighbour_marks)
+                                 p_neighbour_marks=args.p_neighbour_marks,
+                                 p_photo_twin=args.p_photo_twin)
             opt.zero_grad(set_to_none=True)
             loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
