@@ -72,7 +72,7 @@ def main(argv=None):
     res = evaluate_clips(prop, clips, zoom=not args.no_zoom, gate=not args.no_gate,
                          progress=lambda d, t: print(f'\rclips {d}/{t}', end='', file=sys.stderr))
     print(file=sys.stderr)
-    print(f'small-object composites ({args.clips} clips, {res["objects"]} objects): '
+    print(f'small-object composites ({args.clips} clip{"s" * (args.clips > 1)}, {res["objects"]} objects): '
           f'J&F {res["J&F-Mean"]*100:.2f}  J {res["J-Mean"]*100:.2f}  F {res["F-Mean"]*100:.2f}')
     print_by_size(res['by_size'])
     if args.output:
