@@ -1,6 +1,7 @@
 """Synthetic clips of small look-alike objects (scripts/train/small_composites.py): fixed, small,
 from held-out photos only; the CLI scores the engine's zoomed pass on them (generated photos)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,9 +38,10 @@ def test_the_cli_scores_the_zoom(tmp_path, capsys):
     assert scores['']['J&F-Mean'] > scores['--no-zoom']['J&F-Mean'], scores
 
 
-def test_bad_photo_folder_is_a_one_line_error(tmp_path, capsys):
+def test_bad_photo_folder_is_a_one_line_error(tmp_path):
     import subprocess
     import sys
+    repo = Path(__file__).resolve().parents[1]
     r = subprocess.run([sys.executable, '-m', 'scripts.train.small_composites', '--photos', str(tmp_path)],
-                       capture_output=True, text=True)
+                       cwd=repo, capture_output=True, text=True)
     assert r.returncode != 0 and 'not photo folders' in r.stderr and 'Traceback' not in r.stderr
