@@ -94,6 +94,18 @@ def by_size(results):
     return out
 
 
+def scored_sequence(gt, pred, ids, name):
+    """util.metrics.evaluate_sequence of one sequence's labels, each object also given its
+    'size' (object_sizes) and 'size_bucket'."""
+    from util.metrics import evaluate_sequence
+    res = evaluate_sequence(list(gt), list(pred), object_ids=ids, name=name)
+    sizes = object_sizes(gt, ids)
+    for o in res['objects']:
+        o['size'] = sizes.get(o['id'], 0.0)
+        o['size_bucket'] = size_bucket(o['size'])
+    return res
+
+
 def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_frames=None, progress=None,
                   adapt=0, seed=0, flip=False, training_free=False, zoom=True, gate=True):
     """Semi-supervised J&F (util.metrics.summarize dict, values in 0..1) plus 'fps' and per-sequence results.
@@ -105,7 +117,7 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
     training). zoom: the engine's zoomed pass for small objects
     (inference_core/small_object_zoom.py); gate: its regional gate (inference_core/region_gate.py)."""
     from util.davis_io import load_labels
-    from util.metrics import evaluate_sequence, summarize
+    from util.metrics import summarize
     results, n_frames, t_total, t_adapt = [], 0, 0.0, []
     items = available_sequences(root, sequences)
     with torch.inference_mode():
@@ -129,12 +141,7 @@ def evaluate_semi(prop_net, root=DEFAULT_ROOT, sequences=VAL_SEQUENCES, max_fram
                     t0 += timing['adapt_s']         # the propagation's time alone
             t_total += time.time() - t0
             n_frames += len(frames) - 1
-            res = evaluate_sequence(list(gt), list(pred), object_ids=ids or [1], name=seq)
-            sizes = object_sizes(gt, ids)
-            for o in res['objects']:
-                o['size'] = sizes.get(o['id'], 0.0)
-                o['size_bucket'] = size_bucket(o['size'])
-            results.append(res)
+            results.append(scored_sequence(gt, pred, ids or [1], seq))
             if progress:
                 progress(i + 1, len(items))
     out = summarize(results)
@@ -156,19 +163,13 @@ def evaluate_clips(prop_net, clips, zoom=True, gate=True, progress=None):
     `prop_net` on synthetic multi-object clips [(frames, labels, objects), ...]
     (scripts.train.static_fg.validation_clips, scripts.train.small_composites): frame 0's
     labels given, the rest propagated through the Session (zoom, gate: as evaluate_semi)."""
-    from util.metrics import evaluate_sequence, summarize
+    from util.metrics import summarize
     results = []
     with torch.inference_mode():
         for i, (frames, labels, k) in enumerate(clips):
             gt = labels.astype(np.uint8)
             pred = propagate_sequence(prop_net, frames, gt[0], zoom=zoom, gate=gate)
-            ids = list(range(1, k + 1))
-            res = evaluate_sequence(list(gt), list(pred), object_ids=ids, name=f'composite-{i}')
-            sizes = object_sizes(gt, ids)
-            for o in res['objects']:
-                o['size'] = sizes.get(o['id'], 0.0)
-                o['size_bucket'] = size_bucket(o['size'])
-            results.append(res)
+            results.append(scored_sequence(gt, pred, list(range(1, k + 1)), f'composite-{i}'))
             if progress:
                 progress(i + 1, len(clips))
     out = summarize(results)
