@@ -348,6 +348,35 @@ def test_absent_samples_clear_a_false_mask_on_a_frame_without_the_object(tiny_ro
     assert ti.main(args) == 0
 
 
+def test_robot_first_rounds_are_the_davis_robots_first_scribble(tiny_cache):
+    """--p-robot-first: the round is the DAVIS robot's opening stroke (empty previous mask, no
+    negative, a stroke inside the object); at share 0 the batch is drawn
+    exactly as without the option."""
+    from model.lite_propagation import LiteBackbone
+    from scripts.train import train_interaction as ti
+    from util import davis_compat
+    if not davis_compat.available():
+        pytest.skip('davisinteractive is not installed')
+    cache, backbone, robot = FeatureCache(tiny_cache), LiteBackbone(), davis_compat.scribbles_robot()
+    *_, guide, target = ti.sample_batch(cache, np.random.default_rng(0), 4, (96, 160), p_paste=0.0,
+                                        backbone=backbone, robot=robot, p_robot_first=1.0)
+    drawn = 0
+    for g, t in zip(guide.numpy(), target.numpy()):
+        obj = t > 0.5
+        if obj.sum() < 50:
+            continue
+        drawn += 1
+        assert not g[0].any() and not g[2].any() and g[1].any()
+        assert not (g[1] > 0)[~obj].any()
+        py, px = np.nonzero(g[1] > 0)
+        assert max(np.ptp(py), np.ptp(px)) >= 10         # a stroke, not a dot
+    assert drawn >= 2
+    plain = ti.sample_batch(cache, np.random.default_rng(1), 3, (96, 160), p_paste=0.0, backbone=backbone)
+    same = ti.sample_batch(cache, np.random.default_rng(1), 3, (96, 160), p_paste=0.0, backbone=backbone,
+                           robot=robot, p_robot_first=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(plain, same))
+
+
 @pytest.mark.slow
 def test_fusion_training_runs_and_resumes(tiny_root, tiny_cache, tmp_path):
     from model.lite_propagation import LitePropagationNet

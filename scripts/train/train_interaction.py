@@ -55,7 +55,7 @@ def paste_sample(cache, rng, seq_of):
 def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=None, deep='f16',
                  errors=None, p_real=0.0, robot=None, robot_share=0.5, static_fg=None, p_static_fg=0.0,
                  p_absent=0.0, p_photo_paste=0.0, p_box=0.0, p_clicks=0.0, max_clicks=8, head=None,
-                 paste_area=None, p_neighbour_marks=0.0, p_photo_twin=0.0):
+                 paste_area=None, p_neighbour_marks=0.0, p_photo_twin=0.0, p_robot_first=0.0):
     """A training batch of interaction rounds. Samples are cached frames (backbone maps from the
     cache); with probability p_paste, composites with an object pasted from another sequence;
     with `static_fg` (a StaticFG), a share p_static_fg of still photos with their foreground
@@ -74,7 +74,11 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
     max_clicks clicks placed on the network's own answers. On a multi-object frame whose target is
     one object, a share p_neighbour_marks of the rounds also get negative strokes along the other
     objects, as the Session gives an object the strokes drawn for the others on the frame
-    (neighbour_marks). Returns stacked
+    (neighbour_marks). With `robot`, a share p_robot_first of the simulated rounds are instead
+    the DAVIS robot's first scribble on an empty mask: a stroke along the longest path of each
+    object part's skeleton and no negative stroke, the way the DAVIS benchmark starts and an
+    annotator usually starts (the simulator's first strokes cover the whole skeleton or cross
+    the object, and most come with a negative stroke). Returns stacked
     (f2, f4, deep, guide, target) where `deep` is the stride-16 map, or the stride-8 one with
     deep='f8' (to tune the backbone tail)."""
     from model.lite_propagation import backbone_maps
@@ -141,7 +145,11 @@ def sample_batch(cache, rng, batch, crop, p_paste=0.0, backbone=None, seq_of=Non
             clicked.append(k)            # filled in below, once the batch's maps are stacked
             prev = pos = neg = np.zeros(gt.shape, np.float32)
         else:
-            prev, pos, neg = simulate_round(gt, rng, thickness=int(rng.integers(1, 4)))
+            prev = pos = neg = None
+            if robot is not None and p_robot_first > 0 and rng.random() < p_robot_first:
+                prev, pos, neg = robot_first_round(gt, robot, rng)
+            if pos is None:
+                prev, pos, neg = simulate_round(gt, rng, thickness=int(rng.integers(1, 4)))
             if 'others' in it and p_neighbour_marks > 0 and rng.random() < p_neighbour_marks:
                 neg = np.maximum(neg, neighbour_marks(it['others'], rng))
         maps.append(it['maps'])
@@ -266,6 +274,21 @@ def neighbour_marks(others, rng, p_each=0.8):
         if rng.random() < p_each:
             out |= stroke(others == oid, rng, thickness=int(rng.integers(1, 4)), frac=1.0)
     return out.astype(np.float32)
+
+
+def robot_first_round(gt, robot, rng):
+    """(prev, pos, neg) float32 maps of the DAVIS robot's first scribble on `gt` (empty previous
+    mask, random brush of 1-3 pixels), or (None, None, None) when the object is too small for
+    the robot to draw on."""
+    from scripts.eval_semi_davis import robot_scribbles
+    gt = np.asarray(gt, bool)
+    if not gt.any():
+        return None, None, None
+    empty = np.zeros(gt.shape, bool)
+    pos, neg = robot_scribbles(gt, empty, robot, brush=int(rng.integers(1, 4)))
+    if not pos.any():
+        return None, None, None
+    return empty.astype(np.float32), (pos * gt).astype(np.float32), np.zeros(gt.shape, np.float32)
 
 
 def real_correction(gt, prev, rng, robot=None, robot_share=0.5):
@@ -398,6 +421,10 @@ def main(argv=None):
     ap.add_argument('--p-neighbour-marks', type=float, default=0.0,
                     help='multi-object frames whose target is one object: share of rounds with '
                          'negative strokes along the other objects (the strokes drawn for them)')
+    ap.add_argument('--p-robot-first', type=float, default=0.0,
+                    help='share of the simulated rounds that are the DAVIS robot\'s first scribble '
+                         'instead (a stroke along each object part\'s skeleton, no negative; needs '
+                         'davisinteractive)')
     ap.add_argument('--extra-video', default=None, metavar='DIR',
                     help='also train on the training videos of a video-extra folder (object-id masks: '
                          'one object of a multi-object frame is the target, the others distractors)')
@@ -418,6 +445,11 @@ def main(argv=None):
     if args.real_errors:
         errors, prop_net = real_errors(cache, args)
         robot = optional_robot()
+    if args.p_robot_first > 0 and robot is None:
+        robot = optional_robot()
+        if robot is None:
+            from util.davis_compat import INSTALL_HINT
+            raise UserError(f'--p-robot-first needs the DAVIS robot (davisinteractive): {INSTALL_HINT}')
     static_fg = None
     if args.static_fg:
         from scripts.train.static_fg import StaticFG
@@ -462,7 +494,7 @@ def main(argv=None):
                                  p_box=args.p_box, p_clicks=args.p_clicks, max_clicks=args.max_clicks,
                                  head=click_head, paste_area=args.paste_area,
                                  p_neighbour_marks=args.p_neighbour_marks,
-                                 p_photo_twin=args.p_photo_twin)
+                                 p_photo_twin=args.p_photo_twin, p_robot_first=args.p_robot_first)
             opt.zero_grad(set_to_none=True)
             loss, miou = batch_loss(net, batch, args.tune_backbone)
             loss.backward()
