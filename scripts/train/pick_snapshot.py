@@ -5,10 +5,12 @@ trainer's own validation, on this machine, and export the chosen one.
         [--static-fg ../shared/data/static-fg] [--quick]
 
 Each snapshot (`propagation_itNNNNNN.pth`, listed in `snapshots.json`) is scored as
-`train_propagation` validates: semi-supervised J&F on the selection sequences and, with
-static-fg, on the 24 synthetic composites of the held-out photos; the score is their mean
+`train_propagation` validates: semi-supervised J&F on the selection sequences (with
+`--extra-video`, video-extra's selection videos too) and, with static-fg, on the 24 synthetic
+composites of the held-out photos at the snapshot's processing size; the score is their mean
 (`selection_and_composites_JF`; `--composites-weight W` weighs the composites W times a real
-video). The best one is exported to `--weights` (fp16 + manifest entry
+video). Give it the run's `--extra-video`, `--static-fg` and `--composites-weight` to get the
+numbers its trainer would have logged. The best one is exported to `--weights` (fp16 + manifest entry
 with the iterations and both validation numbers). These are selection numbers: measure the
 exported network on the report split (scripts/train/README.md, "Shipping new weights").
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from model.lite_networks import load_network
 from scripts.train import common
-from scripts.train.data import DEFAULT_ROOT
+from scripts.train.data import DEFAULT_ROOT, cache_size
 from scripts.train.static_fg import DEFAULT_ROOT as STATIC_FG_ROOT, StaticFG, validation_clips
 from scripts.train.train_propagation import add_composites_weight, score_name, validate
 from util.errors import UserError, run_cli
@@ -41,8 +43,12 @@ def main(argv=None):
     ap.add_argument('snapshots', help='folder with snapshots.json and the propagation_it*.pth files')
     ap.add_argument('--weights', required=True, help='export folder of the chosen snapshot')
     ap.add_argument('--data', default=str(DEFAULT_ROOT), help='DAVIS-2016-style folder (selection sequences)')
-    ap.add_argument('--static-fg', default=str(STATIC_FG_ROOT),
-                    help="static-fg folder for the composites ('' : selection sequences only)")
+    ap.add_argument('--static-fg', default=[str(STATIC_FG_ROOT)], nargs='+', metavar='DIR',
+                    help="static-fg folder(s) for the composites, as the run's --static-fg "
+                         "('' : selection sequences only)")
+    ap.add_argument('--extra-video', default=None, metavar='DIR',
+                    help="the run's --extra-video: its selection videos are scored too")
+    ap.add_argument('--val-composites', type=int, default=24, help="the run's --val-composites")
     add_composites_weight(ap)
     ap.add_argument('--quick', action='store_true', help='first 40 frames of each sequence')
     ap.add_argument('--threads', type=int, default=2)
@@ -51,14 +57,26 @@ def main(argv=None):
     args = ap.parse_args(argv)
     common.setup_threads(args.threads)
     entries = list_snapshots(args.snapshots)
-    clips = None
-    if args.static_fg and StaticFG.available(args.static_fg):
-        clips = validation_clips(StaticFG(args.static_fg, part='validation'))
-    score_label = score_name(clips, args.composites_weight)
+    folders = [f for f in args.static_fg if f]
+    held = StaticFG(folders, part='validation') if folders and StaticFG.available(folders) else None
+    if held is not None and len(held) < 4:          # as the trainer: too few for composites
+        held = None
+    clips_at = {}      # processing size -> the composites, drawn at that size as the trainer draws them
+
+    def composites(net):
+        if held is None or args.val_composites <= 0:
+            return None
+        size = cache_size(net.proc_short)
+        if size not in clips_at:
+            clips_at[size] = validation_clips(held, args.val_composites, size=size)
+        return clips_at[size]
+
+    score_label = score_name(held is not None and args.val_composites > 0, args.composites_weight)
     best = None
     for e in entries:
         net = load_network('propagation', Path(args.snapshots) / e['file'])
-        res = validate(net, args.data, args.quick, clips, args.composites_weight)
+        clips = composites(net)
+        res = validate(net, args.data, args.quick, clips, args.composites_weight, args.extra_video)
         e['selection_JF'] = round(res['J&F-Mean'] * 100, 2)
         if clips:
             e['composites_JF'] = round(res['composites']['J&F-Mean'] * 100, 2)
@@ -69,8 +87,9 @@ def main(argv=None):
         if best is None or e['score'] > best[0]['score']:
             best = (e, net)
     e, net = best
-    val = {'semi_JF': e['selection_JF'], 'frames': 'first 40' if args.quick else 'all'}
-    if clips:
+    val = {'semi_JF': e['selection_JF'], 'frames': 'first 40' if args.quick else 'all',
+           'sequences': 'selection' + (' + video-extra selection' if args.extra_video else '')}
+    if 'composites_JF' in e:
         val['composites_JF'] = e['composites_JF']
     # snapshots of a --with-report run (e.g. from a device_pack --with-report pack) say so
     info = {'iterations': e['iteration'], **common.training_data(e.get('trained_on_report', False)),
