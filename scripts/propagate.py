@@ -99,8 +99,9 @@ def build_parser():
     p.add_argument('--adapt', type=int, nargs='?', const=DEFAULT_ADAPT_STEPS, default=0, metavar='STEPS',
                    help='bundled networks: fine-tune the propagation network on the given masks '
                         f'of each video for STEPS steps (default {DEFAULT_ADAPT_STEPS}) before '
-                        'propagating (online adaptation: tens of seconds per video on a CPU; best '
-                        'together with --flip)')
+                        'propagating (online adaptation: tens of seconds per object on a CPU, '
+                        'minutes for several objects; helps on crowds and see-through objects, can '
+                        'lose small look-alikes; best together with --flip)')
     p.add_argument('--resolution', type=int, default=480,
                    help='processing size: shorter side in pixels, 16..4320 (default 480, '
                         '-1 = original)')
