@@ -177,11 +177,12 @@ def evaluate_clips(prop_net, clips, zoom=True, gate=True, progress=None):
     return out
 
 
-def robot_first_scribbles(gt, robot):
+def robot_first_scribbles(gt, robot, brush=None):
     """The DAVIS interactive robot's first scribble on `gt` (H,W bool) with an empty prediction
     (davisinteractive's InteractiveScribblesRobot: the longest path of the object's skeleton),
-    drawn as scripts/eval_interactive_davis.py and MiVOS draw it. Returns (pos, neg) float32 maps."""
-    return robot_scribbles(gt, np.zeros(np.shape(gt), bool), robot)
+    drawn as scripts/eval_interactive_davis.py and MiVOS draw it (`brush`: as robot_scribbles).
+    Returns (pos, neg) float32 maps."""
+    return robot_scribbles(gt, np.zeros(np.shape(gt), bool), robot, brush)
 
 
 def robot_scribbles(gt, pred, robot, brush=None):

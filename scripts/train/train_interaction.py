@@ -280,15 +280,15 @@ def robot_first_round(gt, robot, rng):
     """(prev, pos, neg) float32 maps of the DAVIS robot's first scribble on `gt` (empty previous
     mask, random brush of 1-3 pixels), or (None, None, None) when the object is too small for
     the robot to draw on."""
-    from scripts.eval_semi_davis import robot_scribbles
+    from scripts.eval_semi_davis import robot_first_scribbles
     gt = np.asarray(gt, bool)
     if not gt.any():
         return None, None, None
-    empty = np.zeros(gt.shape, bool)
-    pos, neg = robot_scribbles(gt, empty, robot, brush=int(rng.integers(1, 4)))
+    pos, _ = robot_first_scribbles(gt, robot, brush=int(rng.integers(1, 4)))
     if not pos.any():
         return None, None, None
-    return empty.astype(np.float32), (pos * gt).astype(np.float32), np.zeros(gt.shape, np.float32)
+    empty = np.zeros(gt.shape, np.float32)
+    return empty, (pos * gt).astype(np.float32), empty.copy()
 
 
 def real_correction(gt, prev, rng, robot=None, robot_share=0.5):
